@@ -1,0 +1,40 @@
+//! The one error type of the core. The C face maps each variant to a `LeaseStatus`.
+
+/// What can go wrong in liblease.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// `try_acquire` found the lease held by another process, or the database's write lock held.
+    #[error("busy: {0}")]
+    Busy(String),
+    /// A call with a time limit ran out of time.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// The lease is no longer held: it expired before it could be renewed, or another holder took it.
+    #[error("lease lost: {0}")]
+    Lost(String),
+    /// An argument is out of range, malformed or contradictory.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// SQLite reported an error other than busy; the text is SQLite's own message.
+    #[error("database error: {0}")]
+    Database(String),
+    /// The call is not allowed now: wrong order, wrong thread, or a handle used after `fork()`.
+    #[error("misuse: {0}")]
+    Misuse(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<rusqlite::Error> for Error {
+    fn from(error: rusqlite::Error) -> Self {
+        Error::Database(error.to_string())
+    }
+}
+
+/// True when SQLite answered that another connection holds a lock we need.
+pub(crate) fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}

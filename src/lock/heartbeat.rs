@@ -1,0 +1,83 @@
+//! The heartbeat: one task per held lease, on the library's thread, that renews it every
+//! `renew_every` until the hold is given back or lost.
+//!
+//! The task sleeps on the runtime's timer, which (like `Instant`) may stop while the machine
+//! sleeps; that only makes a renewal late. Whether it is too late is decided by the boot clock,
+//! which counts through sleep: a renewal attempted after the confirmed expiry is refused and the
+//! hold becomes lost, because another process may have taken the lease meanwhile.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::hold::Hold;
+use crate::error::{Error, Result};
+use crate::runtime;
+use crate::store::lease_table::{self, Claim};
+
+/// The pause between renewal attempts while another connection holds the write lock.
+const BUSY_PAUSE: Duration = Duration::from_millis(5);
+
+pub(crate) fn start(hold: Arc<Hold>) -> Result<()> {
+    runtime::spawn(run(hold))
+}
+
+async fn run(hold: Arc<Hold>) {
+    loop {
+        let stopped = tokio::time::timeout(hold.options.renew_every, hold.stop.notified()).await;
+        if stopped.is_ok() || hold.is_released() || hold.is_lost() {
+            return;
+        }
+        if let Err(reason) = renew(&hold).await {
+            hold.mark_lost(reason);
+            return;
+        }
+    }
+}
+
+/// Renews the lease, retrying while the database is busy, until the lease's confirmed expiry.
+/// `Err` carries why the hold is lost.
+async fn renew(hold: &Hold) -> Result<(), String> {
+    let holder = hold.store.process.holder_id();
+    let mut last_failure = None;
+    loop {
+        if hold.is_released() {
+            return Ok(());
+        }
+        let now_ms = hold.store.clock.now_ms();
+        if now_ms >= hold.confirmed_until_ms() {
+            return Err(match last_failure {
+                Some(failure) => format!("the lease on '{}' ran out while renewing failed: {failure}", hold.key),
+                None => format!(
+                    "the lease on '{}' ran out before the heartbeat could renew it (was the process suspended?)",
+                    hold.key
+                ),
+            });
+        }
+        let claim = Claim {
+            key: &hold.key,
+            holder,
+            hold: hold.number,
+            label: "",
+            boot: &hold.boot,
+            now_ms,
+            expires_ms: now_ms + hold.options.lease.as_millis() as u64,
+        };
+        match hold.store.write(None, |connection| lease_table::renew(connection, &claim)) {
+            Ok(true) => {
+                hold.confirm(claim.expires_ms);
+                return Ok(());
+            }
+            Ok(false) if hold.is_released() => return Ok(()),
+            Ok(false) => {
+                return Err(format!(
+                    "another holder took the lease on '{}', or its row was changed",
+                    hold.key
+                ))
+            }
+            // A busy database, or any other failure, may pass: try again until the lease runs out.
+            Err(Error::Busy(message)) | Err(Error::Database(message)) => last_failure = Some(message),
+            Err(other) => return Err(other.to_string()),
+        }
+        tokio::time::sleep(BUSY_PAUSE).await;
+    }
+}

@@ -1,0 +1,230 @@
+//! What this process holds: one `Hold` per lease it has taken, shared by every guard of it.
+//!
+//! The locking story. Each (database file, key) has one `KeySlot` per process; its mutex orders
+//! everything that changes whether the process holds that lease: taking it from the store,
+//! adding a guard, dropping the last guard and giving the lease back. So a thread that acquires
+//! while another gives the lease back either joins the hold before the release starts, or waits
+//! for the release to finish and then takes the lease afresh. The heartbeat never takes the slot
+//! mutex: it only renews, or marks the hold lost, which are atomic flags on the `Hold`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use super::LockShared;
+use crate::error::{Error, Result};
+use crate::lock::LockOptions;
+use crate::process;
+use crate::runtime;
+use crate::store::{lease_table, FileId, StoreInner};
+
+/// Every lease key this process has touched, per database file.
+#[derive(Debug, Default)]
+pub(crate) struct HoldTable {
+    slots: Mutex<HashMap<(FileId, String), Arc<KeySlot>>>,
+}
+
+impl HoldTable {
+    pub(crate) fn slot(&self, file: &FileId, key: &str) -> Arc<KeySlot> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.entry((file.clone(), key.to_owned())).or_default().clone()
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct KeySlot {
+    state: Mutex<SlotState>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct SlotState {
+    /// The current hold, while it has guards.
+    pub(crate) hold: Option<Arc<Hold>>,
+    /// The generation of this process's last hold; `None` before the first and after a loss, so
+    /// that the next acquisition is dirty.
+    pub(crate) last_generation: Option<u64>,
+}
+
+impl KeySlot {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One lease taken from the store, alive while any guard of it is.
+pub(crate) struct Hold {
+    pub(crate) store: Arc<StoreInner>,
+    slot: Arc<KeySlot>,
+    pub(crate) key: String,
+    pub(crate) number: u64,
+    pub(crate) generation: u64,
+    pub(crate) boot: Arc<str>,
+    pub(crate) options: LockOptions,
+    /// Changed only under the slot mutex; atomic so the type is `Sync`.
+    guards: AtomicUsize,
+    /// The boot-clock time until which the store is known to keep the lease ours.
+    confirmed_until_ms: AtomicU64,
+    released: AtomicBool,
+    lost: AtomicBool,
+    lost_reason: Mutex<Option<String>>,
+    /// Ends the heartbeat.
+    pub(crate) stop: tokio::sync::Notify,
+    /// The locks through which guards of this hold were taken: their lost callbacks fire.
+    watchers: Mutex<Vec<Weak<LockShared>>>,
+}
+
+impl std::fmt::Debug for Hold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hold")
+            .field("key", &self.key)
+            .field("number", &self.number)
+            .field("generation", &self.generation)
+            .field("guards", &self.guards)
+            .field("lost", &self.lost)
+            .finish()
+    }
+}
+
+pub(crate) struct NewHold {
+    pub store: Arc<StoreInner>,
+    pub slot: Arc<KeySlot>,
+    pub key: String,
+    pub number: u64,
+    pub generation: u64,
+    pub boot: Arc<str>,
+    pub options: LockOptions,
+    pub expires_ms: u64,
+}
+
+impl Hold {
+    pub(crate) fn new(new: NewHold) -> Arc<Hold> {
+        Arc::new(Hold {
+            store: new.store,
+            slot: new.slot,
+            key: new.key,
+            number: new.number,
+            generation: new.generation,
+            boot: new.boot,
+            options: new.options,
+            guards: AtomicUsize::new(0),
+            confirmed_until_ms: AtomicU64::new(new.expires_ms),
+            released: AtomicBool::new(false),
+            lost: AtomicBool::new(false),
+            lost_reason: Mutex::new(None),
+            stop: tokio::sync::Notify::new(),
+            watchers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Adds a guard; the caller holds the slot mutex.
+    pub(crate) fn add_guard(&self, _slot: &SlotState, lock: &Arc<LockShared>) {
+        self.guards.fetch_add(1, Ordering::SeqCst);
+        let mut watchers = self.watchers.lock().unwrap_or_else(|p| p.into_inner());
+        if !watchers.iter().any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(lock))) {
+            watchers.push(Arc::downgrade(lock));
+        }
+    }
+
+    pub(crate) fn confirmed_until_ms(&self) -> u64 {
+        self.confirmed_until_ms.load(Ordering::SeqCst)
+    }
+
+    /// Records a successful renewal.
+    pub(crate) fn confirm(&self, expires_ms: u64) {
+        self.confirmed_until_ms.fetch_max(expires_ms, Ordering::SeqCst);
+    }
+
+    pub(crate) fn is_released(&self) -> bool {
+        self.released.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+
+    /// `Ok` while the lease is known to be ours: not lost, and its last confirmed expiry not yet
+    /// passed by this process's clock. Past that, the hold is lost for good, even if nobody else
+    /// took the lease meanwhile: the process cannot know that nobody did.
+    pub(crate) fn check(self: &Arc<Self>) -> Result<()> {
+        if self.is_lost() {
+            return Err(Error::Lost(self.lost_reason()));
+        }
+        let clock = &self.store.clock;
+        if clock.boot_id() != self.boot {
+            self.mark_lost(format!("the lease on '{}' was taken in an earlier boot", self.key));
+        } else if clock.now_ms() >= self.confirmed_until_ms() {
+            self.mark_lost(format!(
+                "the lease on '{}' ran out before it could be renewed (was the process suspended?)",
+                self.key
+            ));
+        }
+        if self.is_lost() {
+            return Err(Error::Lost(self.lost_reason()));
+        }
+        Ok(())
+    }
+
+    fn lost_reason(&self) -> String {
+        let reason = self.lost_reason.lock().unwrap_or_else(|p| p.into_inner());
+        reason.clone().unwrap_or_else(|| format!("the lease on '{}' was lost", self.key))
+    }
+
+    /// Marks the hold lost, once: stops the heartbeat and calls the lost callbacks on the
+    /// library's thread. A hold that was given back is not lost.
+    pub(crate) fn mark_lost(self: &Arc<Self>, reason: String) {
+        if self.is_released() {
+            return;
+        }
+        {
+            let mut lost_reason = self.lost_reason.lock().unwrap_or_else(|p| p.into_inner());
+            if lost_reason.is_some() {
+                return;
+            }
+            *lost_reason = Some(reason);
+        }
+        self.lost.store(true, Ordering::SeqCst);
+        self.stop.notify_one();
+        let watchers = self.watchers.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let key = self.key.clone();
+        // If the thread cannot start there is nobody to call back on; the loss still shows in
+        // every check.
+        let _ = runtime::spawn(async move {
+            for lock in watchers.iter().filter_map(Weak::upgrade) {
+                lock.notify_lost(&key);
+            }
+        });
+    }
+
+    /// Drops one guard. The last one detaches the hold from its slot and gives the lease back to
+    /// the store at once, so that waiters need not wait for it to expire.
+    pub(crate) fn drop_guard(self: &Arc<Self>) -> Result<()> {
+        if process::forked_since(self.store.fork_generation()) {
+            // The parent's mutexes and connection are not ours to touch.
+            return Ok(());
+        }
+        let mut slot = self.slot.lock();
+        if self.guards.fetch_sub(1, Ordering::SeqCst) != 1 {
+            return Ok(());
+        }
+        if slot.hold.as_ref().is_some_and(|hold| Arc::ptr_eq(hold, self)) {
+            slot.hold = None;
+            if self.is_lost() {
+                slot.last_generation = None;
+            }
+        }
+        self.released.store(true, Ordering::SeqCst);
+        self.stop.notify_one();
+        // Giving back is worth trying while the lease would otherwise still run; after that,
+        // expiry has done the job. The write is precise (holder and hold number), so it cannot
+        // give back a newer hold of this process.
+        let remaining = self.confirmed_until_ms().saturating_sub(self.store.clock.now_ms());
+        let deadline = Instant::now() + Duration::from_millis(remaining);
+        let holder = self.store.process.holder_id();
+        let released = self.store.write(Some(deadline), |connection| {
+            lease_table::release(connection, &self.key, holder, self.number)
+        });
+        drop(slot);
+        released.map(|_| ())
+    }
+}

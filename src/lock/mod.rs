@@ -1,0 +1,318 @@
+//! The cross-process leased lock.
+//!
+//! A lock names a key in a store's lease table. Acquiring takes a time-limited lease on it in one
+//! atomic statement; the heartbeat renews the lease while any guard is alive; dropping the last
+//! guard gives it back at once. Within a process the lock is re-entrant across threads and
+//! across `Lock` handles: while the process holds the lease, every acquisition of the same key in
+//! the same database file succeeds at once. Exclusion is between processes.
+
+mod heartbeat;
+mod hold;
+mod options;
+
+use std::cell::Cell;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub(crate) use hold::HoldTable;
+use hold::{Hold, NewHold};
+pub use options::LockOptions;
+
+use crate::error::{Error, Result};
+use crate::runtime;
+use crate::store::lease_table::{self, Claim};
+use crate::store::Store;
+
+/// The first pause of a waiting `acquire`; it doubles up to `max_backoff`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(1);
+
+type LostCallback = dyn Fn(&str) + Send + Sync;
+
+/// A named lease in a store. Thread-safe.
+pub struct Lock {
+    shared: Arc<LockShared>,
+}
+
+pub(crate) struct LockShared {
+    store: Store,
+    key: String,
+    label: String,
+    options: LockOptions,
+    lost_callback: Mutex<Option<Arc<LostCallback>>>,
+    /// Held while a lost callback runs, so that replacing the callback waits for it to finish.
+    callback_running: Mutex<()>,
+}
+
+thread_local! {
+    /// The lock whose lost callback this thread is running, if any.
+    static IN_LOST_CALLBACK: Cell<*const LockShared> = const { Cell::new(std::ptr::null()) };
+}
+
+/// The outcome of one attempt to take the lease.
+enum Attempt {
+    Taken(Guard),
+    /// Held by another holder (or the database busy): worth trying again after `retry_in`.
+    Held {
+        retry_in: Duration,
+        why: String,
+    },
+}
+
+impl Lock {
+    /// A lock on `key` in `store`. `label` names this holder in the lease table, for diagnostics;
+    /// processes are told apart by an id of their own, not by the label.
+    pub fn new(store: &Store, key: &str, label: &str, options: LockOptions) -> Result<Lock> {
+        store.inner.ensure_not_forked()?;
+        if key.is_empty() {
+            return Err(Error::InvalidArgument("the lock key is empty".into()));
+        }
+        options.validate()?;
+        Ok(Lock {
+            shared: Arc::new(LockShared {
+                store: store.clone(),
+                key: key.to_owned(),
+                label: label.to_owned(),
+                options,
+                lost_callback: Mutex::new(None),
+                callback_running: Mutex::new(()),
+            }),
+        })
+    }
+
+    pub fn key(&self) -> &str {
+        &self.shared.key
+    }
+
+    pub fn options(&self) -> LockOptions {
+        self.shared.options
+    }
+
+    /// Takes the lease if it is free, expired, or already held by this process; never waits.
+    /// `Err(Busy)` when another process holds it or the database's write lock is taken.
+    pub fn try_acquire(&self) -> Result<Guard> {
+        match self.shared.attempt()? {
+            Attempt::Taken(guard) => Ok(guard),
+            Attempt::Held { why, .. } => Err(Error::Busy(why)),
+        }
+    }
+
+    /// Takes the lease, waiting up to `timeout`; `Err(Timeout)` when it stays held. The thread
+    /// sleeps between attempts, backing off from 1 ms to `max_backoff`, and never sleeps past
+    /// the holder's expiry.
+    pub fn acquire(&self, timeout: Duration) -> Result<Guard> {
+        let deadline = Instant::now() + timeout;
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let (retry_in, why) = match self.shared.attempt()? {
+                Attempt::Taken(guard) => return Ok(guard),
+                Attempt::Held { retry_in, why } => (retry_in, why),
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(timed_out(&self.shared.key, timeout, &why));
+            }
+            std::thread::sleep(backoff.min(retry_in).min(deadline - now));
+            backoff = (backoff * 2).min(self.shared.options.max_backoff);
+        }
+    }
+
+    /// Like [`Lock::acquire`], but returns at once and calls `done` exactly once, on the library's
+    /// thread, with the guard or the error.
+    pub fn acquire_async(
+        &self,
+        timeout: Duration,
+        done: impl FnOnce(Result<Guard>) + Send + 'static,
+    ) -> Result<()> {
+        self.shared.store.inner.ensure_not_forked()?;
+        let shared = self.shared.clone();
+        runtime::spawn(async move {
+            let deadline = tokio::time::Instant::now() + timeout;
+            let mut backoff = FIRST_BACKOFF;
+            let result = loop {
+                let (retry_in, why) = match shared.attempt() {
+                    Ok(Attempt::Taken(guard)) => break Ok(guard),
+                    Ok(Attempt::Held { retry_in, why }) => (retry_in, why),
+                    Err(e) => break Err(e),
+                };
+                let now = tokio::time::Instant::now();
+                if now >= deadline {
+                    break Err(timed_out(&shared.key, timeout, &why));
+                }
+                tokio::time::sleep(backoff.min(retry_in).min(deadline - now)).await;
+                backoff = (backoff * 2).min(shared.options.max_backoff);
+            };
+            done(result);
+        })
+    }
+
+    /// Sets (or with `None` clears) the function called once, on the library's thread, with the
+    /// key when a hold acquired through this lock is lost. When this returns, the previous
+    /// callback is not running and will not be called again (unless this is called from inside
+    /// that very callback, which is allowed).
+    pub fn set_lost_callback(&self, callback: Option<Box<LostCallback>>) -> Result<()> {
+        self.shared.store.inner.ensure_not_forked()?;
+        *self.shared.lost_callback.lock().unwrap_or_else(|p| p.into_inner()) = callback.map(Arc::from);
+        let inside_own_callback = IN_LOST_CALLBACK.with(|current| std::ptr::eq(current.get(), &*self.shared));
+        if !inside_own_callback {
+            drop(self.shared.callback_running.lock().unwrap_or_else(|p| p.into_inner()));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        // After a lock is gone its callback must not run: its context may be freed next.
+        if !crate::process::forked_since(self.shared.store.inner.fork_generation()) {
+            let _ = self.set_lost_callback(None);
+        }
+    }
+}
+
+impl LockShared {
+    /// One attempt: joins this process's hold if it has a valid one, otherwise takes the lease
+    /// from the store in one statement. Does not wait for a busy database.
+    fn attempt(self: &Arc<Self>) -> Result<Attempt> {
+        let store = &self.store.inner;
+        store.ensure_not_forked()?;
+        let slot = store.process.holds.slot(&store.file, &self.key);
+        let mut state = slot.lock();
+        if let Some(hold) = state.hold.clone() {
+            if hold.check().is_ok() {
+                hold.add_guard(&state, self);
+                return Ok(Attempt::Taken(Guard::new(hold, false)));
+            }
+            // Lost: its remaining guards see that; the next hold starts afresh (dirty).
+            state.hold = None;
+            state.last_generation = None;
+        }
+
+        let now_ms = store.clock.now_ms();
+        let boot = store.clock.boot_id();
+        let claim = Claim {
+            key: &self.key,
+            holder: store.process.holder_id(),
+            hold: store.process.next_hold_number(),
+            label: &self.label,
+            boot: &boot,
+            now_ms,
+            expires_ms: now_ms + self.options.lease.as_millis() as u64,
+        };
+        let generation = match store.write(None, |connection| lease_table::take(connection, &claim)) {
+            Ok(Some(generation)) => generation,
+            Ok(None) => return self.held_by_another(now_ms),
+            Err(Error::Busy(why)) => return Ok(Attempt::Held { retry_in: Duration::MAX, why }),
+            Err(e) => return Err(e),
+        };
+        let dirty = state.last_generation != Some(generation);
+        state.last_generation = Some(generation);
+        let hold = Hold::new(NewHold {
+            store: store.clone(),
+            slot: slot.clone(),
+            key: self.key.clone(),
+            number: claim.hold,
+            generation,
+            boot: boot.clone(),
+            options: self.options,
+            expires_ms: claim.expires_ms,
+        });
+        hold.add_guard(&state, self);
+        state.hold = Some(hold.clone());
+        drop(state);
+        let guard = Guard::new(hold.clone(), dirty);
+        // Without a heartbeat the lease would silently run out: give it back and fail.
+        heartbeat::start(hold)?;
+        Ok(Attempt::Taken(guard))
+    }
+
+    fn held_by_another(&self, now_ms: u64) -> Result<Attempt> {
+        let row = self.store.inner.read(|connection| lease_table::read(connection, &self.key))?;
+        let (retry_in, why) = match row {
+            Some(row) => (
+                // Wake just after the holder's lease runs out, if nobody gives it back earlier.
+                Duration::from_millis(row.expires_ms.saturating_sub(now_ms) + 1),
+                format!("'{}' is held by '{}' (another process)", self.key, row.label),
+            ),
+            None => (Duration::ZERO, format!("'{}' changed hands; try again", self.key)),
+        };
+        Ok(Attempt::Held { retry_in, why })
+    }
+
+    /// Calls the lost callback, on the library's thread.
+    pub(crate) fn notify_lost(&self, key: &str) {
+        let _running = self.callback_running.lock().unwrap_or_else(|p| p.into_inner());
+        let callback = self.lost_callback.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(callback) = callback {
+            IN_LOST_CALLBACK.with(|current| current.set(self));
+            callback(key);
+            IN_LOST_CALLBACK.with(|current| current.set(std::ptr::null()));
+        }
+    }
+}
+
+fn timed_out(key: &str, timeout: Duration, why: &str) -> Error {
+    Error::Timeout(format!("could not acquire '{key}' within {} ms: {why}", timeout.as_millis()))
+}
+
+/// Proof that this process holds a lease. The lease is given back when the last guard of the
+/// process's hold is dropped (or released).
+pub struct Guard {
+    hold: Option<Arc<Hold>>,
+    dirty: bool,
+}
+
+impl Guard {
+    fn new(hold: Arc<Hold>, dirty: bool) -> Guard {
+        Guard { hold: Some(hold), dirty }
+    }
+
+    fn hold(&self) -> &Arc<Hold> {
+        self.hold.as_ref().expect("a guard has its hold until it is released")
+    }
+
+    pub fn key(&self) -> &str {
+        &self.hold().key
+    }
+
+    /// The lease's generation: it increases each time a different holder takes the lease.
+    pub fn generation(&self) -> u64 {
+        self.hold().generation
+    }
+
+    /// True when another process may have held the lease since this process last held it, so
+    /// that what this process cached under the lease is stale. The first acquisition in a
+    /// process, and the first after a lost lease, are dirty; a re-entrant one never is.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// `Ok` while the lease is known to be held; `Err(Lost)` once it is lost, for good.
+    pub fn check(&self) -> Result<()> {
+        self.hold().store.ensure_not_forked()?;
+        self.hold().check()
+    }
+
+    /// Releases this guard, reporting a failure to give the lease back (it then runs out on its
+    /// own). Dropping a guard does the same and ignores the failure.
+    pub fn release(mut self) -> Result<()> {
+        self.hold.take().expect("released once").drop_guard()
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(hold) = self.hold.take() {
+            let _ = hold.drop_guard();
+        }
+    }
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("key", &self.key())
+            .field("generation", &self.generation())
+            .field("dirty", &self.dirty)
+            .finish()
+    }
+}

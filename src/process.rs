@@ -1,0 +1,102 @@
+//! This process as a lease holder: its identity, its table of held leases, and fork detection.
+//!
+//! A process gets a holder id of 128 random bits the first time it needs one. Two processes that
+//! pass the same holder label still have different ids, so they exclude each other; the label is
+//! only kept for diagnostics.
+//!
+//! After `fork()` the child must not touch anything the parent created: the parent's SQLite
+//! connections, its runtime thread (which does not exist in the child) and its mutexes (which a
+//! parent thread may have held at the moment of the fork). A `pthread_atfork` child handler,
+//! which runs while the child is still single-threaded, bumps the fork generation and forgets the
+//! parent's `Process`; every handle remembers the generation it was made in and refuses to work,
+//! or to free what it owns, in another.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Once};
+
+use crate::error::{Error, Result};
+use crate::fork_local::ForkLocal;
+use crate::lock::HoldTable;
+
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+static CURRENT: ForkLocal<Arc<Process>> = ForkLocal::new();
+static REGISTER_ATFORK: Once = Once::new();
+
+/// One lease holder: normally this OS process ([`Process::current`]).
+///
+/// Tests create more with [`Process::new`] to play several processes inside one test binary;
+/// the multi-process tests use real processes.
+#[derive(Debug)]
+pub struct Process {
+    holder_id: String,
+    fork_generation: u64,
+    next_hold: AtomicU64,
+    pub(crate) holds: HoldTable,
+}
+
+impl Process {
+    /// A holder with a fresh random id and no leases.
+    pub fn new() -> Result<Arc<Process>> {
+        let mut id = [0u8; 16];
+        getrandom::fill(&mut id).map_err(|e| Error::Misuse(format!("no randomness for a holder id: {e}")))?;
+        Ok(Arc::new(Process {
+            holder_id: id.iter().map(|b| format!("{b:02x}")).collect(),
+            fork_generation: fork_generation(),
+            next_hold: AtomicU64::new(1),
+            holds: HoldTable::default(),
+        }))
+    }
+
+    /// This OS process. Made on first use; a forked child gets a new one.
+    pub fn current() -> Result<Arc<Process>> {
+        REGISTER_ATFORK.call_once(|| {
+            // SAFETY: registers a handler that only touches atomics; valid for the process's life.
+            unsafe { libc::pthread_atfork(None, None, Some(forget_parent_in_child)) };
+        });
+        CURRENT.get_or_try_init(Process::new).cloned()
+    }
+
+    /// The id written to the lease table: unique to this process (or simulated process).
+    pub fn holder_id(&self) -> &str {
+        &self.holder_id
+    }
+
+    /// A number unique within this process for each hold it takes, so that a late release of an
+    /// old hold can never give back a newer one.
+    pub(crate) fn next_hold_number(&self) -> u64 {
+        self.next_hold.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// `Err(Misuse)` when called in a child forked after this `Process` was made.
+    pub(crate) fn ensure_not_forked(&self) -> Result<()> {
+        ensure_same_fork(self.fork_generation)
+    }
+}
+
+/// Counts the forks this process is the child of; 0 in the original process.
+pub(crate) fn fork_generation() -> u64 {
+    FORK_GENERATION.load(Ordering::Acquire)
+}
+
+/// `Err(Misuse)` unless `made_in` is the current fork generation.
+pub(crate) fn ensure_same_fork(made_in: u64) -> Result<()> {
+    if made_in == fork_generation() {
+        Ok(())
+    } else {
+        Err(Error::Misuse("this handle was created before fork(); a forked child must open its own".into()))
+    }
+}
+
+/// True when a handle made in generation `made_in` is being dropped in a forked child, where
+/// freeing it would close or write through the parent's connections: leak it instead.
+pub(crate) fn forked_since(made_in: u64) -> bool {
+    made_in != fork_generation()
+}
+
+extern "C" fn forget_parent_in_child() {
+    // Runs in the child right after fork(), single-threaded. The parent's Process (with its
+    // mutexes and holds) is leaked on purpose: the child gets a new identity on first use.
+    CURRENT.forget();
+    crate::runtime::forget_parent_in_child();
+    FORK_GENERATION.fetch_add(1, Ordering::AcqRel);
+}

@@ -1,0 +1,104 @@
+//! The statements on the lease table. Each is a single statement, atomic on its own: SQLite takes
+//! the write lock at the start of a writing statement, so there is no read-then-upgrade window.
+
+use rusqlite::{named_params, Connection, OptionalExtension};
+
+/// One row of the lease table, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRow {
+    /// The holding (or last holding) process's random id.
+    pub holder: String,
+    /// Which of that process's holds this is.
+    pub hold: u64,
+    /// The holder's label, for diagnostics.
+    pub label: String,
+    /// The boot whose clock `expires_ms` is read on.
+    pub boot: String,
+    /// Boot-clock milliseconds at which the lease runs out; 0 once released.
+    pub expires_ms: u64,
+    /// Increases each time a different holder takes the lease.
+    pub generation: u64,
+}
+
+/// Who asks, and for how long.
+pub(crate) struct Claim<'a> {
+    pub key: &'a str,
+    pub holder: &'a str,
+    pub hold: u64,
+    pub label: &'a str,
+    pub boot: &'a str,
+    pub now_ms: u64,
+    pub expires_ms: u64,
+}
+
+/// Takes the lease if it is free, expired, of another boot, or already this holder's. Returns the
+/// generation, or `None` when another holder has it.
+pub(crate) fn take(connection: &Connection, claim: &Claim) -> rusqlite::Result<Option<u64>> {
+    let mut statement = connection.prepare_cached(
+        "INSERT INTO liblease_lease (key, holder, hold, label, boot, expires_ms, generation)
+         VALUES (:key, :holder, :hold, :label, :boot, :expires_ms, 1)
+         ON CONFLICT (key) DO UPDATE SET
+             generation = generation + (holder IS NOT excluded.holder),
+             holder = excluded.holder,
+             hold = excluded.hold,
+             label = excluded.label,
+             boot = excluded.boot,
+             expires_ms = excluded.expires_ms
+         WHERE holder = excluded.holder OR boot IS NOT excluded.boot OR expires_ms <= :now_ms
+         RETURNING generation",
+    )?;
+    statement
+        .query_row(
+            named_params! {
+                ":key": claim.key, ":holder": claim.holder, ":hold": claim.hold as i64,
+                ":label": claim.label, ":boot": claim.boot, ":expires_ms": claim.expires_ms as i64,
+                ":now_ms": claim.now_ms as i64,
+            },
+            |row| row.get::<_, i64>(0),
+        )
+        .optional()
+        .map(|generation| generation.map(|g| g as u64))
+}
+
+/// Extends this hold's lease to `claim.expires_ms`, unless it has expired or is no longer this
+/// hold's. Returns whether it was extended. Never takes back a lease another holder took.
+pub(crate) fn renew(connection: &Connection, claim: &Claim) -> rusqlite::Result<bool> {
+    let mut statement = connection.prepare_cached(
+        "UPDATE liblease_lease SET expires_ms = :expires_ms
+         WHERE key = :key AND holder = :holder AND hold = :hold AND boot = :boot
+           AND expires_ms > :now_ms",
+    )?;
+    let changed = statement.execute(named_params! {
+        ":key": claim.key, ":holder": claim.holder, ":hold": claim.hold as i64, ":boot": claim.boot,
+        ":expires_ms": claim.expires_ms as i64, ":now_ms": claim.now_ms as i64,
+    })?;
+    Ok(changed == 1)
+}
+
+/// Gives the lease back at once, if it is still this hold's. The row stays (expired) so that the
+/// generation keeps counting.
+pub(crate) fn release(connection: &Connection, key: &str, holder: &str, hold: u64) -> rusqlite::Result<bool> {
+    let mut statement = connection.prepare_cached(
+        "UPDATE liblease_lease SET expires_ms = 0 WHERE key = ?1 AND holder = ?2 AND hold = ?3",
+    )?;
+    Ok(statement.execute(rusqlite::params![key, holder, hold as i64])? == 1)
+}
+
+/// The row of `key`, if there is one.
+pub(crate) fn read(connection: &Connection, key: &str) -> rusqlite::Result<Option<LeaseRow>> {
+    let mut statement = connection.prepare_cached(
+        "SELECT holder, hold, label, boot, expires_ms, generation FROM liblease_lease WHERE key = ?1",
+    )?;
+    statement
+        .query_row([key], |row| {
+            Ok(LeaseRow {
+                holder: row.get(0)?,
+                hold: row.get::<_, i64>(1)? as u64,
+                label: row.get(2)?,
+                boot: row.get(3)?,
+                expires_ms: row.get::<_, i64>(4)? as u64,
+                generation: row.get::<_, i64>(5)? as u64,
+            })
+        })
+        .optional()
+}

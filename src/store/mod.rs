@@ -1,0 +1,235 @@
+//! A store: one connection to the shared SQLite database that holds the lease table.
+//!
+//! The lease table normally lives in the application's own database file, beside its tables.
+//! Opening a store switches the file to WAL mode (so readers never block the writer, and because
+//! iOS exempts a WAL database from the 0xdead10cc rule) and creates or migrates the lease table.
+
+pub(crate) mod lease_table;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags};
+
+pub use lease_table::LeaseRow;
+
+use crate::clock::{BootClock, Clock};
+use crate::error::{is_busy, Error, Result};
+use crate::process::{self, Process};
+
+/// How long opening a store may wait for another connection's write lock (to create the table).
+const OPEN_BUSY_LIMIT: Duration = Duration::from_secs(5);
+
+/// Identifies a database file however its path is spelled, so that every handle of one file in a
+/// process shares its holds (and, later, its writer queue).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum FileId {
+    File {
+        device: u64,
+        inode: u64,
+    },
+    /// An in-memory store is its own file.
+    Memory(u64),
+}
+
+/// What a store is opened with. The defaults are right outside tests.
+#[derive(Clone, Default)]
+pub struct StoreOptions {
+    /// The clock leases are timed by; `None` is the system's boot clock.
+    pub clock: Option<Arc<dyn Clock>>,
+    /// The holder this store acts for; `None` is this OS process. Tests pass others to play
+    /// several processes in one binary.
+    pub process: Option<Arc<Process>>,
+}
+
+/// A connection to a database that holds a lease table. Cheap to clone; thread-safe.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<StoreInner>,
+}
+
+pub(crate) struct StoreInner {
+    connection: Mutex<Connection>,
+    pub(crate) file: FileId,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) process: Arc<Process>,
+    path: Option<PathBuf>,
+    fork_generation: u64,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database file at `path` and its lease table.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(Some(path.as_ref()), StoreOptions::default())
+    }
+
+    /// A private in-memory store: for tests and for single-process use.
+    pub fn open_in_memory() -> Result<Store> {
+        Store::open_with(None, StoreOptions::default())
+    }
+
+    /// Opens the file at `path`, or an in-memory store for `None`, with explicit options.
+    pub fn open_with(path: Option<&Path>, options: StoreOptions) -> Result<Store> {
+        let process = match options.process {
+            Some(process) => process,
+            None => Process::current()?,
+        };
+        process.ensure_not_forked()?;
+        let clock: Arc<dyn Clock> = match options.clock {
+            Some(clock) => clock,
+            None => BootClock::system()?,
+        };
+        let (connection, file) = match path {
+            Some(path) => {
+                if path.as_os_str().is_empty() {
+                    return Err(Error::InvalidArgument("the database path is empty".into()));
+                }
+                let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_CREATE
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let connection = Connection::open_with_flags(path, flags).map_err(|e| at(Some(path), e))?;
+                (connection, file_id(path)?)
+            }
+            None => (Connection::open_in_memory()?, FileId::Memory(next_memory_id())),
+        };
+        configure(&connection).map_err(|e| at(path, e))?;
+        schema::migrate(&connection, Instant::now() + OPEN_BUSY_LIMIT).map_err(|e| at(path, e))?;
+        Ok(Store {
+            inner: Arc::new(StoreInner {
+                connection: Mutex::new(connection),
+                file,
+                clock,
+                process,
+                path: path.map(Path::to_path_buf),
+                fork_generation: process::fork_generation(),
+            }),
+        })
+    }
+
+    /// The file's path, or `None` for an in-memory store.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    /// The current row of `key` in the lease table, for diagnostics and tests.
+    pub fn lease_row(&self, key: &str) -> Result<Option<LeaseRow>> {
+        self.inner.read(|connection| lease_table::read(connection, key))
+    }
+}
+
+impl StoreInner {
+    pub(crate) fn ensure_not_forked(&self) -> Result<()> {
+        process::ensure_same_fork(self.fork_generation)
+    }
+
+    pub(crate) fn fork_generation(&self) -> u64 {
+        self.fork_generation
+    }
+
+    fn connection(&self) -> MutexGuard<'_, Connection> {
+        self.connection.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs a read. In WAL mode reads are not blocked by writers.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        self.ensure_not_forked()?;
+        f(&self.connection()).map_err(|e| at(self.path.as_deref(), e))
+    }
+
+    /// Runs one write statement (atomic on its own), retrying while another connection holds the
+    /// write lock until `deadline`; `None` tries once. Busy past the deadline is `Error::Busy`.
+    ///
+    /// The connection is not held between tries, so the heartbeat and other threads get in.
+    pub(crate) fn write<T>(
+        &self,
+        deadline: Option<Instant>,
+        mut f: impl FnMut(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        self.ensure_not_forked()?;
+        let mut pause = Duration::from_micros(500);
+        loop {
+            let result = f(&self.connection());
+            match result {
+                Ok(value) => return Ok(value),
+                Err(e) if is_busy(&e) => {
+                    let now = Instant::now();
+                    match deadline {
+                        Some(deadline) if now < deadline => {
+                            std::thread::sleep(pause.min(deadline - now));
+                            pause = (pause * 2).min(Duration::from_millis(8));
+                        }
+                        _ => {
+                            return Err(Error::Busy(format!(
+                                "{} (another connection holds the write lock)",
+                                e
+                            )))
+                        }
+                    }
+                }
+                Err(e) => return Err(at(self.path.as_deref(), e)),
+            }
+        }
+    }
+}
+
+impl Drop for StoreInner {
+    fn drop(&mut self) {
+        if process::forked_since(self.fork_generation) {
+            // Closing the parent's connection in a child could checkpoint or delete its WAL.
+            let connection = std::mem::replace(
+                self.connection.get_mut().unwrap_or_else(|p| p.into_inner()),
+                // An in-memory connection costs nothing to open and is harmless to close.
+                Connection::open_in_memory().expect("an in-memory connection opens"),
+            );
+            std::mem::forget(connection);
+        }
+    }
+}
+
+fn configure(connection: &Connection) -> rusqlite::Result<()> {
+    // liblease retries BUSY itself, with short bounded waits, instead of SQLite's coarse handler.
+    connection.busy_timeout(Duration::ZERO)?;
+    // The store touches one tiny table: a small page cache keeps a 24 MB extension comfortable.
+    connection.pragma_update(None, "cache_size", -64)?;
+    let mode: String = connection.pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))?;
+    if mode != "wal" && mode != "memory" {
+        return Err(sqlite_error(format!(
+            "cannot switch the database to WAL mode (it stays in {mode} mode)"
+        )));
+    }
+    // A lease row lost to a power cut does not matter (a reboot expires every lease), so the
+    // store's own commits need not wait for fsync.
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+fn file_id(path: &Path) -> Result<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(path)
+        .map_err(|e| Error::Database(format!("cannot stat {}: {e}", path.display())))?;
+    Ok(FileId::File { device: metadata.dev(), inode: metadata.ino() })
+}
+
+fn next_memory_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// An error of liblease's own in SQLite's clothes, for code paths that return rusqlite errors.
+pub(crate) fn sqlite_error(message: String) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR), Some(message))
+}
+
+/// A database error naming the file, with SQLite's own message.
+fn at(path: Option<&Path>, error: rusqlite::Error) -> Error {
+    if is_busy(&error) {
+        return Error::Busy(error.to_string());
+    }
+    match path {
+        Some(path) => Error::Database(format!("{}: {error}", path.display())),
+        None => Error::Database(error.to_string()),
+    }
+}

@@ -1,0 +1,91 @@
+//! The lease table's schema and its migrations.
+//!
+//! The version lives in a table of its own, `liblease_schema`, not in `PRAGMA user_version`,
+//! which belongs to the application whose database file the lease table shares.
+
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OptionalExtension};
+
+use super::sqlite_error;
+use crate::error::is_busy;
+
+/// The schema version this build writes and understands.
+pub(crate) const VERSION: i64 = 1;
+
+/// Each step takes the schema from version `index` to `index + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 0 -> 1: the lease table.
+    "CREATE TABLE liblease_schema (version INTEGER NOT NULL);
+     INSERT INTO liblease_schema (version) VALUES (0);
+     CREATE TABLE liblease_lease (
+         key        TEXT    NOT NULL PRIMARY KEY,
+         holder     TEXT    NOT NULL, -- the holding process's random id
+         hold       INTEGER NOT NULL, -- which of that process's holds this is
+         label      TEXT    NOT NULL, -- the holder's label, for diagnostics only
+         boot       TEXT    NOT NULL, -- the boot whose clock expires_ms is read on
+         expires_ms INTEGER NOT NULL, -- boot-clock milliseconds; 0 once released
+         generation INTEGER NOT NULL  -- +1 each time a different holder takes the lease
+     ) WITHOUT ROWID;",
+];
+
+/// Brings the schema to [`VERSION`], waiting for another connection's write lock until
+/// `deadline`. Does not write when the schema is current, so read-only use of a current database
+/// works.
+pub(super) fn migrate(connection: &Connection, deadline: Instant) -> rusqlite::Result<()> {
+    if version(connection)? == VERSION {
+        return Ok(());
+    }
+    loop {
+        match connection.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => break,
+            Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(2))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let migrated = migrate_in_transaction(connection);
+    let end = if migrated.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    match (migrated, connection.execute_batch(end)) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Err(e), _) => Err(e),
+        (Ok(()), Err(e)) => {
+            let _ = connection.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn migrate_in_transaction(connection: &Connection) -> rusqlite::Result<()> {
+    // Another process may have migrated while we waited for the write lock: read again.
+    let mut current = version(connection)?;
+    if current > VERSION {
+        return Err(sqlite_error(format!(
+            "the lease table has schema version {current}, newer than this liblease understands \
+             ({VERSION}); upgrade liblease in every process that shares the database"
+        )));
+    }
+    while current < VERSION {
+        connection.execute_batch(MIGRATIONS[current as usize])?;
+        current += 1;
+        connection.execute("UPDATE liblease_schema SET version = ?1", [current])?;
+    }
+    Ok(())
+}
+
+/// The schema version in the database; 0 when it has no lease table yet.
+fn version(connection: &Connection) -> rusqlite::Result<i64> {
+    let has_table: bool = connection.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'liblease_schema')",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_table {
+        return Ok(0);
+    }
+    Ok(connection
+        .query_row("SELECT version FROM liblease_schema", [], |row| row.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
