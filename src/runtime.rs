@@ -100,7 +100,7 @@ pub fn shutdown() -> Result<()> {
     // A heartbeat whose lease was just released ends a moment later, on the library's thread:
     // give such tasks a little time. The runtime's lock is not held meanwhile, because a
     // finishing task may itself spawn (a lost-lease callback, say).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(100);
     while slot.tasks.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
