@@ -26,8 +26,14 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<rusqlite::Error> for Error {
+    /// Busy and locked stay `Busy`, so that callers can wait and retry; every other SQLite error
+    /// keeps SQLite's message.
     fn from(error: rusqlite::Error) -> Self {
-        Error::Database(error.to_string())
+        if is_busy(&error) {
+            Error::Busy(error.to_string())
+        } else {
+            Error::Database(error.to_string())
+        }
     }
 }
 

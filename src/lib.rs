@@ -2,10 +2,13 @@
 //!
 //! - [`Lock`]: a cross-process leased lock kept in a table of the shared database.
 //! - [`Store`]: a connection to that database, holding the lease table.
+//! - [`Database`] and [`Transaction`]: the application's writes, queued fairly, chunked for long
+//!   jobs, and fenced by a lease.
 //! - [`clock`]: the boot clock leases are timed by; [`runtime`]: the library's one thread.
 //! - [`ffi`]: the C ABI, a thin layer over the above, described by `include/lease.h`.
 
 pub mod clock;
+mod db;
 mod error;
 pub mod ffi;
 mod fork_local;
@@ -13,8 +16,10 @@ mod lock;
 mod process;
 pub mod runtime;
 mod store;
+mod writer_queue;
 
 pub use clock::{BootClock, Clock, ManualClock};
+pub use db::{ChunkOptions, Database, DatabaseOptions, Transaction, Value};
 pub use error::{Error, Result};
 pub use lock::{Guard, Lock, LockOptions};
 pub use process::Process;

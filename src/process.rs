@@ -11,12 +11,15 @@
 //! parent's `Process`; every handle remembers the generation it was made in and refuses to work,
 //! or to free what it owns, in another.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Mutex, Once};
 
 use crate::error::{Error, Result};
 use crate::fork_local::ForkLocal;
 use crate::lock::HoldTable;
+use crate::store::FileId;
+use crate::writer_queue::WriterQueue;
 
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
 static CURRENT: ForkLocal<Arc<Process>> = ForkLocal::new();
@@ -32,6 +35,7 @@ pub struct Process {
     fork_generation: u64,
     next_hold: AtomicU64,
     pub(crate) holds: HoldTable,
+    writer_queues: Mutex<HashMap<FileId, Arc<WriterQueue>>>,
 }
 
 impl Process {
@@ -44,6 +48,7 @@ impl Process {
             fork_generation: fork_generation(),
             next_hold: AtomicU64::new(1),
             holds: HoldTable::default(),
+            writer_queues: Mutex::default(),
         }))
     }
 
@@ -65,6 +70,12 @@ impl Process {
     /// old hold can never give back a newer one.
     pub(crate) fn next_hold_number(&self) -> u64 {
         self.next_hold.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The writer queue of a database file, shared by every handle of the file in this process.
+    pub(crate) fn writer_queue(&self, file: &FileId) -> Arc<WriterQueue> {
+        let mut queues = self.writer_queues.lock().unwrap_or_else(|p| p.into_inner());
+        queues.entry(file.clone()).or_default().clone()
     }
 
     /// `Err(Misuse)` when called in a child forked after this `Process` was made.

@@ -12,7 +12,7 @@ fn library_threads() -> usize {
     for _ in 0..1000 {
         std::thread::sleep(Duration::from_millis(1));
         let again = count_library_threads();
-        if again == count && (count == 0) == !runtime::is_running() {
+        if again == count && (count > 0) == runtime::is_running() {
             return count;
         }
         count = again;

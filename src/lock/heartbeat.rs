@@ -7,7 +7,7 @@
 //! hold becomes lost, because another process may have taken the lease meanwhile.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::hold::Hold;
 use crate::error::{Error, Result};
@@ -16,6 +16,9 @@ use crate::store::lease_table::{self, Claim};
 
 /// The pause between renewal attempts while another connection holds the write lock.
 const BUSY_PAUSE: Duration = Duration::from_millis(5);
+
+/// The longest one renewal attempt waits in the writer queue.
+const QUEUE_STAY: Duration = Duration::from_millis(100);
 
 pub(crate) fn start(hold: Arc<Hold>) -> Result<()> {
     runtime::spawn(run(hold))
@@ -62,7 +65,11 @@ async fn renew(hold: &Hold) -> Result<(), String> {
             now_ms,
             expires_ms: now_ms + hold.options.lease.as_millis() as u64,
         };
-        match hold.store.write(None, |connection| lease_table::renew(connection, &claim)) {
+        // Wait in the writer queue (so that a long job of this process lets the renewal in), but
+        // in short stays, so that the library's thread keeps serving other leases.
+        let remaining = Duration::from_millis(hold.confirmed_until_ms() - now_ms);
+        let deadline = Instant::now() + remaining.min(QUEUE_STAY);
+        match hold.store.write(Some(deadline), |connection| lease_table::renew(connection, &claim)) {
             Ok(true) => {
                 hold.confirm(claim.expires_ms);
                 return Ok(());

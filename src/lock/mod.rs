@@ -6,6 +6,7 @@
 //! across `Lock` handles: while the process holds the lease, every acquisition of the same key in
 //! the same database file succeeds at once. Exclusion is between processes.
 
+mod fence;
 mod heartbeat;
 mod hold;
 mod options;
@@ -14,6 +15,7 @@ use std::cell::Cell;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub(crate) use fence::Fence;
 pub(crate) use hold::HoldTable;
 use hold::{Hold, NewHold};
 pub use options::LockOptions;
@@ -25,6 +27,9 @@ use crate::store::Store;
 
 /// The first pause of a waiting `acquire`; it doubles up to `max_backoff`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(1);
+
+/// How long an asynchronous attempt may wait in the writer queue on the library's thread.
+const ASYNC_QUEUE_WAIT: Duration = Duration::from_millis(10);
 
 type LostCallback = dyn Fn(&str) + Send + Sync;
 
@@ -90,7 +95,7 @@ impl Lock {
     /// Takes the lease if it is free, expired, or already held by this process; never waits.
     /// `Err(Busy)` when another process holds it or the database's write lock is taken.
     pub fn try_acquire(&self) -> Result<Guard> {
-        match self.shared.attempt()? {
+        match self.shared.attempt(None)? {
             Attempt::Taken(guard) => Ok(guard),
             Attempt::Held { why, .. } => Err(Error::Busy(why)),
         }
@@ -103,7 +108,9 @@ impl Lock {
         let deadline = Instant::now() + timeout;
         let mut backoff = FIRST_BACKOFF;
         loop {
-            let (retry_in, why) = match self.shared.attempt()? {
+            // Waiting in the writer queue (not polling it) is what makes a long job of this
+            // process let the acquisition in.
+            let (retry_in, why) = match self.shared.attempt(Some(deadline))? {
                 Attempt::Taken(guard) => return Ok(guard),
                 Attempt::Held { retry_in, why } => (retry_in, why),
             };
@@ -129,7 +136,10 @@ impl Lock {
             let deadline = tokio::time::Instant::now() + timeout;
             let mut backoff = FIRST_BACKOFF;
             let result = loop {
-                let (retry_in, why) = match shared.attempt() {
+                // The library's thread may not wait long: a short stay in the writer queue is
+                // enough to be seen by a chunked job, which then lets us in.
+                let queue_wait = Some(Instant::now() + ASYNC_QUEUE_WAIT);
+                let (retry_in, why) = match shared.attempt(queue_wait) {
                     Ok(Attempt::Taken(guard)) => break Ok(guard),
                     Ok(Attempt::Held { retry_in, why }) => (retry_in, why),
                     Err(e) => break Err(e),
@@ -171,8 +181,9 @@ impl Drop for Lock {
 
 impl LockShared {
     /// One attempt: joins this process's hold if it has a valid one, otherwise takes the lease
-    /// from the store in one statement. Does not wait for a busy database.
-    fn attempt(self: &Arc<Self>) -> Result<Attempt> {
+    /// from the store in one statement, waiting for the database's write lock until
+    /// `write_deadline` (`None`: not at all). Another holder's lease is never waited for here.
+    fn attempt(self: &Arc<Self>, write_deadline: Option<Instant>) -> Result<Attempt> {
         let store = &self.store.inner;
         store.ensure_not_forked()?;
         let slot = store.process.holds.slot(&store.file, &self.key);
@@ -198,7 +209,8 @@ impl LockShared {
             now_ms,
             expires_ms: now_ms + self.options.lease.as_millis() as u64,
         };
-        let generation = match store.write(None, |connection| lease_table::take(connection, &claim)) {
+        let taken = store.write(write_deadline, |connection| lease_table::take(connection, &claim));
+        let generation = match taken {
             Ok(Some(generation)) => generation,
             Ok(None) => return self.held_by_another(now_ms),
             Err(Error::Busy(why)) => return Ok(Attempt::Held { retry_in: Duration::MAX, why }),

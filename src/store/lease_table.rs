@@ -102,3 +102,24 @@ pub(crate) fn read(connection: &Connection, key: &str) -> rusqlite::Result<Optio
         })
         .optional()
 }
+
+/// The expiry of `key`'s lease if the row still names this exact hold and generation.
+pub(crate) fn expiry_of_hold(
+    connection: &Connection,
+    key: &str,
+    holder: &str,
+    hold: u64,
+    generation: u64,
+    boot: &str,
+) -> rusqlite::Result<Option<u64>> {
+    let mut statement = connection.prepare_cached(
+        "SELECT expires_ms FROM liblease_lease
+         WHERE key = ?1 AND holder = ?2 AND hold = ?3 AND generation = ?4 AND boot = ?5",
+    )?;
+    statement
+        .query_row(rusqlite::params![key, holder, hold as i64, generation as i64, boot], |row| {
+            row.get::<_, i64>(0)
+        })
+        .optional()
+        .map(|expires| expires.map(|e| e as u64))
+}

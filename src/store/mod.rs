@@ -139,38 +139,29 @@ impl StoreInner {
         f(&self.connection()).map_err(|e| at(self.path.as_deref(), e))
     }
 
-    /// Runs one write statement (atomic on its own), retrying while another connection holds the
-    /// write lock until `deadline`; `None` tries once. Busy past the deadline is `Error::Busy`.
-    ///
-    /// The connection is not held between tries, so the heartbeat and other threads get in.
+    /// Runs one write statement (atomic on its own) through the file's writer queue, retrying
+    /// while another process holds the write lock, until `deadline`; `None` tries once without
+    /// waiting. Waiting past the deadline is `Error::Busy`.
     pub(crate) fn write<T>(
         &self,
         deadline: Option<Instant>,
         mut f: impl FnMut(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T> {
         self.ensure_not_forked()?;
-        let mut pause = Duration::from_micros(500);
-        loop {
-            let result = f(&self.connection());
-            match result {
-                Ok(value) => return Ok(value),
-                Err(e) if is_busy(&e) => {
-                    let now = Instant::now();
-                    match deadline {
-                        Some(deadline) if now < deadline => {
-                            std::thread::sleep(pause.min(deadline - now));
-                            pause = (pause * 2).min(Duration::from_millis(8));
-                        }
-                        _ => {
-                            return Err(Error::Busy(format!(
-                                "{} (another connection holds the write lock)",
-                                e
-                            )))
-                        }
-                    }
-                }
-                Err(e) => return Err(at(self.path.as_deref(), e)),
-            }
+        let queue = self.process.writer_queue(&self.file);
+        // The statement is its own transaction: the write turn ends as soon as it returns.
+        let (_turn, value) =
+            queue.enter(deadline, || f(&self.connection()).map_err(Error::from)).map_err(|e| match e {
+                Error::Database(message) => Error::Database(self.name_file(message)),
+                other => other,
+            })?;
+        Ok(value)
+    }
+
+    fn name_file(&self, message: String) -> String {
+        match &self.path {
+            Some(path) => format!("{}: {message}", path.display()),
+            None => message,
         }
     }
 }
@@ -206,7 +197,7 @@ fn configure(connection: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn file_id(path: &Path) -> Result<FileId> {
+pub(crate) fn file_id(path: &Path) -> Result<FileId> {
     use std::os::unix::fs::MetadataExt;
     let metadata = std::fs::metadata(path)
         .map_err(|e| Error::Database(format!("cannot stat {}: {e}", path.display())))?;

@@ -1,0 +1,234 @@
+//! Write transactions: plain, chunked for long jobs, and fenced by a lease.
+//!
+//! Every transaction holds this process's write turn on the file from `BEGIN IMMEDIATE` until it
+//! ends, and always ends with the connection out of any transaction: a commit that fails rolls
+//! back, and a transaction dropped without commit rolls back.
+
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+
+use super::value::{self, Value};
+use super::DbInner;
+use crate::error::{Error, Result};
+use crate::lock::Fence;
+use crate::process;
+use crate::writer_queue::WriteTurn;
+
+use std::sync::Arc;
+
+/// When a chunked transaction commits and lets other writers in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkOptions {
+    /// A chunk commits once it has lasted this long, waiting writers or not.
+    pub period: Duration,
+    /// A chunk commits once it has lasted this long if another writer of this process waits.
+    pub slice: Duration,
+}
+
+impl ChunkOptions {
+    /// Chunks of at most 1 s, cut after 4 ms when another writer waits.
+    pub const DEFAULT: ChunkOptions =
+        ChunkOptions { period: Duration::from_secs(1), slice: Duration::from_millis(4) };
+
+    pub fn validate(&self) -> Result<()> {
+        if self.period.is_zero() {
+            return Err(Error::InvalidArgument("a chunk's period must be above zero".into()));
+        }
+        if self.slice > self.period {
+            return Err(Error::InvalidArgument("a chunk's slice must not exceed its period".into()));
+        }
+        Ok(())
+    }
+}
+
+impl Default for ChunkOptions {
+    fn default() -> Self {
+        ChunkOptions::DEFAULT
+    }
+}
+
+/// An open write transaction. Used by one thread at a time.
+pub struct Transaction {
+    db: Arc<DbInner>,
+    /// This process's write turn; `None` once the transaction has ended.
+    turn: Option<WriteTurn>,
+    /// Why the transaction ended before `commit` or `rollback`, for the error of later calls.
+    ended: Option<String>,
+    chunk: Option<(ChunkOptions, Instant)>,
+    fence: Option<Fence>,
+}
+
+impl Transaction {
+    pub(crate) fn begin(
+        db: Arc<DbInner>,
+        chunk: Option<ChunkOptions>,
+        fence: Option<Fence>,
+    ) -> Result<Transaction> {
+        db.ensure_not_forked()?;
+        if let Some(fence) = &fence {
+            fence.same_file(db.file())?;
+        }
+        let mut transaction =
+            Transaction { db, turn: None, ended: None, chunk: chunk.map(|c| (c, Instant::now())), fence };
+        transaction.start()?;
+        Ok(transaction)
+    }
+
+    /// Takes the write turn and SQLite's write lock, then checks the fence inside the transaction.
+    fn start(&mut self) -> Result<()> {
+        let db = &self.db;
+        let (turn, ()) = db
+            .queue()
+            .enter(Some(db.busy_deadline()), || Ok(db.writer().execute_batch("BEGIN IMMEDIATE")?))
+            .map_err(|e| db.named(e))?;
+        if let Some(fence) = &self.fence {
+            let writer = db.writer();
+            if let Err(e) = fence.verify(&writer) {
+                roll_back(&writer);
+                return Err(e);
+            }
+        }
+        self.turn = Some(turn);
+        if let Some((_, started)) = &mut self.chunk {
+            *started = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn ensure_open(&self) -> Result<()> {
+        self.db.ensure_not_forked()?;
+        match (&self.turn, &self.ended) {
+            (Some(_), _) => Ok(()),
+            (None, Some(why)) => Err(Error::Misuse(format!("the transaction has ended: {why}"))),
+            (None, None) => Err(Error::Misuse("the transaction has ended".into())),
+        }
+    }
+
+    /// Runs one statement in the transaction; returns the number of rows it changed.
+    pub fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64> {
+        self.run(sql, params, &mut |_| true)?;
+        Ok(self.db.writer().changes())
+    }
+
+    /// Runs one statement in the transaction (it sees the transaction's own writes), handing
+    /// each row to `on_row` until it returns `false`.
+    pub fn query(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        mut on_row: impl FnMut(&[Value]) -> bool,
+    ) -> Result<()> {
+        self.run(sql, params, &mut on_row)
+    }
+
+    fn run(&mut self, sql: &str, params: &[Value], on_row: &mut dyn FnMut(&[Value]) -> bool) -> Result<()> {
+        self.ensure_open()?;
+        let writer = self.db.writer();
+        let result =
+            value::prepare(&writer, sql, params).and_then(|mut statement| value::run(&mut statement, on_row));
+        // Some failures (a full disk, say) make SQLite roll the whole transaction back; and SQL
+        // such as COMMIT would end it behind our back.
+        let ended_by_sqlite = writer.is_autocommit();
+        drop(writer);
+        if ended_by_sqlite {
+            let why = match &result {
+                Ok(()) => "the SQL ended the transaction; end it with commit or rollback".to_owned(),
+                Err(e) => format!("SQLite rolled it back after: {e}"),
+            };
+            self.end(why.clone());
+            return Err(match result {
+                Ok(()) => Error::Misuse(why),
+                Err(e) => self.db.named(e),
+            });
+        }
+        result.map_err(|e| self.db.named(e))
+    }
+
+    /// For a chunked transaction: commits and begins again, through the writer queue, when the
+    /// chunk is due, and returns whether it did. A chunk is due once it has lasted its period, or
+    /// its slice while another writer of this process waits. A plain or fenced transaction never
+    /// commits here and returns `false`.
+    ///
+    /// The bounds hold between calls: a writer waits at most the slice plus the time between two
+    /// calls, so a job calls this after every small piece of work. A fenced chunked transaction
+    /// checks its fence again at the start of every chunk.
+    pub fn maybe_commit(&mut self) -> Result<bool> {
+        self.ensure_open()?;
+        let Some((options, started)) = self.chunk else { return Ok(false) };
+        let lasted = started.elapsed();
+        let due = lasted >= options.period || (lasted >= options.slice && self.db.queue().has_waiters());
+        if !due {
+            return Ok(false);
+        }
+        self.commit_chunk()?;
+        if let Err(e) = self.start() {
+            self.ended = Some(format!("its last chunk was committed, but the next could not begin: {e}"));
+            return Err(e);
+        }
+        Ok(true)
+    }
+
+    /// Commits. Consumes the transaction; if the commit fails it is rolled back.
+    pub fn commit(mut self) -> Result<()> {
+        self.ensure_open()?;
+        self.commit_chunk()
+    }
+
+    /// Rolls back (a chunked transaction: its current chunk only; committed chunks stay).
+    pub fn rollback(mut self) {
+        if self.turn.is_some() && !process::forked_since(self.db.fork_generation) {
+            roll_back(&self.db.writer());
+            self.end("rolled back".into());
+        }
+    }
+
+    fn commit_chunk(&mut self) -> Result<()> {
+        let writer = self.db.writer();
+        let committed = writer.execute_batch("COMMIT");
+        if committed.is_err() && !writer.is_autocommit() {
+            roll_back(&writer);
+        }
+        drop(writer);
+        match committed {
+            Ok(()) => {
+                self.end("committed".into());
+                Ok(())
+            }
+            Err(e) => {
+                let error = self.db.named(e.into());
+                self.end(format!("its commit failed and it was rolled back: {error}"));
+                Err(error)
+            }
+        }
+    }
+
+    /// Gives up the write turn, letting the next writer in.
+    fn end(&mut self, why: String) {
+        self.turn = None;
+        self.ended = Some(why);
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        if process::forked_since(self.db.fork_generation) {
+            // Nothing of the parent's may be touched: not its connection, not its queue.
+            std::mem::forget(self.turn.take());
+            return;
+        }
+        if self.turn.is_some() {
+            roll_back(&self.db.writer());
+            self.end("dropped".into());
+        }
+    }
+}
+
+/// Leaves the connection out of any transaction, whatever state it is in.
+fn roll_back(connection: &Connection) {
+    if !connection.is_autocommit() {
+        // A ROLLBACK fails only if there is no transaction, which was just ruled out; should
+        // SQLite still refuse, the next BEGIN reports it.
+        let _ = connection.execute_batch("ROLLBACK");
+    }
+}

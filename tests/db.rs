@@ -1,0 +1,390 @@
+//! Database handles and cooperative transactions, through the public Rust API.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use lease::{
+    ChunkOptions, Database, DatabaseOptions, Error, Lock, LockOptions, ManualClock, Process, Store,
+    StoreOptions, Value,
+};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let fixture = Fixture { dir: tempfile::tempdir().unwrap() };
+        fixture
+            .db()
+            .execute("CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT, writer TEXT)", &[])
+            .unwrap();
+        fixture
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        self.dir.path().join("app.db")
+    }
+
+    fn db(&self) -> Database {
+        Database::open(self.path()).unwrap()
+    }
+
+    fn count(&self, db: &Database) -> i64 {
+        let mut count = -1;
+        db.query("SELECT count(*) FROM item", &[], |row| {
+            count = match row[0] {
+                Value::Integer(n) => n,
+                other => panic!("count is {other:?}"),
+            };
+            true
+        })
+        .unwrap();
+        count
+    }
+}
+
+fn insert(tx: &mut lease::Transaction, name: &str) {
+    tx.execute("INSERT INTO item (name) VALUES (?)", &[Value::Text(name)]).unwrap();
+}
+
+#[test]
+fn every_kind_of_value_goes_in_and_comes_back() {
+    let fixture = Fixture::new();
+    let db = fixture.db();
+    db.execute("CREATE TABLE v (a, b, c, d, e)", &[]).unwrap();
+    let blob = [0u8, 159, 146, 150, 255];
+    let params =
+        [Value::Null, Value::Integer(-7), Value::Real(2.5), Value::Text("héllo"), Value::Blob(&blob)];
+    assert_eq!(db.execute("INSERT INTO v VALUES (?, ?, ?, ?, ?)", &params).unwrap(), 1);
+    // TEXT that is not UTF-8, written by some other program, comes back as its bytes.
+    db.execute("INSERT INTO v VALUES (NULL, NULL, NULL, CAST(x'ff00fe' AS TEXT), NULL)", &[]).unwrap();
+
+    let mut rows = Vec::new();
+    db.query("SELECT a, b, c, d, e FROM v ORDER BY rowid", &[], |row| {
+        rows.push(format!("{row:?}"));
+        true
+    })
+    .unwrap();
+    assert_eq!(rows[0], format!("{:?}", params));
+    assert!(rows[1].contains("Blob([255, 0, 254])"), "{}", rows[1]);
+}
+
+#[test]
+fn a_query_can_stop_early_and_may_not_write() {
+    let fixture = Fixture::new();
+    let db = fixture.db();
+    for name in ["a", "b", "c"] {
+        db.execute("INSERT INTO item (name) VALUES (?)", &[Value::Text(name)]).unwrap();
+    }
+    let mut seen = 0;
+    db.query("SELECT name FROM item", &[], |_| {
+        seen += 1;
+        seen < 2
+    })
+    .unwrap();
+    assert_eq!(seen, 2);
+    let write = db.query("DELETE FROM item", &[], |_| true);
+    assert!(matches!(write, Err(Error::InvalidArgument(_))), "{write:?}");
+    assert_eq!(fixture.count(&db), 3);
+}
+
+#[test]
+fn bad_sql_and_parameters_say_what_is_wrong() {
+    let fixture = Fixture::new();
+    let db = fixture.db();
+    let invalid = |r: lease::Result<u64>| matches!(r, Err(Error::InvalidArgument(_)));
+    assert!(invalid(db.execute("INSERT INTO item (name) VALUES (?)", &[])));
+    assert!(invalid(db.execute("INSERT INTO item (name) VALUES ('a'); DELETE FROM item", &[])));
+    assert!(invalid(db.execute("BEGIN", &[])), "execute may not open a transaction");
+    match db.execute("INSERT INTO nowhere VALUES (1)", &[]) {
+        Err(Error::Database(message)) => assert!(message.contains("no such table: nowhere"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    // Nothing was left open: a transaction begins.
+    db.begin().unwrap().commit().unwrap();
+}
+
+#[test]
+fn commit_keeps_rollback_and_drop_discard() {
+    let fixture = Fixture::new();
+    let db = fixture.db();
+    let mut tx = db.begin().unwrap();
+    insert(&mut tx, "kept");
+    let mut inside = 0;
+    tx.query("SELECT count(*) FROM item", &[], |row| {
+        inside = if let Value::Integer(n) = row[0] { n } else { -1 };
+        true
+    })
+    .unwrap();
+    assert_eq!(inside, 1, "a transaction sees its own writes");
+    assert_eq!(fixture.count(&db), 0, "a read outside sees only what is committed, without waiting");
+    tx.commit().unwrap();
+
+    let mut tx = db.begin().unwrap();
+    insert(&mut tx, "rolled back");
+    tx.rollback();
+    let mut tx = db.begin().unwrap();
+    insert(&mut tx, "dropped");
+    drop(tx);
+    assert_eq!(fixture.count(&db), 1);
+}
+
+#[test]
+fn a_failed_commit_rolls_back_and_leaves_no_transaction_open() {
+    let fixture = Fixture::new();
+    let db = fixture.db();
+    db.execute("PRAGMA foreign_keys = ON", &[]).unwrap();
+    db.execute("CREATE TABLE child (parent INTEGER REFERENCES item (id) DEFERRABLE INITIALLY DEFERRED)", &[])
+        .unwrap();
+    let mut tx = db.begin().unwrap();
+    insert(&mut tx, "orphan's neighbour");
+    tx.execute("INSERT INTO child VALUES (999)", &[]).unwrap();
+    // The deferred foreign key fails at COMMIT, which SQLite leaves open: liblease rolls back.
+    match tx.commit() {
+        Err(Error::Database(message)) => assert!(message.contains("FOREIGN KEY"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(fixture.count(&db), 0);
+    let mut tx = db.begin().unwrap();
+    insert(&mut tx, "after");
+    tx.commit().unwrap();
+    assert_eq!(fixture.count(&db), 1);
+}
+
+#[test]
+fn sql_that_ends_the_transaction_is_refused_and_ends_it_cleanly() {
+    let fixture = Fixture::new();
+    let db = fixture.db();
+    let mut tx = db.begin().unwrap();
+    insert(&mut tx, "a");
+    assert!(matches!(tx.execute("COMMIT", &[]), Err(Error::Misuse(_))));
+    assert!(matches!(tx.execute("SELECT 1", &[]), Err(Error::Misuse(_))), "the transaction is over");
+    drop(tx);
+    db.begin().unwrap().commit().unwrap();
+}
+
+#[test]
+fn a_chunked_transaction_commits_each_period_and_rollback_undoes_only_the_current_chunk() {
+    let fixture = Fixture::new();
+    let db = fixture.db();
+    let chunk = ChunkOptions { period: Duration::from_millis(20), slice: Duration::from_millis(20) };
+    let mut tx = db.begin_chunked(chunk).unwrap();
+    insert(&mut tx, "first chunk");
+    assert!(!tx.maybe_commit().unwrap(), "not due yet");
+    std::thread::sleep(Duration::from_millis(25));
+    assert!(tx.maybe_commit().unwrap());
+    assert_eq!(fixture.count(&db), 1, "a committed chunk is visible to others");
+    insert(&mut tx, "second chunk");
+    tx.rollback();
+    assert_eq!(fixture.count(&db), 1);
+    assert!(matches!(
+        db.begin_chunked(ChunkOptions { period: Duration::ZERO, ..chunk }),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+#[test]
+fn a_plain_transaction_never_commits_in_maybe_commit() {
+    let fixture = Fixture::new();
+    let db = fixture.db();
+    let mut tx = db.begin().unwrap();
+    insert(&mut tx, "a");
+    assert!(!tx.maybe_commit().unwrap());
+    assert_eq!(fixture.count(&db), 0);
+}
+
+/// A chunked job whose period never comes: only its rule of letting waiting writers in after the
+/// slice can let anyone else write.
+const NEVER_DUE: ChunkOptions = ChunkOptions { period: Duration::from_secs(3600), ..ChunkOptions::DEFAULT };
+
+/// A long job inserts non-stop in a chunked transaction while three short writers each run
+/// transactions. Nobody starves: every short transaction gets in (within its 5 s busy timeout),
+/// and while it waits the job commits at most once.
+#[test]
+fn short_writers_are_let_in_by_a_chunked_job_after_its_slice() {
+    let fixture = Fixture::new();
+    let db = fixture.db();
+    let stop = Arc::new(AtomicBool::new(false));
+    let chunks = Arc::new(AtomicU64::new(0));
+    let job = {
+        let (db, stop, chunks) = (db.clone(), stop.clone(), chunks.clone());
+        std::thread::spawn(move || {
+            let mut tx = db.begin_chunked(NEVER_DUE).unwrap();
+            while !stop.load(Ordering::SeqCst) {
+                insert(&mut tx, "job");
+                if tx.maybe_commit().unwrap() {
+                    chunks.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            tx.commit().unwrap();
+        })
+    };
+    let start = Arc::new(Barrier::new(3));
+    let writers: Vec<_> = (0..3)
+        .map(|writer| {
+            let (db, chunks, start) = (fixture.db(), chunks.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                let mut most_chunks_waited = 0;
+                for _ in 0..30 {
+                    let before = chunks.load(Ordering::SeqCst);
+                    let mut tx = db.begin().unwrap();
+                    most_chunks_waited = most_chunks_waited.max(chunks.load(Ordering::SeqCst) - before);
+                    insert(&mut tx, &format!("writer {writer}"));
+                    tx.commit().unwrap();
+                }
+                most_chunks_waited
+            })
+        })
+        .collect();
+    for writer in writers {
+        assert!(writer.join().unwrap() <= 1, "a short writer waited through more than one chunk");
+    }
+    assert!(!job.is_finished(), "the short writers finished while the job kept running");
+    stop.store(true, Ordering::SeqCst);
+    job.join().unwrap();
+    let mut short = 0;
+    db.query("SELECT count(*) FROM item WHERE writer IS NOT NULL OR name LIKE 'writer%'", &[], |row| {
+        short = if let Value::Integer(n) = row[0] { n } else { -1 };
+        true
+    })
+    .unwrap();
+    assert_eq!(short, 90);
+}
+
+#[test]
+fn a_busy_database_waits_up_to_the_busy_timeout() {
+    let fixture = Fixture::new();
+    let options = DatabaseOptions { busy_timeout: Duration::from_millis(50), ..DatabaseOptions::default() };
+    let db = Database::open_with(&fixture.path(), options).unwrap();
+    let other = rusqlite::Connection::open(fixture.path()).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    assert!(matches!(db.begin(), Err(Error::Busy(_))));
+    assert!(matches!(db.execute("INSERT INTO item (name) VALUES ('x')", &[]), Err(Error::Busy(_))));
+
+    db.set_busy_timeout(Duration::from_secs(30));
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        other.execute_batch("COMMIT").unwrap();
+    });
+    db.execute("INSERT INTO item (name) VALUES ('x')", &[]).unwrap();
+    release.join().unwrap();
+}
+
+/// The lease table and the application's tables share the file, and a clock the test moves.
+struct Fenced {
+    fixture: Fixture,
+    clock: Arc<ManualClock>,
+}
+
+impl Fenced {
+    fn new() -> Fenced {
+        Fenced { fixture: Fixture::new(), clock: ManualClock::new(1_000_000, "boot") }
+    }
+
+    fn store(&self, process: Arc<Process>) -> Store {
+        let options = StoreOptions { clock: Some(self.clock.clone()), process: Some(process) };
+        Store::open_with(Some(&self.fixture.path()), options).unwrap()
+    }
+
+    fn db(&self, process: Arc<Process>) -> Database {
+        let options = DatabaseOptions { process: Some(process), ..DatabaseOptions::default() };
+        Database::open_with(&self.fixture.path(), options).unwrap()
+    }
+}
+
+const FENCE_LOCK: LockOptions = LockOptions {
+    lease: Duration::from_secs(10),
+    renew_every: Duration::from_secs(5),
+    max_backoff: Duration::from_millis(10),
+};
+
+#[test]
+fn a_fenced_transaction_writes_while_the_lease_is_held_and_never_after_it_was_lost() {
+    let world = Fenced::new();
+    let (first, second) = (Process::new().unwrap(), Process::new().unwrap());
+    let first_lock = Lock::new(&world.store(first.clone()), "sync", "first", FENCE_LOCK).unwrap();
+    let first_db = world.db(first);
+    let guard = first_lock.try_acquire().unwrap();
+    let mut tx = first_db.begin_fenced(&guard).unwrap();
+    insert(&mut tx, "first, under its lease");
+    tx.commit().unwrap();
+
+    // The first holder is suspended past its lease; the second takes over and writes.
+    world.clock.advance(FENCE_LOCK.lease);
+    let second_guard =
+        Lock::new(&world.store(second.clone()), "sync", "second", FENCE_LOCK).unwrap().try_acquire().unwrap();
+    let second_db = world.db(second);
+    let mut tx = second_db.begin_fenced(&second_guard).unwrap();
+    insert(&mut tx, "second");
+    tx.commit().unwrap();
+
+    // The first resumes and tries to write: refused, nothing written.
+    assert!(matches!(first_db.begin_fenced(&guard), Err(Error::Lost(_))));
+    assert_eq!(world.fixture.count(&first_db), 2);
+    first_db.begin().unwrap().commit().unwrap(); // no transaction was left open
+}
+
+#[test]
+fn the_fence_is_checked_in_the_database_not_only_in_memory() {
+    let world = Fenced::new();
+    let process = Process::new().unwrap();
+    let guard =
+        Lock::new(&world.store(process.clone()), "sync", "app", FENCE_LOCK).unwrap().try_acquire().unwrap();
+    let db = world.db(process);
+    // The row changes hands behind the heartbeat's back (its next renewal is seconds away).
+    db.execute("UPDATE liblease_lease SET holder = 'other', generation = generation + 1", &[]).unwrap();
+    guard.check().unwrap();
+    assert!(matches!(db.begin_fenced(&guard), Err(Error::Lost(_))));
+    assert!(matches!(guard.check(), Err(Error::Lost(_))), "the failed fence marks the hold lost");
+}
+
+#[test]
+fn a_fence_from_another_database_file_is_an_invalid_argument() {
+    let world = Fenced::new();
+    let elsewhere = Store::open(world.fixture.dir.path().join("other.db")).unwrap();
+    let guard = Lock::new(&elsewhere, "sync", "app", LockOptions::DEFAULT).unwrap().try_acquire().unwrap();
+    let db = world.fixture.db();
+    assert!(matches!(db.begin_fenced(&guard), Err(Error::InvalidArgument(_))));
+}
+
+/// A long job in this process must not starve the lock's own writes to the same file: an
+/// acquisition waits in the same queue and gets in after the job's slice, and the heartbeat
+/// keeps the lease alive through a job longer than the lease.
+#[test]
+fn the_locks_writes_share_the_queue_with_a_long_job() {
+    let fixture = Fixture::new();
+    let db = fixture.db();
+    let options = LockOptions {
+        lease: Duration::from_millis(900),
+        renew_every: Duration::from_millis(150),
+        max_backoff: Duration::from_millis(10),
+    };
+    let store = Store::open(fixture.path()).unwrap();
+    let holder = Lock::new(&store, "held", "app", options).unwrap().try_acquire().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let job = {
+        let (db, stop) = (db.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut tx = db.begin_chunked(NEVER_DUE).unwrap();
+            while !stop.load(Ordering::SeqCst) {
+                insert(&mut tx, "job");
+                tx.maybe_commit().unwrap();
+            }
+            tx.commit().unwrap();
+        })
+    };
+    let acquired =
+        Lock::new(&store, "other", "app", options).unwrap().acquire(Duration::from_secs(30)).unwrap();
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        holder.check().unwrap();
+        acquired.check().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!job.is_finished());
+    stop.store(true, Ordering::SeqCst);
+    job.join().unwrap();
+}
