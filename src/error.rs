@@ -25,6 +25,18 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Error {
+    /// Names the database file in a database error's message; other errors pass unchanged.
+    pub(crate) fn in_file(self, path: Option<&std::path::Path>) -> Error {
+        match (self, path) {
+            (Error::Database(message), Some(path)) => {
+                Error::Database(format!("{}: {message}", path.display()))
+            }
+            (other, _) => other,
+        }
+    }
+}
+
 impl From<rusqlite::Error> for Error {
     /// Busy and locked stay `Busy`, so that callers can wait and retry; every other SQLite error
     /// keeps SQLite's message.

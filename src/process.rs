@@ -54,10 +54,6 @@ impl Process {
 
     /// This OS process. Made on first use; a forked child gets a new one.
     pub fn current() -> Result<Arc<Process>> {
-        REGISTER_ATFORK.call_once(|| {
-            // SAFETY: registers a handler that only touches atomics; valid for the process's life.
-            unsafe { libc::pthread_atfork(None, None, Some(forget_parent_in_child)) };
-        });
         CURRENT.get_or_try_init(Process::new).cloned()
     }
 
@@ -84,8 +80,13 @@ impl Process {
     }
 }
 
-/// Counts the forks this process is the child of; 0 in the original process.
+/// Counts the forks this process is the child of; 0 in the original process. Every handle reads
+/// it when it is made, so the fork handler is in place before any handle exists.
 pub(crate) fn fork_generation() -> u64 {
+    REGISTER_ATFORK.call_once(|| {
+        // SAFETY: registers a handler that only touches atomics; valid for the process's life.
+        unsafe { libc::pthread_atfork(None, None, Some(forget_parent_in_child)) };
+    });
     FORK_GENERATION.load(Ordering::Acquire)
 }
 

@@ -388,3 +388,25 @@ fn the_locks_writes_share_the_queue_with_a_long_job() {
     stop.store(true, Ordering::SeqCst);
     job.join().unwrap();
 }
+
+/// Releasing a guard never waits behind a transaction of this process: if the database is taken
+/// it returns at once, and the lease is given back as soon as the transaction ends.
+#[test]
+fn releasing_a_guard_does_not_wait_for_an_open_transaction() {
+    let world = Fenced::new();
+    let process = Process::new().unwrap();
+    let store = world.store(process.clone());
+    let guard = Lock::new(&store, "sync", "app", FENCE_LOCK).unwrap().try_acquire().unwrap();
+    let db = world.db(process);
+    let mut tx = db.begin().unwrap();
+    insert(&mut tx, "written while the lease is released");
+    drop(guard); // on this very thread: waiting for the transaction would never end
+    assert_ne!(store.lease_row("sync").unwrap().unwrap().expires_ms, 0, "not yet given back");
+    tx.commit().unwrap();
+    let released = || store.lease_row("sync").unwrap().unwrap().expires_ms == 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !released() {
+        assert!(Instant::now() < deadline, "the lease was never given back");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}

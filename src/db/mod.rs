@@ -230,8 +230,5 @@ fn open_connection(path: &Path) -> Result<Connection> {
 }
 
 fn named(path: &Path, error: Error) -> Error {
-    match error {
-        Error::Database(message) => Error::Database(format!("{}: {message}", path.display())),
-        other => other,
-    }
+    error.in_file(Some(path))
 }

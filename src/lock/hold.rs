@@ -19,6 +19,11 @@ use crate::process;
 use crate::runtime;
 use crate::store::{lease_table, FileId, StoreInner};
 
+/// How long one background attempt to give a lease back waits in the writer queue, and the
+/// pause between attempts.
+const BACKGROUND_QUEUE_STAY: Duration = Duration::from_millis(20);
+const BACKGROUND_PAUSE: Duration = Duration::from_millis(2);
+
 /// Every lease key this process has touched, per database file.
 #[derive(Debug, Default)]
 pub(crate) struct HoldTable {
@@ -215,16 +220,39 @@ impl Hold {
         }
         self.released.store(true, Ordering::SeqCst);
         self.stop.notify_one();
-        // Giving back is worth trying while the lease would otherwise still run; after that,
-        // expiry has done the job. The write is precise (holder and hold number), so it cannot
-        // give back a newer hold of this process.
-        let remaining = self.confirmed_until_ms().saturating_sub(self.store.clock.now_ms());
-        let deadline = Instant::now() + Duration::from_millis(remaining);
-        let holder = self.store.process.holder_id();
-        let released = self.store.write(Some(deadline), |connection| {
-            lease_table::release(connection, &self.key, holder, self.number)
-        });
+        // Give the lease back now if the database lets us in at once. If another writer has it
+        // (a long transaction of this process, say), do not keep the caller waiting: the library's
+        // thread gives it back as soon as it can. The write names this hold's number, so a late
+        // release can never give back a newer hold of this process.
+        let released = self.give_back(None);
         drop(slot);
-        released.map(|_| ())
+        match released {
+            Err(Error::Busy(_)) => {
+                self.give_back_in_background();
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn give_back(&self, deadline: Option<Instant>) -> Result<()> {
+        let holder = self.store.process.holder_id();
+        self.store
+            .write(deadline, |connection| lease_table::release(connection, &self.key, holder, self.number))
+            .map(|_| ())
+    }
+
+    /// Retries giving the lease back until it succeeds or the lease would have run out anyway.
+    fn give_back_in_background(self: &Arc<Self>) {
+        let hold = self.clone();
+        // Without the thread the lease simply runs out: slower for waiters, still correct.
+        let _ = runtime::spawn(async move {
+            while hold.store.clock.now_ms() < hold.confirmed_until_ms() {
+                match hold.give_back(Some(Instant::now() + BACKGROUND_QUEUE_STAY)) {
+                    Err(Error::Busy(_)) => tokio::time::sleep(BACKGROUND_PAUSE).await,
+                    _ => return,
+                }
+            }
+        });
     }
 }

@@ -17,7 +17,7 @@ use rusqlite::{Connection, OpenFlags};
 pub use lease_table::LeaseRow;
 
 use crate::clock::{BootClock, Clock};
-use crate::error::{is_busy, Error, Result};
+use crate::error::{Error, Result};
 use crate::process::{self, Process};
 
 /// How long opening a store may wait for another connection's write lock (to create the table).
@@ -150,19 +150,10 @@ impl StoreInner {
         self.ensure_not_forked()?;
         let queue = self.process.writer_queue(&self.file);
         // The statement is its own transaction: the write turn ends as soon as it returns.
-        let (_turn, value) =
-            queue.enter(deadline, || f(&self.connection()).map_err(Error::from)).map_err(|e| match e {
-                Error::Database(message) => Error::Database(self.name_file(message)),
-                other => other,
-            })?;
+        let (_turn, value) = queue
+            .enter(deadline, || f(&self.connection()).map_err(Error::from))
+            .map_err(|e| e.in_file(self.path.as_deref()))?;
         Ok(value)
-    }
-
-    fn name_file(&self, message: String) -> String {
-        match &self.path {
-            Some(path) => format!("{}: {message}", path.display()),
-            None => message,
-        }
     }
 }
 
@@ -216,11 +207,5 @@ pub(crate) fn sqlite_error(message: String) -> rusqlite::Error {
 
 /// A database error naming the file, with SQLite's own message.
 fn at(path: Option<&Path>, error: rusqlite::Error) -> Error {
-    if is_busy(&error) {
-        return Error::Busy(error.to_string());
-    }
-    match path {
-        Some(path) => Error::Database(format!("{}: {error}", path.display())),
-        None => Error::Database(error.to_string()),
-    }
+    Error::from(error).in_file(path)
 }
