@@ -1,1 +1,92 @@
-//! The C ABI (in progress).
+//! liblease: a cross-process leased lock over one shared SQLite database.
+//!
+//! Several processes open the same SQLite database file: an iOS app and its extensions, the
+//! processes of one Android app, a desktop app and its helper. Some work must be done by one of
+//! them at a time (a sync, a key upload, a migration). A LeaseLock names such work by a key; the
+//! process that holds the key's lease is the only one doing it. A lease lasts a limited time and
+//! the library renews it in the background while it is held, so when a holder crashes, is killed
+//! or is suspended, another process takes over once the lease has run out.
+//!
+//! HANDLES
+//!
+//!   LeaseStore  a connection to a database file that holds the lease table (lease_store_open).
+//!               The table normally lives in the application's own database file.
+//!   LeaseLock   a named lease in a store (lease_lock_new).
+//!   LeaseGuard  proof that this process holds a lease (lease_lock_acquire and friends).
+//!
+//! Each handle is freed by its own function: lease_store_free, lease_lock_free and
+//! lease_guard_release. Each accepts NULL. Handles may be freed in any order: a lock keeps what
+//! it needs of its store alive, and a guard keeps its lease.
+//!
+//! Exclusion is between processes. Within one process the lock is re-entrant: while the process
+//! holds a lease, every acquisition of the same key in the same database file succeeds at once,
+//! whichever thread and whichever LeaseLock asks. The lease is held while any of the process's
+//! guards of it is alive, and is given back to the database when the last one is released, so a
+//! waiting process takes over at once.
+//!
+//! Every time a different process takes a lease its generation increases. A guard is "dirty" when
+//! another process may have held the lease since this process last held it: whatever this process
+//! cached under the lease is then stale. The first acquisition in a process is dirty.
+//!
+//! A lease is lost when this process was suspended (or its renewals failed) past the lease's
+//! expiry: another process may have taken it meanwhile. A lost guard's lease_guard_check returns
+//! LEASE_LOST, the lock's lost callback (lease_lock_set_lost_callback) is called once, and the
+//! next acquisition is a fresh, dirty one. Leases are timed by a clock shared by every process
+//! of one boot that keeps counting while the machine sleeps and ignores changes of the wall
+//! clock; a reboot expires every lease.
+//!
+//! CONVENTIONS
+//!
+//! Every function that can fail returns a LeaseStatus. LEASE_OK is zero; on any other status,
+//! lease_last_error_message() says what went wrong, naming the function. Outputs (the out_*
+//! arguments) are written only when the function returns LEASE_OK. Strings passed in are
+//! NUL-terminated UTF-8 and are not kept after the call returns. A NULL pointer where a handle, a
+//! string, a callback or an output is required, a string that is not UTF-8, and an out-of-range
+//! value all return LEASE_INVALID_ARGUMENT. No Rust panic crosses into C: an internal error
+//! returns LEASE_PANIC, or a harmless default from functions that return no status.
+//!
+//! THREADS
+//!
+//! Every function may be called from any thread, and every handle may be used by several threads
+//! at once, except that a handle must not be freed while another thread still uses it. The
+//! library has one background thread, named "liblease". It starts the first time this process
+//! holds a lease or asks for an asynchronous acquisition (merely opening a store starts nothing);
+//! it renews held leases and runs every callback. Callbacks must return promptly and must not
+//! wait for a lease (lease_lock_acquire with a timeout, say): while a callback runs, renewals of
+//! this process's leases wait. lease_shutdown() stops and joins the thread when nothing needs it,
+//! so that a host can unload the library.
+//!
+//! FORK
+//!
+//! A handle made before fork() belongs to the parent. In the child every call on it returns
+//! LEASE_MISUSE, and freeing it there touches nothing of the parent's (it leaks a little memory
+//! instead). To use liblease in a child, exec a program that opens its own store. A forked child
+//! that does not exec must not open a store on a file its parent has open either: SQLite keeps
+//! per-process bookkeeping of the locks on each open file, and a forked child inherits the
+//! parent's, so its new connection would not be locked correctly.
+
+// The exports are C entry points: they take C's pointers, whose contract the header states, and
+// cannot be `unsafe fn` to C. Each dereference is in a helper of `handle` with its own contract.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
+// Shared machinery: pointers from C, the panic boundary, statuses and the last error.
+mod handle;
+mod panic;
+mod status;
+
+// The C face, one file per handle, in the order the header presents them (the comments keep
+// rustfmt from sorting them).
+// The library as a whole.
+mod library;
+// LeaseStore.
+mod store;
+// LeaseLock, its options and its callbacks.
+mod lock;
+// LeaseGuard.
+mod guard;
+
+pub use guard::*;
+pub use library::*;
+pub use lock::*;
+pub use status::*;
+pub use store::*;

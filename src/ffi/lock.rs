@@ -1,0 +1,285 @@
+//! The C face of a lock: `LeaseLock`, its options and its callbacks.
+
+use std::ffi::{c_char, c_void, CString};
+use std::time::Duration;
+
+use super::guard::LeaseGuard;
+use super::handle::{self, Boxed, Castable, Out};
+use super::panic::{catch_status, catch_value};
+use super::status::{self, LeaseStatus};
+use super::store::LeaseStore;
+use crate::{Lock, LockOptions};
+
+/// A named lease in a store. Opaque; made by lease_lock_new, freed by lease_lock_free.
+/// Thread-safe.
+pub struct LeaseLock {
+    _private: [u8; 0],
+}
+
+impl Castable for LeaseLock {
+    type Ownership = Boxed;
+    type RustType = Lock;
+}
+
+/// The timing of a lock, in milliseconds. Start from lease_lock_options_default() and change
+/// what you need; every field must be above zero.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseLockOptions {
+    /// How long a lease lasts without renewal: the longest another process waits for it after
+    /// this one crashed, was killed or was suspended while holding it. At most one day.
+    pub lease_ms: u32,
+    /// How often the library's thread renews a held lease. At most half of lease_ms, so that a
+    /// renewal delayed by a busy database still succeeds before the lease runs out.
+    pub renew_every_ms: u32,
+    /// The longest pause between two attempts of a waiting acquisition. A released lease is
+    /// noticed by a waiting process within about this time.
+    pub max_backoff_ms: u32,
+}
+
+impl From<LockOptions> for LeaseLockOptions {
+    fn from(options: LockOptions) -> LeaseLockOptions {
+        let ms = |duration: Duration| u32::try_from(duration.as_millis()).unwrap_or(u32::MAX);
+        LeaseLockOptions {
+            lease_ms: ms(options.lease),
+            renew_every_ms: ms(options.renew_every),
+            max_backoff_ms: ms(options.max_backoff),
+        }
+    }
+}
+
+impl From<LeaseLockOptions> for LockOptions {
+    fn from(options: LeaseLockOptions) -> LockOptions {
+        let ms = |ms: u32| Duration::from_millis(ms.into());
+        LockOptions {
+            lease: ms(options.lease_ms),
+            renew_every: ms(options.renew_every_ms),
+            max_backoff: ms(options.max_backoff_ms),
+        }
+    }
+}
+
+/// Called once when an asynchronous acquisition ends, on the library's thread ("liblease").
+///
+/// On success status is LEASE_OK and guard is a new guard that the callee owns and must release
+/// with lease_guard_release (at once, or later from any thread). Otherwise guard is NULL, status
+/// says why (LEASE_TIMEOUT, LEASE_DATABASE, ...) and lease_last_error_message(), called in the
+/// callback, gives the message. context is the pointer given to lease_lock_acquire_async.
+pub type LeaseAcquireCallback =
+    Option<unsafe extern "C" fn(context: *mut c_void, status: LeaseStatus, guard: *mut LeaseGuard)>;
+
+/// Called once, on the library's thread ("liblease"), when a lease held through a lock is lost:
+/// another process may be doing the work the lease protects. key is the lock's key, valid only
+/// during the call. context is the pointer given to lease_lock_set_lost_callback.
+pub type LeaseLostCallback = Option<unsafe extern "C" fn(context: *mut c_void, key: *const c_char)>;
+
+/// A caller's context pointer, carried to the library's thread. liblease never dereferences it;
+/// the caller promises that it may be used there (see each function's documentation).
+struct Context(*mut c_void);
+
+// SAFETY: the pointer is only handed back to the caller's own callback; making that safe on the
+// library's thread is the caller's documented duty.
+unsafe impl Send for Context {}
+unsafe impl Sync for Context {}
+
+impl Context {
+    fn get(&self) -> *mut c_void {
+        self.0
+    }
+}
+
+/// Returns liblease's default lock options: a 6000 ms lease renewed every 2000 ms, and waiters
+/// that pause at most 50 ms between attempts. These defaults keep a lease safe even when another
+/// connection holds the database's write lock for a whole second. Any thread.
+#[no_mangle]
+pub extern "C" fn lease_lock_options_default() -> LeaseLockOptions {
+    let zero = LeaseLockOptions { lease_ms: 0, renew_every_ms: 0, max_backoff_ms: 0 };
+    catch_value("lease_lock_options_default", zero, || Ok(LockOptions::DEFAULT.into()))
+}
+
+/// Makes a lock on key in store. Nothing is acquired yet, and nothing is written to the database.
+///
+/// key names the lease; every process that uses the same key in the same database file contends
+/// for the same lease. holder is a label of this process (say "app" or "share-extension") written
+/// beside the lease for diagnostics; processes are told apart by an id of their own, so two
+/// processes with the same label still exclude each other. options is NULL for the defaults
+/// (lease_lock_options_default()). The strings and options are copied.
+///
+/// On LEASE_OK, *out_lock is a new lock that the caller frees with lease_lock_free. The lock keeps
+/// the store's connection alive, so the store may be freed first. Any thread.
+///
+/// Returns:
+/// - LEASE_OK: *out_lock is set.
+/// - LEASE_INVALID_ARGUMENT: store, key, holder or out_lock is NULL; key is empty; key or holder
+///   is not UTF-8; or an option is zero or contradictory (renew_every_ms above half of lease_ms,
+///   lease_ms above a day).
+/// - LEASE_MISUSE: store was opened before fork() and this is the child.
+#[no_mangle]
+pub extern "C" fn lease_lock_new(
+    store: *mut LeaseStore,
+    key: *const c_char,
+    holder: *const c_char,
+    options: *const LeaseLockOptions,
+    out_lock: *mut *mut LeaseLock,
+) -> LeaseStatus {
+    catch_status("lease_lock_new", || {
+        // SAFETY: the C contract: out_lock is NULL or writable; store is NULL or a live store; key
+        // and holder are NULL or C strings; options is NULL or points at options.
+        let out = unsafe { Out::new(out_lock, "out_lock") }?;
+        let store = unsafe { handle::borrow(store, "store") }?;
+        let key = unsafe { handle::str_arg(key, "key") }?;
+        let holder = unsafe { handle::str_arg(holder, "holder") }?;
+        let options = unsafe { options.as_ref() }.copied().map_or(LockOptions::DEFAULT, LockOptions::from);
+        out.set(Lock::new(store, key, holder, options)?);
+        Ok(())
+    })
+}
+
+/// Takes the lease if it is free, has run out, or is already held by this process; never waits.
+///
+/// While this process holds the lease (through any lock on the same key and database file, on
+/// any thread) this succeeds at once with a guard that is not dirty. Otherwise it takes the lease
+/// from the database in one atomic statement, and the library's thread starts renewing it.
+///
+/// On LEASE_OK, *out_guard is a new guard that the caller releases with lease_guard_release; the
+/// lease is held until this process's last guard of it is released. Any thread.
+///
+/// Returns:
+/// - LEASE_OK: the lease is held; *out_guard is set.
+/// - LEASE_BUSY: another process holds the lease, or another connection holds the database's
+///   write lock at this instant.
+/// - LEASE_INVALID_ARGUMENT: lock or out_guard is NULL.
+/// - LEASE_DATABASE: SQLite failed.
+/// - LEASE_MISUSE: the lock was made before fork() and this is the child, or the library's
+///   thread could not be started (the lease is then not kept).
+#[no_mangle]
+pub extern "C" fn lease_lock_try_acquire(
+    lock: *mut LeaseLock,
+    out_guard: *mut *mut LeaseGuard,
+) -> LeaseStatus {
+    catch_status("lease_lock_try_acquire", || {
+        // SAFETY: the C contract: out_guard is NULL or writable; lock is NULL or a live lock.
+        let out = unsafe { Out::new(out_guard, "out_guard") }?;
+        let lock = unsafe { handle::borrow(lock, "lock") }?;
+        out.set(lock.try_acquire()?);
+        Ok(())
+    })
+}
+
+/// Takes the lease like lease_lock_try_acquire, waiting up to timeout_ms milliseconds while
+/// another process holds it. The calling thread sleeps between attempts (backing off from 1 ms
+/// to the lock's max_backoff_ms) and wakes when the holder's lease would run out; a holder that
+/// releases is noticed within about max_backoff_ms. A timeout of 0 tries once.
+///
+/// Blocks the calling thread: do not call it from a callback (use lease_lock_acquire_async or
+/// lease_lock_try_acquire there). On LEASE_OK, *out_guard is a new guard that the caller releases
+/// with lease_guard_release. Any other thread.
+///
+/// Returns:
+/// - LEASE_OK: the lease is held; *out_guard is set.
+/// - LEASE_TIMEOUT: another process held the lease (or the database's write lock) throughout.
+/// - LEASE_INVALID_ARGUMENT: lock or out_guard is NULL.
+/// - LEASE_DATABASE: SQLite failed.
+/// - LEASE_MISUSE: as for lease_lock_try_acquire.
+#[no_mangle]
+pub extern "C" fn lease_lock_acquire(
+    lock: *mut LeaseLock,
+    timeout_ms: u32,
+    out_guard: *mut *mut LeaseGuard,
+) -> LeaseStatus {
+    catch_status("lease_lock_acquire", || {
+        // SAFETY: the C contract: out_guard is NULL or writable; lock is NULL or a live lock.
+        let out = unsafe { Out::new(out_guard, "out_guard") }?;
+        let lock = unsafe { handle::borrow(lock, "lock") }?;
+        out.set(lock.acquire(Duration::from_millis(timeout_ms.into()))?);
+        Ok(())
+    })
+}
+
+/// Starts taking the lease like lease_lock_acquire, but returns at once: callback is called
+/// exactly once, on the library's thread ("liblease"), with the guard or the failure. See
+/// LeaseAcquireCallback. No thread waits meanwhile.
+///
+/// context is passed to callback unchanged; it may be NULL. The caller keeps whatever it points
+/// at valid until the callback has run. The lock may be freed before that; the acquisition goes
+/// on. Any thread.
+///
+/// Returns:
+/// - LEASE_OK: the acquisition started; callback will be called.
+/// - LEASE_INVALID_ARGUMENT: lock or callback is NULL.
+/// - LEASE_MISUSE: the lock was made before fork() and this is the child, or the library's
+///   thread could not be started.
+///
+/// On any status but LEASE_OK, callback is never called.
+#[no_mangle]
+pub extern "C" fn lease_lock_acquire_async(
+    lock: *mut LeaseLock,
+    timeout_ms: u32,
+    callback: LeaseAcquireCallback,
+    context: *mut c_void,
+) -> LeaseStatus {
+    catch_status("lease_lock_acquire_async", || {
+        // SAFETY: the C contract: lock is NULL or a live lock.
+        let lock = unsafe { handle::borrow(lock, "lock") }?;
+        let callback = callback.ok_or_else(|| crate::Error::InvalidArgument("callback is NULL".into()))?;
+        let context = Context(context);
+        lock.acquire_async(Duration::from_millis(timeout_ms.into()), move |result| {
+            let (status, guard) = match result {
+                Ok(guard) => (LeaseStatus::LEASE_OK, handle::into_handle::<LeaseGuard>(guard)),
+                // Recorded on this thread, where the callback can read it.
+                Err(error) => (status::failed("lease_lock_acquire_async", &error), std::ptr::null_mut()),
+            };
+            // SAFETY: the caller's callback, with its context, on the thread the contract names.
+            unsafe { callback(context.get(), status, guard) }
+        })
+    })
+}
+
+/// Sets the function called when a lease held through this lock is lost (see LeaseLostCallback),
+/// replacing any previous one; a NULL callback removes it. The callback is called once per lost
+/// hold, on the library's thread, for every lock through which a guard of that hold was taken.
+///
+/// context is passed to callback unchanged; it may be NULL. The caller keeps whatever it points
+/// at valid until the callback is replaced or the lock is freed. When this function (or
+/// lease_lock_free) returns, the previous callback is not running and will not be called again,
+/// so its context may be freed; the one exception is a call made from inside that very callback,
+/// which is allowed and returns at once. Any thread.
+///
+/// Returns:
+/// - LEASE_OK: the callback is set (or removed).
+/// - LEASE_INVALID_ARGUMENT: lock is NULL.
+/// - LEASE_MISUSE: the lock was made before fork() and this is the child.
+#[no_mangle]
+pub extern "C" fn lease_lock_set_lost_callback(
+    lock: *mut LeaseLock,
+    callback: LeaseLostCallback,
+    context: *mut c_void,
+) -> LeaseStatus {
+    catch_status("lease_lock_set_lost_callback", || {
+        // SAFETY: the C contract: lock is NULL or a live lock.
+        let lock = unsafe { handle::borrow(lock, "lock") }?;
+        let context = Context(context);
+        let callback = callback.map(|callback| -> Box<dyn Fn(&str) + Send + Sync> {
+            Box::new(move |key: &str| {
+                // A key came from C as a C string, so it has no NUL inside.
+                let key = CString::new(key).unwrap_or_default();
+                // SAFETY: the caller's callback, with its context, on the thread the contract names.
+                unsafe { callback(context.get(), key.as_ptr()) }
+            })
+        });
+        lock.set_lost_callback(callback)
+    })
+}
+
+/// Frees a lock. Guards taken through it stay valid and keep their lease until released. Its
+/// lost callback is removed first (see lease_lock_set_lost_callback: when this returns, the
+/// callback is not running and will not run). NULL is a no-op. Any thread, but no other thread
+/// may be using this lock handle.
+#[no_mangle]
+pub extern "C" fn lease_lock_free(lock: *mut LeaseLock) {
+    catch_value("lease_lock_free", (), || {
+        // SAFETY: the C contract: lock is NULL or a live lock that the caller gives up.
+        drop(unsafe { handle::take(lock) });
+        Ok(())
+    })
+}
