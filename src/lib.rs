@@ -12,10 +12,12 @@ mod db;
 mod error;
 pub mod ffi;
 mod fork_local;
+mod liveness;
 mod lock;
 mod process;
 pub mod runtime;
 mod store;
+mod wait;
 mod writer_queue;
 
 pub use clock::{BootClock, Clock, ManualClock};

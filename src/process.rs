@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, Once};
 
 use crate::error::{Error, Result};
 use crate::fork_local::ForkLocal;
+use crate::liveness::Identity;
 use crate::lock::HoldTable;
 use crate::store::FileId;
 use crate::writer_queue::WriterQueue;
@@ -32,6 +33,7 @@ static REGISTER_ATFORK: Once = Once::new();
 #[derive(Debug)]
 pub struct Process {
     holder_id: String,
+    identity: Identity,
     fork_generation: u64,
     next_hold: AtomicU64,
     pub(crate) holds: HoldTable,
@@ -45,6 +47,7 @@ impl Process {
         getrandom::fill(&mut id).map_err(|e| Error::Misuse(format!("no randomness for a holder id: {e}")))?;
         Ok(Arc::new(Process {
             holder_id: id.iter().map(|b| format!("{b:02x}")).collect(),
+            identity: Identity::of_this_process(),
             fork_generation: fork_generation(),
             next_hold: AtomicU64::new(1),
             holds: HoldTable::default(),
@@ -60,6 +63,11 @@ impl Process {
     /// The id written to the lease table: unique to this process (or simulated process).
     pub fn holder_id(&self) -> &str {
         &self.holder_id
+    }
+
+    /// The OS process behind this holder, for liveness checks by waiters.
+    pub(crate) fn identity(&self) -> &Identity {
+        &self.identity
     }
 
     /// A number unique within this process for each hold it takes, so that a late release of an

@@ -60,6 +60,7 @@ where
 fn start() -> Result<Running> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
+        .enable_io()
         .thread_name(THREAD_NAME)
         .build()
         .map_err(|e| Error::Misuse(format!("cannot start the library's runtime: {e}")))?;

@@ -21,9 +21,11 @@ use hold::{Hold, NewHold};
 pub use options::LockOptions;
 
 use crate::error::{Error, Result};
+use crate::liveness::Identity;
 use crate::runtime;
-use crate::store::lease_table::{self, Claim};
+use crate::store::lease_table::{self, Claim, DeadHold};
 use crate::store::Store;
+use crate::wait::ChangeWait;
 
 /// The first pause of a waiting `acquire`; it doubles up to `max_backoff`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(1);
@@ -56,11 +58,17 @@ thread_local! {
 /// The outcome of one attempt to take the lease.
 enum Attempt {
     Taken(Guard),
-    /// Held by another holder (or the database busy): worth trying again after `retry_in`.
-    Held {
-        retry_in: Duration,
-        why: String,
-    },
+    /// Held by another holder (or the database busy).
+    Held(Held),
+}
+
+/// Why an attempt did not take the lease, and when to look again: after a change, or after
+/// `retry_in` at the latest (the holder's expiry).
+struct Held {
+    retry_in: Duration,
+    /// The holding process, when known: a waiter also wakes when it ends.
+    holder: Option<Identity>,
+    why: String,
 }
 
 impl Lock {
@@ -97,34 +105,45 @@ impl Lock {
     pub fn try_acquire(&self) -> Result<Guard> {
         match self.shared.attempt(None)? {
             Attempt::Taken(guard) => Ok(guard),
-            Attempt::Held { why, .. } => Err(Error::Busy(why)),
+            Attempt::Held(held) => Err(Error::Busy(held.why)),
         }
     }
 
-    /// Takes the lease, waiting up to `timeout`; `Err(Timeout)` when it stays held. The thread
-    /// sleeps between attempts, backing off from 1 ms to `max_backoff`, and never sleeps past
-    /// the holder's expiry.
+    /// Takes the lease, waiting up to `timeout`; `Err(Timeout)` when it stays held.
+    ///
+    /// The thread sleeps until the lease may have changed hands: the database was written (a
+    /// release is a write), or the holder's process ended; where the system cannot tell, it
+    /// polls with a backoff from 1 ms to `max_backoff`. It never sleeps past the holder's expiry.
     pub fn acquire(&self, timeout: Duration) -> Result<Guard> {
         let deadline = Instant::now() + timeout;
         let mut backoff = FIRST_BACKOFF;
+        let mut wait: Option<ChangeWait> = None;
         loop {
             // Waiting in the writer queue (not polling it) is what makes a long job of this
             // process let the acquisition in.
-            let (retry_in, why) = match self.shared.attempt(Some(deadline))? {
+            let held = match self.shared.attempt(Some(deadline))? {
                 Attempt::Taken(guard) => return Ok(guard),
-                Attempt::Held { retry_in, why } => (retry_in, why),
+                Attempt::Held(held) => held,
             };
             let now = Instant::now();
             if now >= deadline {
-                return Err(timed_out(&self.shared.key, timeout, &why));
+                return Err(timed_out(&self.shared.key, timeout, &held.why));
             }
-            std::thread::sleep(backoff.min(retry_in).min(deadline - now));
-            backoff = (backoff * 2).min(self.shared.options.max_backoff);
+            let Some(wait) = wait.as_mut() else {
+                // Watch first, then look again: a release between the first look and the watch
+                // would otherwise go unnoticed.
+                wait = Some(self.shared.change_wait());
+                continue;
+            };
+            self.shared.watch(wait, &held);
+            if !wait.wait(backoff.min(held.retry_in).min(deadline - now)) {
+                backoff = (backoff * 2).min(self.shared.options.max_backoff);
+            }
         }
     }
 
     /// Like [`Lock::acquire`], but returns at once and calls `done` exactly once, on the library's
-    /// thread, with the guard or the error.
+    /// thread, with the guard or the error. The wait does not occupy the library's thread.
     pub fn acquire_async(
         &self,
         timeout: Duration,
@@ -133,23 +152,30 @@ impl Lock {
         self.shared.store.inner.ensure_not_forked()?;
         let shared = self.shared.clone();
         runtime::spawn(async move {
-            let deadline = tokio::time::Instant::now() + timeout;
+            let deadline = Instant::now() + timeout;
             let mut backoff = FIRST_BACKOFF;
+            let mut wait: Option<ChangeWait> = None;
             let result = loop {
                 // The library's thread may not wait long: a short stay in the writer queue is
                 // enough to be seen by a chunked job, which then lets us in.
                 let queue_wait = Some(Instant::now() + ASYNC_QUEUE_WAIT);
-                let (retry_in, why) = match shared.attempt(queue_wait) {
+                let held = match shared.attempt(queue_wait) {
                     Ok(Attempt::Taken(guard)) => break Ok(guard),
-                    Ok(Attempt::Held { retry_in, why }) => (retry_in, why),
+                    Ok(Attempt::Held(held)) => held,
                     Err(e) => break Err(e),
                 };
-                let now = tokio::time::Instant::now();
+                let now = Instant::now();
                 if now >= deadline {
-                    break Err(timed_out(&shared.key, timeout, &why));
+                    break Err(timed_out(&shared.key, timeout, &held.why));
                 }
-                tokio::time::sleep(backoff.min(retry_in).min(deadline - now)).await;
-                backoff = (backoff * 2).min(shared.options.max_backoff);
+                let Some(wait) = wait.as_mut() else {
+                    wait = Some(shared.change_wait());
+                    continue;
+                };
+                shared.watch(wait, &held);
+                if !wait.wait_async(backoff.min(held.retry_in).min(deadline - now)).await {
+                    backoff = (backoff * 2).min(shared.options.max_backoff);
+                }
             };
             done(result);
         })
@@ -180,9 +206,10 @@ impl Drop for Lock {
 }
 
 impl LockShared {
-    /// One attempt: joins this process's hold if it has a valid one, otherwise takes the lease
-    /// from the store in one statement, waiting for the database's write lock until
-    /// `write_deadline` (`None`: not at all). Another holder's lease is never waited for here.
+    /// One attempt: joins this process's hold if it has a valid one; otherwise looks at the
+    /// lease row and, unless a live holder keeps it, takes it in one statement, waiting for the
+    /// database's write lock until `write_deadline` (`None`: not at all). Another holder's
+    /// lease is never waited for here.
     fn attempt(self: &Arc<Self>, write_deadline: Option<Instant>) -> Result<Attempt> {
         let store = &self.store.inner;
         store.ensure_not_forked()?;
@@ -198,8 +225,29 @@ impl LockShared {
             state.last_generation = None;
         }
 
+        // Look before taking: a lease that a live holder keeps is not worth the write lock.
         let now_ms = store.clock.now_ms();
         let boot = store.clock.boot_id();
+        let me = store.process.identity();
+        let row = store.read(|connection| lease_table::read(connection, &self.key))?;
+        let mut dead = None;
+        if let Some(row) = &row {
+            let kept =
+                row.holder != store.process.holder_id() && *row.boot == *boot && row.expires_ms > now_ms;
+            if kept {
+                let holder = row.identity();
+                if !holder.is_certainly_dead(me) {
+                    return Ok(Attempt::Held(Held {
+                        retry_in: Duration::from_millis(row.expires_ms - now_ms + 1),
+                        holder: Some(holder),
+                        why: format!("'{}' is held by '{}' (another process)", self.key, row.label),
+                    }));
+                }
+                // The holder crashed: its lease may be taken now rather than when it expires.
+                dead = Some(DeadHold { holder: &row.holder, hold: row.hold });
+            }
+        }
+
         let claim = Claim {
             key: &self.key,
             holder: store.process.holder_id(),
@@ -209,11 +257,21 @@ impl LockShared {
             now_ms,
             expires_ms: now_ms + self.options.lease.as_millis() as u64,
         };
-        let taken = store.write(write_deadline, |connection| lease_table::take(connection, &claim));
+        let taken = store
+            .write(write_deadline, |connection| lease_table::take(connection, &claim, me, dead.as_ref()));
         let generation = match taken {
             Ok(Some(generation)) => generation,
-            Ok(None) => return self.held_by_another(now_ms),
-            Err(Error::Busy(why)) => return Ok(Attempt::Held { retry_in: Duration::MAX, why }),
+            // It changed hands between the look and the take: look again at once.
+            Ok(None) => {
+                return Ok(Attempt::Held(Held {
+                    retry_in: Duration::ZERO,
+                    holder: None,
+                    why: format!("'{}' changed hands", self.key),
+                }))
+            }
+            Err(Error::Busy(why)) => {
+                return Ok(Attempt::Held(Held { retry_in: Duration::MAX, holder: None, why }))
+            }
             Err(e) => return Err(e),
         };
         let dirty = state.last_generation != Some(generation);
@@ -237,17 +295,14 @@ impl LockShared {
         Ok(Attempt::Taken(guard))
     }
 
-    fn held_by_another(&self, now_ms: u64) -> Result<Attempt> {
-        let row = self.store.inner.read(|connection| lease_table::read(connection, &self.key))?;
-        let (retry_in, why) = match row {
-            Some(row) => (
-                // Wake just after the holder's lease runs out, if nobody gives it back earlier.
-                Duration::from_millis(row.expires_ms.saturating_sub(now_ms) + 1),
-                format!("'{}' is held by '{}' (another process)", self.key, row.label),
-            ),
-            None => (Duration::ZERO, format!("'{}' changed hands; try again", self.key)),
-        };
-        Ok(Attempt::Held { retry_in, why })
+    fn change_wait(&self) -> ChangeWait {
+        ChangeWait::new(self.store.path())
+    }
+
+    fn watch(&self, wait: &mut ChangeWait, held: &Held) {
+        if let Some(holder) = &held.holder {
+            wait.watch_holder(holder, self.store.inner.process.identity());
+        }
     }
 
     /// Calls the lost callback, on the library's thread.

@@ -3,6 +3,8 @@
 
 use rusqlite::{named_params, Connection, OptionalExtension};
 
+use crate::liveness::Identity;
+
 /// One row of the lease table, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseRow {
@@ -18,6 +20,17 @@ pub struct LeaseRow {
     pub expires_ms: u64,
     /// Increases each time a different holder takes the lease.
     pub generation: u64,
+    /// The holding process's pid, start time and PID namespace (0, 0, "" where unknown), which
+    /// let a waiter see that a crashed holder is gone.
+    pub pid: u32,
+    pub started: u64,
+    pub pid_namespace: String,
+}
+
+impl LeaseRow {
+    pub(crate) fn identity(&self) -> Identity {
+        Identity { pid: self.pid, started: self.started, pid_namespace: self.pid_namespace.clone() }
+    }
 }
 
 /// Who asks, and for how long.
@@ -31,20 +44,38 @@ pub(crate) struct Claim<'a> {
     pub expires_ms: u64,
 }
 
-/// Takes the lease if it is free, expired, of another boot, or already this holder's. Returns the
-/// generation, or `None` when another holder has it.
-pub(crate) fn take(connection: &Connection, claim: &Claim) -> rusqlite::Result<Option<u64>> {
+/// A crashed holder whose lease may be taken before it expires: named exactly (holder and hold
+/// number), so that only the hold that was judged dead is taken over.
+pub(crate) struct DeadHold<'a> {
+    pub holder: &'a str,
+    pub hold: u64,
+}
+
+/// Takes the lease if it is free, expired, of another boot, already this holder's, or held by
+/// `dead` (a holder judged crashed). Returns the generation, or `None` when another holder has
+/// it.
+pub(crate) fn take(
+    connection: &Connection,
+    claim: &Claim,
+    identity: &Identity,
+    dead: Option<&DeadHold>,
+) -> rusqlite::Result<Option<u64>> {
     let mut statement = connection.prepare_cached(
-        "INSERT INTO liblease_lease (key, holder, hold, label, boot, expires_ms, generation)
-         VALUES (:key, :holder, :hold, :label, :boot, :expires_ms, 1)
+        "INSERT INTO liblease_lease
+             (key, holder, hold, label, boot, expires_ms, generation, pid, started, pid_namespace)
+         VALUES (:key, :holder, :hold, :label, :boot, :expires_ms, 1, :pid, :started, :pid_namespace)
          ON CONFLICT (key) DO UPDATE SET
              generation = generation + (holder IS NOT excluded.holder),
              holder = excluded.holder,
              hold = excluded.hold,
              label = excluded.label,
              boot = excluded.boot,
-             expires_ms = excluded.expires_ms
+             expires_ms = excluded.expires_ms,
+             pid = excluded.pid,
+             started = excluded.started,
+             pid_namespace = excluded.pid_namespace
          WHERE holder = excluded.holder OR boot IS NOT excluded.boot OR expires_ms <= :now_ms
+            OR (holder = :dead_holder AND hold = :dead_hold)
          RETURNING generation",
     )?;
     statement
@@ -52,7 +83,9 @@ pub(crate) fn take(connection: &Connection, claim: &Claim) -> rusqlite::Result<O
             named_params! {
                 ":key": claim.key, ":holder": claim.holder, ":hold": claim.hold as i64,
                 ":label": claim.label, ":boot": claim.boot, ":expires_ms": claim.expires_ms as i64,
-                ":now_ms": claim.now_ms as i64,
+                ":now_ms": claim.now_ms as i64, ":pid": identity.pid, ":started": identity.started as i64,
+                ":pid_namespace": identity.pid_namespace,
+                ":dead_holder": dead.map(|d| d.holder), ":dead_hold": dead.map(|d| d.hold as i64),
             },
             |row| row.get::<_, i64>(0),
         )
@@ -87,7 +120,8 @@ pub(crate) fn release(connection: &Connection, key: &str, holder: &str, hold: u6
 /// The row of `key`, if there is one.
 pub(crate) fn read(connection: &Connection, key: &str) -> rusqlite::Result<Option<LeaseRow>> {
     let mut statement = connection.prepare_cached(
-        "SELECT holder, hold, label, boot, expires_ms, generation FROM liblease_lease WHERE key = ?1",
+        "SELECT holder, hold, label, boot, expires_ms, generation, pid, started, pid_namespace
+         FROM liblease_lease WHERE key = ?1",
     )?;
     statement
         .query_row([key], |row| {
@@ -98,6 +132,9 @@ pub(crate) fn read(connection: &Connection, key: &str) -> rusqlite::Result<Optio
                 boot: row.get(3)?,
                 expires_ms: row.get::<_, i64>(4)? as u64,
                 generation: row.get::<_, i64>(5)? as u64,
+                pid: row.get(6)?,
+                started: row.get::<_, i64>(7)? as u64,
+                pid_namespace: row.get(8)?,
             })
         })
         .optional()

@@ -11,7 +11,7 @@ use super::sqlite_error;
 use crate::error::is_busy;
 
 /// The schema version this build writes and understands.
-pub(crate) const VERSION: i64 = 1;
+pub(crate) const VERSION: i64 = 2;
 
 /// Each step takes the schema from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -27,6 +27,10 @@ const MIGRATIONS: &[&str] = &[
          expires_ms INTEGER NOT NULL, -- boot-clock milliseconds; 0 once released
          generation INTEGER NOT NULL  -- +1 each time a different holder takes the lease
      ) WITHOUT ROWID;",
+    // 1 -> 2: who the holder is, so that a waiter can tell that a crashed holder is gone.
+    "ALTER TABLE liblease_lease ADD COLUMN pid INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE liblease_lease ADD COLUMN started INTEGER NOT NULL DEFAULT 0; -- holder's start time
+     ALTER TABLE liblease_lease ADD COLUMN pid_namespace TEXT NOT NULL DEFAULT '';",
 ];
 
 /// Brings the schema to [`VERSION`], waiting for another connection's write lock until
@@ -88,4 +92,33 @@ fn version(connection: &Connection) -> rusqlite::Result<i64> {
         .query_row("SELECT version FROM liblease_schema", [], |row| row.get(0))
         .optional()?
         .unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(10)
+    }
+
+    #[test]
+    fn a_version_1_table_migrates_and_keeps_its_leases() {
+        let connection = Connection::open_in_memory().unwrap();
+        connection.execute_batch(MIGRATIONS[0]).unwrap();
+        connection.execute_batch("UPDATE liblease_schema SET version = 1").unwrap();
+        connection
+            .execute_batch("INSERT INTO liblease_lease VALUES ('sync', 'h', 1, 'app', 'boot', 99, 7)")
+            .unwrap();
+        migrate(&connection, far()).unwrap();
+        assert_eq!(version(&connection).unwrap(), VERSION);
+        let (generation, pid): (i64, i64) = connection
+            .query_row("SELECT generation, pid FROM liblease_lease WHERE key = 'sync'", [], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((generation, pid), (7, 0), "old rows keep their generation; liveness is unknown");
+        // Current: a second open does not write.
+        migrate(&connection, far()).unwrap();
+    }
 }

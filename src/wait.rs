@@ -1,0 +1,268 @@
+//! Waiting for a lease to change hands, without polling where the system can say when.
+//!
+//! A waiter sleeps until one of these happens, or its timeout (the polling fallback) passes:
+//! - the database's WAL file is written: every commit appends to it, a release included
+//!   (Linux and Android: inotify on `<database>-wal`, which needs no file of our own beside the
+//!   database);
+//! - the holder's process ends (Linux 5.3+: a pidfd becomes readable when the process exits).
+//!
+//! A wake-up only means "look again": the waiter reads the lease row and tries to take the lease
+//! in the database, where exclusion is decided. A missed or unavailable wake-up costs latency,
+//! never correctness. Elsewhere (Apple platforms, old kernels) the waiter polls with backoff.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::liveness::Identity;
+
+/// One waiter's wake-up sources. Made when an acquisition first has to wait; dropped with it.
+pub(crate) struct ChangeWait {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    inner: linux::Sources,
+}
+
+impl ChangeWait {
+    /// Wake-ups for changes to the database at `path` (`None`: an in-memory store, where only
+    /// polling applies).
+    pub(crate) fn new(path: Option<&Path>) -> ChangeWait {
+        ChangeWait {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            inner: linux::Sources::new(path),
+        }
+    }
+
+    /// Also wake when the process named by `holder` ends.
+    pub(crate) fn watch_holder(&mut self, holder: &Identity, me: &Identity) {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        self.inner.watch_holder(holder, me);
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let _ = (holder, me);
+    }
+
+    /// Blocks until a wake-up or `timeout`. Returns true when woken by an event.
+    pub(crate) fn wait(&mut self, timeout: Duration) -> bool {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        return self.inner.wait(timeout);
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        {
+            std::thread::sleep(timeout);
+            false
+        }
+    }
+
+    /// Like [`ChangeWait::wait`], on the library's runtime, without blocking its thread.
+    pub(crate) async fn wait_async(&mut self, timeout: Duration) -> bool {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        return self.inner.wait_async(timeout).await;
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        {
+            tokio::time::sleep(timeout).await;
+            false
+        }
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod linux {
+    use std::ffi::CString;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Path;
+    use std::task::Poll;
+    use std::time::Duration;
+
+    use tokio::io::unix::AsyncFd;
+    use tokio::io::Interest;
+
+    use crate::liveness::Identity;
+
+    pub(super) struct Sources {
+        wal: Option<OwnedFd>,
+        holder: Option<(u32, OwnedFd)>,
+    }
+
+    impl Sources {
+        pub(super) fn new(path: Option<&Path>) -> Sources {
+            Sources { wal: path.and_then(watch_wal), holder: None }
+        }
+
+        pub(super) fn watch_holder(&mut self, holder: &Identity, me: &Identity) {
+            if self.holder.as_ref().is_some_and(|(pid, _)| *pid == holder.pid) {
+                return;
+            }
+            self.holder = None;
+            if holder.pid == 0 || holder.pid_namespace != me.pid_namespace || holder.pid == me.pid {
+                return;
+            }
+            // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, holder.pid as libc::pid_t, 0) };
+            if fd < 0 {
+                return; // no such process (it may be gone already), or no pidfd on this kernel
+            }
+            // SAFETY: the kernel just returned this descriptor to us alone.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+            // The pid may have been reused before the pidfd was opened: then this descriptor
+            // watches a stranger. If the holder was already gone, the reader's liveness check
+            // (next look) finds it dead anyway.
+            if !holder.is_certainly_dead(me) {
+                self.holder = Some((holder.pid, fd));
+            }
+        }
+
+        fn fds(&self) -> Vec<RawFd> {
+            self.wal
+                .iter()
+                .map(AsRawFd::as_raw_fd)
+                .chain(self.holder.iter().map(|(_, fd)| fd.as_raw_fd()))
+                .collect()
+        }
+
+        pub(super) fn wait(&mut self, timeout: Duration) -> bool {
+            let mut polled: Vec<libc::pollfd> = self
+                .fds()
+                .into_iter()
+                .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
+                .collect();
+            let timeout = libc::timespec {
+                tv_sec: timeout.as_secs() as libc::time_t,
+                tv_nsec: timeout.subsec_nanos() as libc::c_long,
+            };
+            // SAFETY: `polled` is a valid array of its length; `timeout` a valid timespec; a null
+            // signal mask leaves the mask alone.
+            let ready = unsafe {
+                libc::ppoll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, &timeout, std::ptr::null())
+            };
+            if ready <= 0 {
+                return false; // timed out, or interrupted by a signal: look again either way
+            }
+            self.drain();
+            true
+        }
+
+        /// Waits on the runtime's reactor: the descriptors are registered with it for this wait
+        /// only, so the blocking and the asynchronous waits share one set of sources.
+        pub(super) async fn wait_async(&mut self, timeout: Duration) -> bool {
+            // SAFETY: each descriptor is an owned, open inotify or pidfd descriptor, moved into
+            // the AsyncFd and taken back out with `into_inner` (or dropped with it).
+            let register = |fd: OwnedFd| unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) };
+            let wal = self.wal.take().map(register).transpose();
+            let holder = self.holder.take().map(|(pid, fd)| register(fd).map(|fd| (pid, fd))).transpose();
+            let (Ok(wal), Ok(holder)) = (wal, holder) else {
+                // No reactor to register with: sleep instead; this waiter then polls.
+                tokio::time::sleep(timeout).await;
+                return false;
+            };
+            let ready = std::future::poll_fn(|cx| {
+                // Poll both, so that each registers its interest in this task's waker.
+                let wal_ready = wal.as_ref().is_some_and(|fd| fd.poll_read_ready(cx).is_ready());
+                let holder_ready = holder.as_ref().is_some_and(|(_, fd)| fd.poll_read_ready(cx).is_ready());
+                if wal_ready || holder_ready {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            });
+            let woken = tokio::time::timeout(timeout, ready).await.is_ok();
+            self.wal = wal.map(AsyncFd::into_inner);
+            self.holder = holder.map(|(pid, fd)| (pid, fd.into_inner()));
+            if woken {
+                self.drain();
+            }
+            woken
+        }
+
+        fn drain(&mut self) {
+            if let Some(wal) = &self.wal {
+                let mut events = [0u8; 4096];
+                // SAFETY: reads into a buffer we own; the descriptor is non-blocking.
+                while unsafe { libc::read(wal.as_raw_fd(), events.as_mut_ptr().cast(), events.len()) } > 0 {}
+            }
+            // A pidfd stays readable once its process has ended: stop watching it, so that the
+            // next wait is not woken again by the same death.
+            if let Some((_, fd)) = &self.holder {
+                let mut polled = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                // SAFETY: one valid pollfd; zero timeout.
+                if unsafe { libc::poll(&mut polled, 1, 0) } > 0 {
+                    self.holder = None;
+                }
+            }
+        }
+    }
+
+    /// An inotify descriptor that becomes readable when `<database>-wal` is written.
+    fn watch_wal(database: &Path) -> Option<OwnedFd> {
+        let mut wal = database.as_os_str().as_bytes().to_vec();
+        wal.extend_from_slice(b"-wal");
+        let wal = CString::new(wal).ok()?;
+        // SAFETY: plain syscalls with valid arguments; the descriptor is owned below.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: the kernel just returned this descriptor to us alone.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: `wal` is NUL-terminated.
+        let watch = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), wal.as_ptr(), libc::IN_MODIFY) };
+        (watch >= 0).then_some(fd)
+    }
+}
+
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+mod tests {
+    use super::*;
+
+    const LONG: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn a_commit_by_another_connection_wakes_the_waiter() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wake.db");
+        let writer = rusqlite::Connection::open(&path).unwrap();
+        writer.pragma_update(None, "journal_mode", "wal").unwrap();
+        writer.execute_batch("CREATE TABLE t (x)").unwrap();
+        let mut wait = ChangeWait::new(Some(&path));
+        let commit = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            writer.execute_batch("INSERT INTO t VALUES (1)").unwrap();
+        });
+        assert!(wait.wait(LONG), "woken by the commit, not by the timeout");
+        commit.join().unwrap();
+        // A commit writes the WAL more than once; once it is over and its events are consumed,
+        // nothing wakes the waiter.
+        wait.wait(Duration::from_millis(10));
+        assert!(!wait.wait(Duration::from_millis(10)), "events were drained");
+    }
+
+    #[test]
+    fn the_end_of_the_holders_process_wakes_the_waiter() {
+        let mut child = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+        let me = Identity::of_this_process();
+        let started = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
+        let started =
+            started[started.rfind(')').unwrap() + 1..].split_whitespace().nth(19).unwrap().parse().unwrap();
+        let holder = Identity { pid: child.id(), started, pid_namespace: me.pid_namespace.clone() };
+        let mut wait = ChangeWait::new(None);
+        wait.watch_holder(&holder, &me);
+        child.kill().unwrap();
+        assert!(wait.wait(LONG), "woken by the death, not by the timeout");
+        child.wait().unwrap();
+        assert!(!wait.wait(Duration::from_millis(10)), "a death wakes once");
+    }
+
+    #[test]
+    fn the_asynchronous_wait_is_woken_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wake.db");
+        let writer = rusqlite::Connection::open(&path).unwrap();
+        writer.pragma_update(None, "journal_mode", "wal").unwrap();
+        writer.execute_batch("CREATE TABLE t (x)").unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let commit = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            writer.execute_batch("INSERT INTO t VALUES (1)").unwrap();
+        });
+        let woken = runtime.block_on(async { ChangeWait::new(Some(&path)).wait_async(LONG).await });
+        assert!(woken);
+        commit.join().unwrap();
+    }
+}
