@@ -60,9 +60,9 @@ impl Clock for BootClock {
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
-const LEASE_CLOCK: libc::clockid_t = libc::CLOCK_BOOTTIME;
+pub(crate) const LEASE_CLOCK: libc::clockid_t = libc::CLOCK_BOOTTIME;
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-const LEASE_CLOCK: libc::clockid_t = libc::CLOCK_MONOTONIC;
+pub(crate) const LEASE_CLOCK: libc::clockid_t = libc::CLOCK_MONOTONIC;
 
 fn boot_time_ms() -> Result<u64> {
     let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };

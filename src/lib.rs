@@ -18,6 +18,7 @@ mod process;
 pub mod runtime;
 mod store;
 mod wait;
+mod writer_board;
 mod writer_queue;
 
 pub use clock::{BootClock, Clock, ManualClock};

@@ -12,6 +12,7 @@
 //! or to free what it owns, in another.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
 
@@ -20,6 +21,7 @@ use crate::fork_local::ForkLocal;
 use crate::liveness::Identity;
 use crate::lock::HoldTable;
 use crate::store::FileId;
+use crate::writer_board::WriterBoard;
 use crate::writer_queue::WriterQueue;
 
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
@@ -77,9 +79,13 @@ impl Process {
     }
 
     /// The writer queue of a database file, shared by every handle of the file in this process.
-    pub(crate) fn writer_queue(&self, file: &FileId) -> Arc<WriterQueue> {
+    /// `path` names the file (`None` for an in-memory store) so that its board can be mapped.
+    pub(crate) fn writer_queue(&self, file: &FileId, path: Option<&Path>) -> Arc<WriterQueue> {
         let mut queues = self.writer_queues.lock().unwrap_or_else(|p| p.into_inner());
-        queues.entry(file.clone()).or_default().clone()
+        let queue = queues
+            .entry(file.clone())
+            .or_insert_with(|| Arc::new(WriterQueue::new(path.and_then(WriterBoard::open))));
+        queue.clone()
     }
 
     /// `Err(Misuse)` when called in a child forked after this `Process` was made.

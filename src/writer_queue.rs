@@ -9,14 +9,17 @@
 //! leaves the queue as soon as it holds SQLite's lock, so the next writer becomes head at once.
 //! A waiting writer therefore gets the database next in its process, however many others come.
 //!
-//! The head still polls while *another process* holds the write lock (SQLITE_BUSY), with short
-//! bounded pauses; it keeps its place meanwhile.
+//! Between processes, the head takes its turn on the file's [`WriterBoard`]: it tries for
+//! SQLite's lock only when no writer of another process has waited longer, and sleeps until a
+//! write ends rather than polling. A writer that does not use liblease is still met with short
+//! bounded pauses (SQLITE_BUSY); the head keeps its place meanwhile.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::writer_board::{Notice, WriterBoard, REFRESH};
 
 /// The longest pause of the head between two tries while another process writes.
 const MAX_BUSY_PAUSE: Duration = Duration::from_millis(4);
@@ -25,6 +28,9 @@ const MAX_BUSY_PAUSE: Duration = Duration::from_millis(4);
 pub(crate) struct WriterQueue {
     state: Mutex<QueueState>,
     changed: Condvar,
+    /// Turns between processes; `None` for an in-memory database or where the board file
+    /// cannot be had.
+    board: Option<WriterBoard>,
 }
 
 #[derive(Debug, Default)]
@@ -44,18 +50,23 @@ pub(crate) struct WriteTurn {
 }
 
 impl WriterQueue {
+    pub(crate) fn new(board: Option<WriterBoard>) -> WriterQueue {
+        WriterQueue { board, ..WriterQueue::default() }
+    }
+
     fn lock(&self) -> MutexGuard<'_, QueueState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// True while some writer of this process waits for the file.
+    /// True while another writer waits for the file: of this process, or of another one that
+    /// writes through liblease.
     pub(crate) fn has_waiters(&self) -> bool {
-        !self.lock().waiting.is_empty()
+        !self.lock().waiting.is_empty() || self.board.as_ref().is_some_and(|board| board.others_waiting(None))
     }
 
     /// Waits for this caller's turn, then calls `start` (which must take SQLite's write lock:
-    /// `BEGIN IMMEDIATE`, or a single writing statement) until it is not `Error::Busy`. Gives up with
-    /// `Error::Busy` at `deadline`; `None` means one try, with no waiting at all.
+    /// `BEGIN IMMEDIATE`, or a single writing statement) until it is not `Error::Busy`. Gives up
+    /// with `Error::Busy` at `deadline`; `None` means one try, with no waiting at all.
     pub(crate) fn enter<T>(
         self: &Arc<Self>,
         deadline: Option<Instant>,
@@ -65,50 +76,82 @@ impl WriterQueue {
         let ticket = state.next_ticket;
         state.next_ticket += 1;
         state.waiting.push_back(ticket);
+        while state.waiting.front() != Some(&ticket) || state.writing {
+            let Some(left) = time_left(deadline) else {
+                self.leave(&mut state, ticket);
+                return Err(Error::Busy(
+                    "another writer of this process has the database (waited in its writer queue)".into(),
+                ));
+            };
+            state = self.changed.wait_timeout(state, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        // Head of the queue with nobody of this process writing: later arrivals queue behind us,
+        // so the mutex need not be held while we take our turn between processes.
+        drop(state);
+        let started = self.start_in_turn(deadline, &mut start);
+        let mut state = self.lock();
+        if started.is_ok() {
+            state.writing = true;
+        }
+        self.leave(&mut state, ticket);
+        started.map(|value| (WriteTurn { queue: self.clone() }, value))
+    }
+
+    /// As the head of this process's queue: waits for this process's turn on the board, then
+    /// calls `start` until SQLite lets it in.
+    fn start_in_turn<T>(
+        &self,
+        deadline: Option<Instant>,
+        start: &mut impl FnMut() -> Result<T>,
+    ) -> Result<T> {
+        let board = self.board.as_ref();
+        // Only a writer that may wait posts a notice: a single try must not hold others back.
+        let notice = board.filter(|_| deadline.is_some()).and_then(WriterBoard::post);
+        let started = self.start_when_free(board, notice, deadline, start);
+        if let (Some(board), Some(notice)) = (board, notice) {
+            board.withdraw(notice);
+        }
+        started
+    }
+
+    fn start_when_free<T>(
+        &self,
+        board: Option<&WriterBoard>,
+        notice: Option<Notice>,
+        deadline: Option<Instant>,
+        start: &mut impl FnMut() -> Result<T>,
+    ) -> Result<T> {
         let mut pause = Duration::from_micros(250);
         loop {
-            while state.waiting.front() != Some(&ticket) || state.writing {
-                let now = Instant::now();
-                let Some(deadline) = deadline.filter(|deadline| now < *deadline) else {
-                    self.leave(&mut state, ticket);
-                    return Err(Error::Busy(
-                        "another writer of this process has the database (waited in its writer queue)".into(),
-                    ));
-                };
-                state = self.changed.wait_timeout(state, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
-            }
-            // Head of the queue and nobody of this process writing: later arrivals queue behind
-            // us, so the mutex need not be held while SQLite is asked.
-            drop(state);
-            let started = start();
-            state = self.lock();
-            match started {
-                Ok(value) => {
-                    state.writing = true;
-                    self.leave(&mut state, ticket);
-                    return Ok((WriteTurn { queue: self.clone() }, value));
+            let seen = board.map(WriterBoard::wake_word);
+            if let (Some(board), Some(notice), Some(seen)) = (board, notice, seen) {
+                if !board.has_turn(notice) {
+                    // A writer of another process has waited longer: sleep until a write ends.
+                    let Some(left) = time_left(deadline) else {
+                        return Err(Error::Busy("writers of other processes have waited longer".into()));
+                    };
+                    board.sleep(seen, left.min(REFRESH));
+                    board.refresh(notice);
+                    continue;
                 }
+            }
+            match start() {
                 Err(Error::Busy(message)) => {
-                    let now = Instant::now();
-                    match deadline.filter(|deadline| now < *deadline) {
-                        Some(deadline) => {
-                            drop(state);
-                            std::thread::sleep(pause.min(deadline - now));
-                            pause = (pause * 2).min(MAX_BUSY_PAUSE);
-                            state = self.lock();
-                        }
-                        None => {
-                            self.leave(&mut state, ticket);
-                            return Err(Error::Busy(format!(
-                                "{message} (another process holds the write lock)"
-                            )));
-                        }
+                    let Some(left) = time_left(deadline) else {
+                        return Err(Error::Busy(format!("{message} (another process holds the write lock)")));
+                    };
+                    // The writer in the way ends with a wake if it uses liblease; otherwise the
+                    // pause bounds the wait.
+                    match (board, seen) {
+                        (Some(board), Some(seen)) => board.sleep(seen, pause.min(left)),
+                        _ => std::thread::sleep(pause.min(left)),
+                    }
+                    pause = (pause * 2).min(MAX_BUSY_PAUSE);
+                    if let (Some(board), Some(notice)) = (board, notice) {
+                        board.refresh(notice);
                     }
                 }
-                Err(e) => {
-                    self.leave(&mut state, ticket);
-                    return Err(e);
-                }
+                other => return other,
             }
         }
     }
@@ -124,7 +167,18 @@ impl Drop for WriteTurn {
         let mut state = self.queue.lock();
         state.writing = false;
         self.queue.changed.notify_all();
+        drop(state);
+        if let Some(board) = &self.queue.board {
+            board.wake_all();
+        }
     }
+}
+
+/// The time left before `deadline`; `None` once it has passed, or when there is no deadline
+/// (a single try).
+fn time_left(deadline: Option<Instant>) -> Option<Duration> {
+    let now = Instant::now();
+    deadline.filter(|deadline| now < *deadline).map(|deadline| deadline - now)
 }
 
 #[cfg(test)]

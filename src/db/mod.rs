@@ -86,7 +86,7 @@ impl Database {
             inner: Arc::new(DbInner {
                 writer: Mutex::new(writer),
                 reader: Mutex::new(None),
-                queue: process.writer_queue(&file),
+                queue: process.writer_queue(&file, Some(path)),
                 file,
                 path: path.to_path_buf(),
                 busy_timeout_ms: AtomicU64::new(options.busy_timeout.as_millis() as u64),

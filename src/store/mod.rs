@@ -148,7 +148,7 @@ impl StoreInner {
         mut f: impl FnMut(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T> {
         self.ensure_not_forked()?;
-        let queue = self.process.writer_queue(&self.file);
+        let queue = self.process.writer_queue(&self.file, self.path.as_deref());
         // The statement is its own transaction: the write turn ends as soon as it returns.
         let (_turn, value) = queue
             .enter(deadline, || f(&self.connection()).map_err(Error::from))

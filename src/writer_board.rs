@@ -1,0 +1,298 @@
+//! The writer board: fair turns at SQLite's write lock between processes.
+//!
+//! SQLite's busy handler lets whichever process polls at the right moment win, so a process that
+//! writes back to back keeps the database and the others starve. Within a process the
+//! [`WriterQueue`](crate::writer_queue) orders writers; between processes this board does.
+//!
+//! The board is a 4 KiB file beside the database, `<database>-liblease`, mapped into every
+//! process that writes through liblease. It is never locked (no `fcntl`, no `flock`): on iOS a
+//! suspended process holding a file lock in a shared container is killed, and a mapped file
+//! without locks is as harmless as SQLite's own `-shm`. Each process posts at most one notice
+//! (its in-process queue's head writer) saying since when it waits; the oldest fresh notice has
+//! the turn and alone tries for SQLite's lock. A writer bumps the board's wake word when its
+//! write ends and wakes the sleepers (Linux: a futex on the shared page).
+//!
+//! A notice stays fresh while its writer refreshes it, at least every [`REFRESH`]; a notice older
+//! than [`STALE`] belongs to a process that died or was suspended and is ignored, so nobody
+//! waits on it for long. The board only orders attempts: exclusion is still SQLite's write lock,
+//! and a damaged, foreign or unmappable board file only costs fairness.
+
+use std::fs::OpenOptions;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// How often a waiting writer refreshes its notice.
+pub(crate) const REFRESH: Duration = Duration::from_millis(10);
+/// A notice not refreshed for this long is ignored.
+pub(crate) const STALE: Duration = Duration::from_millis(100);
+
+const MAGIC: u64 = u64::from_be_bytes(*b"LEASEBD1");
+const SIZE: usize = 4096;
+const SLOTS: usize = 63;
+
+#[repr(C)]
+struct Layout {
+    magic: AtomicU64,
+    /// Bumped whenever a write ends; sleepers wait on it.
+    wake: AtomicU32,
+    _reserved: [u32; 13],
+    slots: [Slot; SLOTS],
+}
+
+#[repr(C)]
+struct Slot {
+    /// Boot-clock nanoseconds since when the writer waits; 0 for a free slot.
+    since: AtomicU64,
+    /// When the writer last refreshed the notice.
+    alive: AtomicU64,
+    pid: AtomicU32,
+    _reserved: [u32; 3],
+}
+
+const _: () = assert!(std::mem::size_of::<Layout>() <= SIZE);
+
+/// A posted notice: the slot this writer holds on the board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Notice {
+    slot: usize,
+    since: u64,
+}
+
+/// One process's mapping of a database's board.
+pub(crate) struct WriterBoard {
+    layout: *const Layout,
+}
+
+// SAFETY: the mapping lives as long as the board and is only accessed through atomics.
+unsafe impl Send for WriterBoard {}
+unsafe impl Sync for WriterBoard {}
+
+impl std::fmt::Debug for WriterBoard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterBoard").finish_non_exhaustive()
+    }
+}
+
+impl WriterBoard {
+    /// Maps the board of the database at `database`, creating it if needed. `None` when it
+    /// cannot be had (read-only directory, foreign file): writers then go without fairness.
+    pub(crate) fn open(database: &Path) -> Option<WriterBoard> {
+        let mut path = database.as_os_str().to_owned();
+        path.push("-liblease");
+        // The board is as private as the database it serves.
+        let mode = std::fs::metadata(database).map(|m| m.permissions().mode() & 0o666).unwrap_or(0o600);
+        let file = OpenOptions::new().read(true).write(true).create(true).mode(mode).open(path).ok()?;
+        if file.metadata().ok()?.len() < SIZE as u64 {
+            file.set_len(SIZE as u64).ok()?;
+        }
+        // SAFETY: maps SIZE bytes of a file that has at least that many; checked below.
+        let address = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                SIZE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if address == libc::MAP_FAILED {
+            return None;
+        }
+        let board = WriterBoard { layout: address.cast() };
+        // A new file is all zeros, which is an empty board.
+        let magic = &board.layout().magic;
+        let _ = magic.compare_exchange(0, MAGIC, Ordering::AcqRel, Ordering::Acquire);
+        (magic.load(Ordering::Acquire) == MAGIC).then_some(board)
+    }
+
+    fn layout(&self) -> &Layout {
+        // SAFETY: `layout` points at a live mapping of SIZE bytes for as long as `self` lives.
+        unsafe { &*self.layout }
+    }
+
+    /// Posts this writer's notice: it waits from now on.
+    pub(crate) fn post(&self) -> Option<Notice> {
+        let now = now_ns();
+        for (index, slot) in self.layout().slots.iter().enumerate() {
+            let since = slot.since.load(Ordering::Acquire);
+            let free = since == 0 || is_stale(slot, now);
+            if free && slot.since.compare_exchange(since, now, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                slot.alive.store(now, Ordering::Release);
+                slot.pid.store(std::process::id(), Ordering::Relaxed);
+                return Some(Notice { slot: index, since: now });
+            }
+        }
+        None // a full board: this writer goes without a turn
+    }
+
+    /// Keeps the notice fresh.
+    pub(crate) fn refresh(&self, notice: Notice) {
+        let slot = &self.layout().slots[notice.slot];
+        if slot.since.load(Ordering::Acquire) == notice.since {
+            slot.alive.store(now_ns(), Ordering::Release);
+        }
+    }
+
+    /// Takes the notice down (the writer got the lock, or gave up).
+    pub(crate) fn withdraw(&self, notice: Notice) {
+        let slot = &self.layout().slots[notice.slot];
+        let _ = slot.since.compare_exchange(notice.since, 0, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// True when no fresh notice is older than `notice` (ties go to the lower slot).
+    pub(crate) fn has_turn(&self, notice: Notice) -> bool {
+        let now = now_ns();
+        !self.layout().slots.iter().enumerate().any(|(index, slot)| {
+            let since = slot.since.load(Ordering::Acquire);
+            index != notice.slot
+                && since != 0
+                && (since, index) < (notice.since, notice.slot)
+                && !is_stale(slot, now)
+        })
+    }
+
+    /// True when a writer of another process waits (a fresh notice other than `mine`).
+    pub(crate) fn others_waiting(&self, mine: Option<Notice>) -> bool {
+        let now = now_ns();
+        self.layout().slots.iter().enumerate().any(|(index, slot)| {
+            Some(index) != mine.map(|n| n.slot)
+                && slot.since.load(Ordering::Acquire) != 0
+                && !is_stale(slot, now)
+        })
+    }
+
+    /// The wake word, read before deciding to sleep so that no wake-up is missed.
+    pub(crate) fn wake_word(&self) -> u32 {
+        self.layout().wake.load(Ordering::Acquire)
+    }
+
+    /// Sleeps until the wake word moves on from `seen`, or `timeout`.
+    pub(crate) fn sleep(&self, seen: u32, timeout: Duration) {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            let timeout = libc::timespec {
+                tv_sec: timeout.as_secs() as libc::time_t,
+                tv_nsec: timeout.subsec_nanos() as libc::c_long,
+            };
+            // SAFETY: waits on a 4-byte aligned word of a live shared mapping; a shared (not
+            // private) futex, so that other processes' wakes reach it.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    &self.layout().wake as *const AtomicU32,
+                    libc::FUTEX_WAIT,
+                    seen,
+                    &timeout,
+                )
+            };
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        {
+            // Apple platforms would wait with os_sync_wait_on_address(OS_SYNC_WAIT_ON_ADDRESS_SHARED);
+            // until that is built and tested there, poll.
+            let _ = seen;
+            std::thread::sleep(timeout.min(Duration::from_millis(1)));
+        }
+    }
+
+    /// A write ended: wake every process that waits for a turn.
+    pub(crate) fn wake_all(&self) {
+        let layout = self.layout();
+        layout.wake.fetch_add(1, Ordering::AcqRel);
+        if self.others_waiting(None) {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            // SAFETY: wakes sleepers on a word of a live shared mapping.
+            unsafe {
+                libc::syscall(libc::SYS_futex, &layout.wake as *const AtomicU32, libc::FUTEX_WAKE, i32::MAX)
+            };
+        }
+    }
+}
+
+impl Drop for WriterBoard {
+    fn drop(&mut self) {
+        // SAFETY: unmaps the mapping made in `open`, which nothing uses any more.
+        unsafe { libc::munmap(self.layout as *mut libc::c_void, SIZE) };
+    }
+}
+
+fn is_stale(slot: &Slot, now: u64) -> bool {
+    now.saturating_sub(slot.alive.load(Ordering::Acquire)) > STALE.as_nanos() as u64
+}
+
+/// Nanoseconds on the boot clock, which every process of the machine shares.
+fn now_ns() -> u64 {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `now` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(crate::clock::LEASE_CLOCK, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn board() -> (tempfile::TempDir, WriterBoard, WriterBoard) {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("app.db");
+        std::fs::write(&database, b"").unwrap();
+        // Two mappings of one file, as two processes have.
+        let (a, b) = (WriterBoard::open(&database).unwrap(), WriterBoard::open(&database).unwrap());
+        (dir, a, b)
+    }
+
+    #[test]
+    fn the_oldest_notice_has_the_turn_and_others_see_it_waiting() {
+        let (_dir, a, b) = board();
+        let first = a.post().unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+        let second = b.post().unwrap();
+        assert!(a.has_turn(first) && !b.has_turn(second));
+        assert!(a.others_waiting(Some(first)) && b.others_waiting(Some(second)));
+        a.withdraw(first);
+        assert!(b.has_turn(second));
+        assert!(!b.others_waiting(Some(second)));
+    }
+
+    #[test]
+    fn a_stale_notice_is_ignored_and_its_slot_reused() {
+        let (_dir, a, b) = board();
+        let abandoned = a.post().unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+        let waiting = b.post().unwrap();
+        assert!(!b.has_turn(waiting));
+        std::thread::sleep(STALE + Duration::from_millis(20));
+        b.refresh(waiting);
+        assert!(b.has_turn(waiting), "a writer that stopped refreshing does not block the board");
+        let reused = b.post().unwrap();
+        assert_eq!(reused.slot, abandoned.slot);
+    }
+
+    #[test]
+    fn a_wake_reaches_a_sleeper_of_another_mapping() {
+        let (_dir, a, b) = board();
+        let notice = b.post().unwrap();
+        let seen = b.wake_word();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                std::thread::sleep(Duration::from_millis(50));
+                a.wake_all();
+            });
+            b.sleep(seen, Duration::from_secs(30));
+        });
+        assert_ne!(b.wake_word(), seen, "woken by the wake, not the timeout");
+        b.withdraw(notice);
+    }
+
+    #[test]
+    fn a_foreign_file_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("app.db");
+        std::fs::write(dir.path().join("app.db-liblease"), vec![0xee; SIZE]).unwrap();
+        assert!(WriterBoard::open(&database).is_none());
+    }
+}
