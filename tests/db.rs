@@ -169,7 +169,11 @@ fn sql_that_ends_the_transaction_is_refused_and_ends_it_cleanly() {
 fn a_chunked_transaction_commits_each_period_and_rollback_undoes_only_the_current_chunk() {
     let fixture = Fixture::new();
     let db = fixture.db();
-    let chunk = ChunkOptions { period: Duration::from_millis(20), slice: Duration::from_millis(20) };
+    let chunk = ChunkOptions {
+        period: Duration::from_millis(20),
+        slice: Duration::from_millis(20),
+        gap: Duration::ZERO,
+    };
     let mut tx = db.begin_chunked(chunk).unwrap();
     insert(&mut tx, "first chunk");
     assert!(!tx.maybe_commit().unwrap(), "not due yet");
@@ -409,4 +413,38 @@ fn releasing_a_guard_does_not_wait_for_an_open_transaction() {
         assert!(Instant::now() < deadline, "the lease was never given back");
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// A writer that uses plain SQLite, with the usual busy timeout, beside a chunked job: it is
+/// never starved into "database is locked", because the job leaves a gap after each full chunk.
+#[test]
+fn a_plain_sqlite_writer_gets_in_at_chunk_boundaries() {
+    let fixture = Fixture::new();
+    let db = fixture.db();
+    let chunk = ChunkOptions { period: Duration::from_millis(200), ..ChunkOptions::DEFAULT };
+    let stop = Arc::new(AtomicBool::new(false));
+    let (running, job_running) = std::sync::mpsc::channel();
+    let job = {
+        let (db, stop) = (db.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut tx = db.begin_chunked(chunk).unwrap();
+            running.send(()).unwrap();
+            while !stop.load(Ordering::SeqCst) {
+                insert(&mut tx, "job");
+                tx.maybe_commit().unwrap();
+            }
+            tx.commit().unwrap();
+        })
+    };
+    job_running.recv().unwrap(); // the job holds the write lock from here on
+    let plain = rusqlite::Connection::open(fixture.path()).unwrap();
+    // With the gap each write waits about one period (200 ms) at most: five times less than
+    // its busy timeout.
+    plain.busy_timeout(Duration::from_secs(1)).unwrap();
+    for _ in 0..10 {
+        plain.execute("INSERT INTO item (name, writer) VALUES ('plain', 'plain')", []).unwrap();
+    }
+    assert!(!job.is_finished());
+    stop.store(true, Ordering::SeqCst);
+    job.join().unwrap();
 }

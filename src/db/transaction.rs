@@ -22,21 +22,32 @@ use std::sync::Arc;
 pub struct ChunkOptions {
     /// A chunk commits once it has lasted this long, waiting writers or not.
     pub period: Duration,
-    /// A chunk commits once it has lasted this long if another writer of this process waits.
+    /// A chunk commits once it has lasted this long if another writer that uses liblease waits
+    /// (of this process or another).
     pub slice: Duration,
+    /// After a chunk that ran its whole period, the job leaves SQLite's write lock free this
+    /// long before it goes on (less if another connection commits meanwhile), so that writers
+    /// that use plain SQLite get in: their busy handler sleeps up to 100 ms between tries and
+    /// cannot be seen waiting. Costs a lone job up to `gap / period` of its time; zero turns it
+    /// off where no plain-SQLite writer shares the file.
+    pub gap: Duration,
 }
 
 impl ChunkOptions {
-    /// Chunks of at most 1 s, cut after 4 ms when another writer waits.
-    pub const DEFAULT: ChunkOptions =
-        ChunkOptions { period: Duration::from_secs(1), slice: Duration::from_millis(4) };
+    /// Chunks of at most 1 s, cut after 4 ms when another writer waits, with a 100 ms gap after
+    /// a full chunk (one sleep of SQLite's busy handler).
+    pub const DEFAULT: ChunkOptions = ChunkOptions {
+        period: Duration::from_secs(1),
+        slice: Duration::from_millis(4),
+        gap: Duration::from_millis(100),
+    };
 
     pub fn validate(&self) -> Result<()> {
         if self.period.is_zero() {
             return Err(Error::InvalidArgument("a chunk's period must be above zero".into()));
         }
-        if self.slice > self.period {
-            return Err(Error::InvalidArgument("a chunk's slice must not exceed its period".into()));
+        if self.slice > self.period || self.gap > self.period {
+            return Err(Error::InvalidArgument("a chunk's slice and gap must not exceed its period".into()));
         }
         Ok(())
     }
@@ -151,22 +162,37 @@ impl Transaction {
     /// commits here and returns `false`.
     ///
     /// The bounds hold between calls: a writer waits at most the slice plus the time between two
-    /// calls, so a job calls this after every small piece of work. A fenced chunked transaction
-    /// checks its fence again at the start of every chunk.
+    /// calls, so a job calls this after every small piece of work. After a chunk that ran its
+    /// whole period the job leaves a gap for plain-SQLite writers (see [`ChunkOptions::gap`]).
+    /// A fenced chunked transaction checks its fence again at the start of every chunk.
     pub fn maybe_commit(&mut self) -> Result<bool> {
         self.ensure_open()?;
         let Some((options, started)) = self.chunk else { return Ok(false) };
         let lasted = started.elapsed();
-        let due = lasted >= options.period || (lasted >= options.slice && self.db.queue().has_waiters());
-        if !due {
+        let full = lasted >= options.period;
+        if !full && !(lasted >= options.slice && self.db.queue().has_waiters()) {
             return Ok(false);
         }
         self.commit_chunk()?;
+        if full {
+            self.leave_a_gap(options.gap);
+        }
         if let Err(e) = self.start() {
             self.ended = Some(format!("its last chunk was committed, but the next could not begin: {e}"));
             return Err(e);
         }
         Ok(true)
+    }
+
+    /// Waits up to `gap` without the write lock, or until another connection commits.
+    fn leave_a_gap(&self, gap: Duration) {
+        let data_version =
+            || self.db.writer().query_row("PRAGMA data_version", [], |row| row.get::<_, i64>(0)).ok();
+        let before = data_version();
+        let until = Instant::now() + gap;
+        while Instant::now() < until && data_version() == before {
+            std::thread::sleep(Duration::from_millis(1).min(until - Instant::now()));
+        }
     }
 
     /// Commits. Consumes the transaction; if the commit fails it is rolled back.
