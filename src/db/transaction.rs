@@ -170,7 +170,8 @@ impl Transaction {
         let Some((options, started)) = self.chunk else { return Ok(false) };
         let lasted = started.elapsed();
         let full = lasted >= options.period;
-        if !full && !(lasted >= options.slice && self.db.queue().has_waiters()) {
+        let let_waiter_in = lasted >= options.slice && self.db.queue().has_waiters();
+        if !full && !let_waiter_in {
             return Ok(false);
         }
         self.commit_chunk()?;
