@@ -126,6 +126,11 @@ typedef enum LeaseStatus {
    * A bug in liblease: it panicked. The message says where; please report it.
    */
   LEASE_PANIC = 7,
+  /**
+   * An asynchronous acquisition was cancelled (lease_lock_cancel_acquire) before it took the
+   * lease.
+   */
+  LEASE_CANCELLED = 8,
 } LeaseStatus;
 
 /**

@@ -18,6 +18,9 @@ pub enum Error {
     /// SQLite reported an error other than busy; the text is SQLite's own message.
     #[error("database error: {0}")]
     Database(String),
+    /// An asynchronous acquisition was cancelled before it took the lease.
+    #[error("cancelled: {0}")]
+    Cancelled(String),
     /// The call is not allowed now: wrong order, wrong thread, or a handle used after `fork()`.
     #[error("misuse: {0}")]
     Misuse(String),

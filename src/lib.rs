@@ -24,6 +24,6 @@ mod writer_queue;
 pub use clock::{BootClock, Clock, ManualClock};
 pub use db::{ChunkOptions, Database, DatabaseOptions, Transaction, Value};
 pub use error::{Error, Result};
-pub use lock::{Guard, Lock, LockOptions};
+pub use lock::{Guard, Lock, LockOptions, PendingAcquire};
 pub use process::Process;
 pub use store::{LeaseRow, Store, StoreOptions};

@@ -431,3 +431,23 @@ fn a_forked_child_may_not_use_the_parents_handles() {
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child status {status}");
     guard.check().unwrap();
 }
+
+#[test]
+fn a_cancelled_asynchronous_acquisition_calls_back_with_cancelled_and_takes_nothing() {
+    let world = World::new();
+    let holder = world.lock(&world.process(), "app", SLOW_HEARTBEAT);
+    let waiter = world.lock(&world.process(), "extension", SLOW_HEARTBEAT);
+    let guard = holder.try_acquire().unwrap();
+    let (done, outcome) = mpsc::channel();
+    let pending = waiter
+        .acquire_async(Duration::from_secs(60), move |result| done.send(result.map(drop)).unwrap())
+        .unwrap();
+    pending.cancel();
+    assert!(matches!(outcome.recv_timeout(Duration::from_secs(10)).unwrap(), Err(Error::Cancelled(_))));
+    drop(guard);
+    // Nothing keeps waiting on the cancelled acquisition's behalf: the lease stays free.
+    std::thread::sleep(Duration::from_millis(100));
+    let rival = world.lock(&world.process(), "rival", SLOW_HEARTBEAT).try_acquire().unwrap();
+    assert_eq!(rival.generation(), 2, "taken from the first holder, not from a cancelled waiter");
+    pending.cancel(); // after the end: harmless
+}

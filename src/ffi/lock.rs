@@ -232,6 +232,7 @@ pub extern "C" fn lease_lock_acquire_async(
             // SAFETY: the caller's callback, with its context, on the thread the contract names.
             unsafe { callback(context.get(), status, guard) }
         })
+        .map(drop)
     })
 }
 

@@ -34,6 +34,9 @@ pub enum LeaseStatus {
     LEASE_MISUSE = 6,
     /// A bug in liblease: it panicked. The message says where; please report it.
     LEASE_PANIC = 7,
+    /// An asynchronous acquisition was cancelled (lease_lock_cancel_acquire) before it took the
+    /// lease.
+    LEASE_CANCELLED = 8,
 }
 
 impl LeaseStatus {
@@ -49,6 +52,7 @@ impl LeaseStatus {
             LEASE_DATABASE,
             LEASE_MISUSE,
             LEASE_PANIC,
+            LEASE_CANCELLED,
         ]
         .into_iter()
         .find(|status| *status as u32 == code)
@@ -65,6 +69,7 @@ impl LeaseStatus {
             LeaseStatus::LEASE_DATABASE => c"LEASE_DATABASE (database error)",
             LeaseStatus::LEASE_MISUSE => c"LEASE_MISUSE (not allowed now)",
             LeaseStatus::LEASE_PANIC => c"LEASE_PANIC (internal error in liblease)",
+            LeaseStatus::LEASE_CANCELLED => c"LEASE_CANCELLED (the acquisition was cancelled)",
         }
     }
 }
@@ -78,6 +83,7 @@ impl From<&Error> for LeaseStatus {
             Error::InvalidArgument(_) => LeaseStatus::LEASE_INVALID_ARGUMENT,
             Error::Database(_) => LeaseStatus::LEASE_DATABASE,
             Error::Misuse(_) => LeaseStatus::LEASE_MISUSE,
+            Error::Cancelled(_) => LeaseStatus::LEASE_CANCELLED,
         }
     }
 }

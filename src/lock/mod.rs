@@ -143,42 +143,28 @@ impl Lock {
     }
 
     /// Like [`Lock::acquire`], but returns at once and calls `done` exactly once, on the library's
-    /// thread, with the guard or the error. The wait does not occupy the library's thread.
+    /// thread, with the guard or the error. The wait does not occupy the library's thread. The
+    /// returned handle cancels the wait: `done` then gets `Error::Cancelled` (unless the lease
+    /// was already taken, in which case it gets the guard).
     pub fn acquire_async(
         &self,
         timeout: Duration,
         done: impl FnOnce(Result<Guard>) + Send + 'static,
-    ) -> Result<()> {
+    ) -> Result<PendingAcquire> {
         self.shared.store.inner.ensure_not_forked()?;
         let shared = self.shared.clone();
+        let cancelled = Arc::new(tokio::sync::Notify::new());
+        let pending = PendingAcquire { cancelled: cancelled.clone() };
         runtime::spawn(async move {
-            let deadline = Instant::now() + timeout;
-            let mut backoff = FIRST_BACKOFF;
-            let mut wait: Option<ChangeWait> = None;
-            let result = loop {
-                // The library's thread may not wait long: a short stay in the writer queue is
-                // enough to be seen by a chunked job, which then lets us in.
-                let queue_wait = Some(Instant::now() + ASYNC_QUEUE_WAIT);
-                let held = match shared.attempt(queue_wait) {
-                    Ok(Attempt::Taken(guard)) => break Ok(guard),
-                    Ok(Attempt::Held(held)) => held,
-                    Err(e) => break Err(e),
-                };
-                let now = Instant::now();
-                if now >= deadline {
-                    break Err(timed_out(&shared.key, timeout, &held.why));
-                }
-                let Some(wait) = wait.as_mut() else {
-                    wait = Some(shared.change_wait());
-                    continue;
-                };
-                shared.watch(wait, &held);
-                if !wait.wait_async(backoff.min(held.retry_in).min(deadline - now)).await {
-                    backoff = (backoff * 2).min(shared.options.max_backoff);
-                }
+            let acquired = shared.acquire_on_runtime(timeout);
+            let result = tokio::select! {
+                biased;
+                result = acquired => result,
+                () = cancelled.notified() => Err(Error::Cancelled(format!("acquiring '{}' was cancelled", shared.key))),
             };
             done(result);
-        })
+        })?;
+        Ok(pending)
     }
 
     /// Sets (or with `None` clears) the function called once, on the library's thread, with the
@@ -295,6 +281,33 @@ impl LockShared {
         Ok(Attempt::Taken(guard))
     }
 
+    /// The asynchronous acquisition's wait, on the library's thread.
+    async fn acquire_on_runtime(self: &Arc<Self>, timeout: Duration) -> Result<Guard> {
+        let deadline = Instant::now() + timeout;
+        let mut backoff = FIRST_BACKOFF;
+        let mut wait: Option<ChangeWait> = None;
+        loop {
+            // The library's thread may not wait long: a short stay in the writer queue is enough
+            // to be seen by a chunked job, which then lets us in.
+            let held = match self.attempt(Some(Instant::now() + ASYNC_QUEUE_WAIT))? {
+                Attempt::Taken(guard) => return Ok(guard),
+                Attempt::Held(held) => held,
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(timed_out(&self.key, timeout, &held.why));
+            }
+            let Some(wait) = wait.as_mut() else {
+                wait = Some(self.change_wait());
+                continue;
+            };
+            self.watch(wait, &held);
+            if !wait.wait_async(backoff.min(held.retry_in).min(deadline - now)).await {
+                backoff = (backoff * 2).min(self.options.max_backoff);
+            }
+        }
+    }
+
     fn change_wait(&self) -> ChangeWait {
         ChangeWait::new(self.store.path())
     }
@@ -319,6 +332,20 @@ impl LockShared {
 
 fn timed_out(key: &str, timeout: Duration, why: &str) -> Error {
     Error::Timeout(format!("could not acquire '{key}' within {} ms: {why}", timeout.as_millis()))
+}
+
+/// An asynchronous acquisition under way; see [`Lock::acquire_async`].
+#[derive(Debug, Clone)]
+pub struct PendingAcquire {
+    cancelled: Arc<tokio::sync::Notify>,
+}
+
+impl PendingAcquire {
+    /// Ends the wait: the acquisition's callback gets `Error::Cancelled` soon, on the library's
+    /// thread, unless it already took the lease. Cancelling twice, or after the end, does nothing.
+    pub fn cancel(&self) {
+        self.cancelled.notify_one();
+    }
 }
 
 /// Proof that this process holds a lease. The lease is given back when the last guard of the
