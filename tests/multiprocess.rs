@@ -218,6 +218,30 @@ fn processes_open_a_fresh_database_at_once() {
     }
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "a holder whose main thread has ended reads as a zombie, and its lease is taken over"]
+fn a_holder_whose_main_thread_has_ended_keeps_its_lease() {
+    let scratch = Scratch::new("main-ended");
+    let store = scratch.open_store();
+    let timing = Timing { lease_ms: 2000, renew_every_ms: 500, max_backoff_ms: 20 };
+    let mut holder = Worker::spawn("hold-main-ends", &scratch, "holder", timing);
+    holder.wait_for("ACQUIRED");
+    let mut waiter = Worker::spawn("hold", &scratch, "waiter", timing);
+    waiter.wait_for("WAITING");
+    std::thread::sleep(Duration::from_millis(300));
+    let early = waiter.drain();
+    assert!(early.is_empty(), "'waiter' took the lease of a live holder: {early:?}");
+    lease_row(&store, "holder");
+    holder.send("release");
+    holder.wait_for("RELEASED");
+    waiter.wait_for("ACQUIRED");
+    waiter.send("release");
+    waiter.wait_for("RELEASED");
+    holder.finish();
+    waiter.finish();
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Timing {
     lease_ms: u64,

@@ -21,6 +21,7 @@
 //!   `ACQUIRED <t> <boot_ms> <generation> <dirty>` (`t` and `boot_ms` read once `acquire`
 //!   returned; `boot_ms` on the lease's own clock), then holds until the command `release`
 //!   (prints `RELEASED <t>`, `t` read just before the guard is released) or the end of input.
+//! - `hold-main-ends` (Linux): `hold`, on a second thread, once the main thread has ended.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, Write};
@@ -69,6 +70,8 @@ fn run() -> Result<(), String> {
             Ok(())
         }
         "hold" => hold(&lock, &mut log, &mut inbox),
+        #[cfg(target_os = "linux")]
+        "hold-main-ends" => hold_after_main_ends(lock, log, inbox),
         other => Err(format!("unknown mode '{other}'")),
     }
 }
@@ -166,6 +169,26 @@ fn hold(lock: &Lock, log: &mut Log, inbox: &mut Inbox) -> Result<(), String> {
             Command::End => return Ok(()),
         }
     }
+}
+
+/// `hold` on a second thread while the main thread ends, as a C program's does when `main`
+/// calls `pthread_exit`: the process lives on in the other thread, and so does its hold.
+#[cfg(target_os = "linux")]
+fn hold_after_main_ends(lock: Lock, mut log: Log, mut inbox: Inbox) -> Result<(), String> {
+    std::thread::spawn(move || {
+        let code = match hold(&lock, &mut log, &mut inbox) {
+            Ok(()) => 0,
+            Err(message) => {
+                eprintln!("lease-test-worker: {message}");
+                1
+            }
+        };
+        std::process::exit(code);
+    });
+    // SAFETY: the raw `exit` system call ends only the calling thread (unlike `exit_group`),
+    // without unwinding; the other thread owns everything it uses.
+    unsafe { libc::syscall(libc::SYS_exit, 0) };
+    unreachable!("the main thread has ended")
 }
 
 /// The worker's log file. Each line is one `write` to a file opened for appending.
