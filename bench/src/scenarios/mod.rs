@@ -1,0 +1,22 @@
+//! The scenarios, one file per group. Each returns its section of the report: figures beside
+//! their baselines, notes on what was measured, and the parameters used. None asserts a time.
+
+pub mod failover;
+pub mod handover;
+pub mod heartbeat;
+pub mod lock_ops;
+
+use crate::report::{Figure, Measure, Section};
+use crate::Result;
+
+/// A fresh temporary directory for a scenario's databases; removed when dropped.
+pub fn temp_dir(name: &str) -> Result<tempfile::TempDir> {
+    Ok(tempfile::Builder::new().prefix(&format!("lease-bench-{name}-")).tempdir()?)
+}
+
+/// The section of a scenario that could not even start.
+pub fn failed(mut section: Section, error: Box<dyn std::error::Error + Send + Sync>) -> Section {
+    let error = Measure::Failed(error.to_string());
+    section.figures.push(Figure::new("", "scenario", "").liblease(error.clone(), None).baseline(error, None));
+    section
+}

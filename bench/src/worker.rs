@@ -1,0 +1,172 @@
+//! The hidden `worker` subcommand: the other processes of the multi-process scenarios.
+//!
+//! `lease-bench worker <mode> parent=<pid> key=value...`. A worker answers on stdout, one line
+//! per event (`<event> <words>...`, or `error <message>` before exiting with status 1), takes
+//! commands on stdin where its mode has any, and exits when its stdin closes or its parent dies.
+//! Timestamps are nanoseconds of `CLOCK_MONOTONIC` (see `clock`), comparable across processes.
+//!
+//! Modes:
+//! - `handover kind= db= key=`: `acquire N` answers `waiting N` just before waiting and
+//!   `acquired N <t>` just after holding; `release N <hold_ms>` holds `hold_ms` more, then
+//!   answers `released N <t>` with the time taken just before releasing.
+//! - `hold kind= db= key= lease_ms= renew_ms= backoff_ms=`: takes the lease, answers
+//!   `holding <t>`, then sits idle; `check` answers `check <held|lost|believes-held>`.
+//! - `wait kind= db= key= timeout_ms= lease_ms= renew_ms= backoff_ms=`: answers `waiting`,
+//!   waits for the lease, answers `acquired <t>`, releases and exits.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lease::LockOptions;
+
+use crate::clock::now_ns;
+use crate::contender::{self, LockKind};
+use crate::Result;
+
+pub const SUBCOMMAND: &str = "worker";
+
+/// How long a worker waits for a lease unless told otherwise.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs a worker; returns the process's exit status.
+pub fn main(args: &[String]) -> i32 {
+    let Some((mode, rest)) = args.split_first() else {
+        println!("error no worker mode");
+        return 2;
+    };
+    let result = Args::parse(rest).and_then(|args| {
+        die_with_parent(&args)?;
+        match mode.as_str() {
+            "handover" => handover(&args),
+            "hold" => hold(&args),
+            "wait" => wait(&args),
+            other => Err(format!("no worker mode '{other}'").into()),
+        }
+    });
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            // One line: the parent reads lines.
+            println!("error {}", e.to_string().replace('\n', " "));
+            1
+        }
+    }
+}
+
+/// `key=value` arguments.
+struct Args(HashMap<String, String>);
+
+impl Args {
+    fn parse(args: &[String]) -> Result<Args> {
+        let mut map = HashMap::new();
+        for arg in args {
+            let (key, value) = arg.split_once('=').ok_or_else(|| format!("not key=value: {arg}"))?;
+            map.insert(key.to_owned(), value.to_owned());
+        }
+        Ok(Args(map))
+    }
+
+    fn text(&self, key: &str) -> Result<&str> {
+        self.0.get(key).map(String::as_str).ok_or_else(|| format!("missing argument {key}=").into())
+    }
+
+    fn number(&self, key: &str) -> Result<u64> {
+        Ok(self.text(key)?.parse().map_err(|e| format!("{key}: {e}"))?)
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf> {
+        Ok(self.text(key)?.into())
+    }
+
+    fn kind(&self) -> Result<LockKind> {
+        LockKind::parse(self.text("kind")?)
+    }
+
+    /// liblease's lock options, the defaults where not given.
+    fn lock_options(&self) -> Result<LockOptions> {
+        let ms = |key: &str, default: Duration| -> Result<Duration> {
+            match self.0.get(key) {
+                Some(_) => Ok(Duration::from_millis(self.number(key)?)),
+                None => Ok(default),
+            }
+        };
+        let default = LockOptions::DEFAULT;
+        Ok(LockOptions {
+            lease: ms("lease_ms", default.lease)?,
+            renew_every: ms("renew_ms", default.renew_every)?,
+            max_backoff: ms("backoff_ms", default.max_backoff)?,
+        })
+    }
+}
+
+/// Makes sure a worker never outlives the benchmark: on Linux the kernel kills it when its
+/// parent dies; elsewhere the modes end on their own (stdin closing, bounded waits).
+fn die_with_parent(args: &Args) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let parent: u32 = args.number("parent")? as u32;
+        // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number; getppid cannot fail.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+        // The parent may have died before the line above.
+        if unsafe { libc::getppid() } as u32 != parent {
+            return Err("the benchmark that started this worker is gone".into());
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = args;
+    Ok(())
+}
+
+/// The next command from stdin, split into words; `None` when stdin closes.
+fn next_command(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> Option<Vec<String>> {
+    let line = lines.next()?.ok()?;
+    Some(line.split_whitespace().map(str::to_owned).collect())
+}
+
+fn handover(args: &Args) -> Result<()> {
+    let mut lock = contender::open(args.kind()?, &args.path("db")?, args.text("key")?, args.lock_options()?)?;
+    println!("ready");
+    let mut lines = std::io::stdin().lock().lines();
+    while let Some(command) = next_command(&mut lines) {
+        match command.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+            ["acquire", seq] => {
+                println!("waiting {seq}");
+                lock.acquire(ACQUIRE_TIMEOUT)?;
+                println!("acquired {seq} {}", now_ns());
+            }
+            ["release", seq, hold_ms] => {
+                std::thread::sleep(Duration::from_millis(hold_ms.parse()?));
+                let released = now_ns();
+                lock.release()?;
+                println!("released {seq} {released}");
+            }
+            other => return Err(format!("unknown command {other:?}").into()),
+        }
+    }
+    Ok(())
+}
+
+fn hold(args: &Args) -> Result<()> {
+    let mut lock = contender::open(args.kind()?, &args.path("db")?, args.text("key")?, args.lock_options()?)?;
+    lock.acquire(ACQUIRE_TIMEOUT)?;
+    println!("holding {}", now_ns());
+    // Idle: blocked on stdin, so that the heartbeat is all this process does.
+    let mut lines = std::io::stdin().lock().lines();
+    while let Some(command) = next_command(&mut lines) {
+        match command.first().map(String::as_str) {
+            Some("check") => println!("check {}", lock.check()),
+            other => return Err(format!("unknown command {other:?}").into()),
+        }
+    }
+    Ok(())
+}
+
+fn wait(args: &Args) -> Result<()> {
+    let mut lock = contender::open(args.kind()?, &args.path("db")?, args.text("key")?, args.lock_options()?)?;
+    println!("waiting");
+    lock.acquire(Duration::from_millis(args.number("timeout_ms")?))?;
+    println!("acquired {}", now_ns());
+    lock.release()
+}
