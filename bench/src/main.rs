@@ -27,6 +27,7 @@ mod scenarios;
 mod stats;
 mod wal;
 mod worker;
+mod writers;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -70,6 +71,8 @@ const SCENARIOS: &[Scenario] = &[
     Scenario { number: 3, title: "handover between two processes", run: scenarios::handover::run },
     Scenario { number: 4, title: "failover after SIGKILL and SIGSTOP", run: scenarios::failover::run },
     Scenario { number: 5, title: "heartbeat of an idle lease", run: scenarios::heartbeat::run },
+    Scenario { number: 6, title: "writers in one process", run: scenarios::writers_local::run },
+    Scenario { number: 7, title: "writers across processes", run: scenarios::writers_across::run },
 ];
 
 const USAGE: &str = "\

@@ -70,6 +70,14 @@ impl<T> Side<T> {
         }
     }
 
+    /// Like [`Side::measure`], for a figure that may not exist (a ratio to a failed ceiling).
+    pub fn try_measure(&self, read: impl FnOnce(&T) -> Option<f64>, missing: &str) -> Measure {
+        match self.measure(|value| read(value).unwrap_or(f64::NAN)) {
+            Measure::Value(v) if v.is_nan() => Measure::Failed(missing.into()),
+            other => other,
+        }
+    }
+
     pub fn count(&self, read: impl FnOnce(&T) -> usize) -> Option<u64> {
         self.measured().map(|value| read(value) as u64)
     }

@@ -13,16 +13,20 @@
 //!   `holding <t>`, then sits idle; `check` answers `check <held|lost|believes-held>`.
 //! - `wait kind= db= key= timeout_ms= lease_ms= renew_ms= backoff_ms=`: answers `waiting`,
 //!   waits for the lease, answers `acquired <t>`, releases and exits.
+//! - `writer design= db= id= txn_ms=`: answers `ready`; `go <end_t>` runs short transactions
+//!   back to back until `end_t`, then answers `result key=value...`.
 
 use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use lease::LockOptions;
+use lease::{LockOptions, Value};
 
-use crate::clock::now_ns;
+use crate::clock::{ms_between, now_ns};
 use crate::contender::{self, LockKind};
+use crate::stats::Summary;
+use crate::writers::{Design, Writers, INSERT_SHORT};
 use crate::Result;
 
 pub const SUBCOMMAND: &str = "worker";
@@ -42,6 +46,7 @@ pub fn main(args: &[String]) -> i32 {
             "handover" => handover(&args),
             "hold" => hold(&args),
             "wait" => wait(&args),
+            "writer" => writer(&args),
             other => Err(format!("no worker mode '{other}'").into()),
         }
     });
@@ -169,4 +174,51 @@ fn wait(args: &Args) -> Result<()> {
     lock.acquire(Duration::from_millis(args.number("timeout_ms")?))?;
     println!("acquired {}", now_ns());
     lock.release()
+}
+
+fn writer(args: &Args) -> Result<()> {
+    let design = Design::parse(args.text("design")?)?;
+    let id = args.number("id")? as i64;
+    let txn = Duration::from_millis(args.number("txn_ms")?);
+    let mut writer = Writers::new(design, &args.path("db")?).short()?;
+    println!("ready");
+    let mut lines = std::io::stdin().lock().lines();
+    let end = match next_command(&mut lines).as_deref() {
+        Some([go, end]) if go == "go" => end.parse::<u64>()?,
+        other => return Err(format!("expected 'go <end>', got {other:?}").into()),
+    };
+    let (mut commits, mut failures, mut waits) = (0u64, 0u64, Vec::new());
+    let mut n = 0;
+    while now_ns() < end {
+        let asked = now_ns();
+        let began = writer.begin();
+        waits.push(ms_between(asked, now_ns()));
+        if began.is_err() {
+            // The busy timeout ran out; the wait is counted all the same.
+            failures += 1;
+            continue;
+        }
+        n += 1;
+        writer.execute(INSERT_SHORT, &[Value::Integer(id), Value::Integer(n)])?;
+        std::thread::sleep(txn);
+        writer.commit()?;
+        commits += 1;
+    }
+    let summary = Summary::of(&waits).ok_or("no transaction was attempted")?;
+    println!(
+        "result commits={commits} failures={failures} waits={} p50_ms={} p99_ms={} max_ms={}",
+        summary.n, summary.p50, summary.p99, summary.max
+    );
+    Ok(())
+}
+
+/// Reads `key=value` words (a `result` answer) as numbers.
+pub fn parse_fields(words: &[String]) -> Result<HashMap<String, f64>> {
+    words
+        .iter()
+        .map(|word| {
+            let (key, value) = word.split_once('=').ok_or_else(|| format!("not key=value: {word}"))?;
+            Ok((key.to_owned(), value.parse::<f64>().map_err(|e| format!("{key}: {e}"))?))
+        })
+        .collect()
 }

@@ -5,6 +5,8 @@ pub mod failover;
 pub mod handover;
 pub mod heartbeat;
 pub mod lock_ops;
+pub mod writers_across;
+pub mod writers_local;
 
 use crate::report::{Figure, Measure, Section};
 use crate::Result;
