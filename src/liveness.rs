@@ -52,11 +52,24 @@ fn start_time(pid: u32) -> Option<u64> {
     let after_name = &stat[stat.rfind(')')? + 1..];
     let mut fields = after_name.split_whitespace();
     let state = fields.next()?;
-    if state == "Z" || state == "X" || state == "x" {
+    // `/proc/<pid>/stat` describes the main thread. It reads as a zombie both when the process
+    // has ended and when only its main thread has (pthread_exit in main) while other threads,
+    // perhaps the one holding the lease, still run: then those threads are still listed.
+    let ended = matches!(state, "X" | "x") || (state == "Z" && !has_other_threads(pid));
+    if ended {
         return None;
     }
     // Field 3 was the state; field 22 is the start time.
     fields.nth(18)?.parse().ok()
+}
+
+/// True when the process lists a thread besides its main one in `/proc/<pid>/task`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn has_other_threads(pid: u32) -> bool {
+    let main = pid.to_string();
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| tasks.filter_map(|task| task.ok()).any(|task| task.file_name() != main.as_str()))
+        .unwrap_or(false)
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
@@ -115,6 +128,43 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         child.wait().unwrap();
+    }
+
+    #[test]
+    fn a_process_whose_main_thread_ended_is_alive_while_other_threads_run() {
+        // SAFETY: the child only calls async-signal-safe functions and thread primitives of libc
+        // before it ends with _exit; the parent only waits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            extern "C" fn linger(_: *mut libc::c_void) -> *mut libc::c_void {
+                unsafe {
+                    libc::sleep(30);
+                    libc::_exit(0)
+                }
+            }
+            unsafe {
+                let mut thread = std::mem::zeroed();
+                libc::pthread_create(&mut thread, std::ptr::null(), linger, std::ptr::null_mut());
+                // The raw exit system call ends this thread only (pthread_exit would unwind
+                // through Rust frames, which aborts).
+                libc::syscall(libc::SYS_exit, 0);
+            }
+        }
+        let me = Identity::of_this_process();
+        let started = start_time(pid as u32).unwrap();
+        let holder = Identity { pid: pid as u32, started, pid_namespace: me.pid_namespace.clone() };
+        // Wait until the main thread has ended: the process then reads as a zombie.
+        let stat = || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !stat()[stat().rfind(')').unwrap() + 1..].trim_start().starts_with('Z') {
+            assert!(std::time::Instant::now() < deadline);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(!holder.is_certainly_dead(&me), "its other thread still runs");
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
     }
 
     #[test]

@@ -204,7 +204,6 @@ fn a_waiter_takes_over_at_once_after_a_release_and_only_after_a_kill() {
 }
 
 #[test]
-#[ignore = "Store::open fails with \"database is locked\" when processes open a fresh database at once"]
 fn processes_open_a_fresh_database_at_once() {
     let timing = Timing { lease_ms: 600, renew_every_ms: 150, max_backoff_ms: 10 };
     for round in 1..=5 {
@@ -220,7 +219,6 @@ fn processes_open_a_fresh_database_at_once() {
 
 #[cfg(target_os = "linux")]
 #[test]
-#[ignore = "a holder whose main thread has ended reads as a zombie, and its lease is taken over"]
 fn a_holder_whose_main_thread_has_ended_keeps_its_lease() {
     let scratch = Scratch::new("main-ended");
     let store = scratch.open_store();

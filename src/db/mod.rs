@@ -71,10 +71,13 @@ impl Database {
         if path.as_os_str().is_empty() {
             return Err(Error::InvalidArgument("the database path is empty".into()));
         }
-        let writer = open_connection(path)?;
+        let writer = open_connection(path, options.busy_timeout)?;
         let mode: String = writer
             .pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))
             .map_err(|e| named(path, e.into()))?;
+        // From here on liblease waits for the writer itself, in queue order, rather than
+        // through SQLite's busy handler.
+        writer.busy_timeout(Duration::ZERO).map_err(|e| named(path, e.into()))?;
         if mode != "wal" {
             return Err(Error::Database(format!(
                 "{}: cannot switch the database to WAL mode (it stays in {mode} mode)",
@@ -137,7 +140,8 @@ impl Database {
         self.inner.ensure_not_forked()?;
         let mut reader = self.inner.reader.lock().unwrap_or_else(|p| p.into_inner());
         if reader.is_none() {
-            *reader = Some(open_connection(&self.inner.path)?);
+            let busy_timeout = Duration::from_millis(self.inner.busy_timeout_ms.load(Ordering::Relaxed));
+            *reader = Some(open_connection(&self.inner.path, busy_timeout)?);
         }
         let connection = reader.as_ref().expect("opened above");
         let mut statement = value::prepare(connection, sql, params).map_err(|e| self.inner.named(e))?;
@@ -210,13 +214,15 @@ impl Drop for DbInner {
     }
 }
 
-fn open_connection(path: &Path) -> Result<Connection> {
+/// A connection whose SQLite busy handler waits up to `busy_timeout`: readers keep it (a WAL
+/// reader is busy only while another connection recovers or switches the journal); the writer
+/// turns it off once set up.
+fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection> {
     let flags =
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let connection = Connection::open_with_flags(path, flags).map_err(|e| named(path, e.into()))?;
     let configure = || -> rusqlite::Result<()> {
-        // liblease retries BUSY itself, in queue order, rather than through SQLite's handler.
-        connection.busy_timeout(Duration::ZERO)?;
+        connection.busy_timeout(busy_timeout)?;
         // WAL's usual pairing: a commit is durable across a crash of the app, and a power cut can
         // lose only the last commits, never corrupt the file. `PRAGMA synchronous = FULL` through
         // `execute` restores fsync at every commit where that matters more than speed.

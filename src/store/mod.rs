@@ -95,8 +95,13 @@ impl Store {
             }
             None => (Connection::open_in_memory()?, FileId::Memory(next_memory_id())),
         };
+        // Processes that open a new database at once contend for it while it switches to WAL
+        // mode and gets its table: SQLite's own busy handler waits that out, then liblease's
+        // queue takes over.
+        connection.busy_timeout(OPEN_BUSY_LIMIT).map_err(|e| at(path, e))?;
         configure(&connection).map_err(|e| at(path, e))?;
         schema::migrate(&connection, Instant::now() + OPEN_BUSY_LIMIT).map_err(|e| at(path, e))?;
+        connection.busy_timeout(Duration::ZERO).map_err(|e| at(path, e))?;
         Ok(Store {
             inner: Arc::new(StoreInner {
                 connection: Mutex::new(connection),
@@ -172,8 +177,6 @@ impl Drop for StoreInner {
 }
 
 fn configure(connection: &Connection) -> rusqlite::Result<()> {
-    // liblease retries BUSY itself, with short bounded waits, instead of SQLite's coarse handler.
-    connection.busy_timeout(Duration::ZERO)?;
     // The store touches one tiny table: a small page cache keeps a 24 MB extension comfortable.
     connection.pragma_update(None, "cache_size", -64)?;
     let mode: String = connection.pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))?;
