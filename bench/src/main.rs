@@ -73,6 +73,7 @@ const SCENARIOS: &[Scenario] = &[
     Scenario { number: 5, title: "heartbeat of an idle lease", run: scenarios::heartbeat::run },
     Scenario { number: 6, title: "writers in one process", run: scenarios::writers_local::run },
     Scenario { number: 7, title: "writers across processes", run: scenarios::writers_across::run },
+    Scenario { number: 8, title: "footprint", run: scenarios::footprint::run },
 ];
 
 const USAGE: &str = "\

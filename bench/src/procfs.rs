@@ -66,6 +66,18 @@ pub fn cpu_seconds_precise(pid: u32) -> Result<f64> {
     Ok(total_ns as f64 / 1e9)
 }
 
+/// Resident memory (VmRSS) of a process, in KiB.
+pub fn rss_kib(pid: u32) -> Result<u64> {
+    let text = read(&format!("/proc/{pid}/status"))?;
+    let line = text.lines().find_map(|line| line.strip_prefix("VmRSS:")).ok_or("no VmRSS in status")?;
+    Ok(line.trim().trim_end_matches("kB").trim().parse()?)
+}
+
+/// Number of threads of a process.
+pub fn threads(pid: u32) -> Result<usize> {
+    Ok(std::fs::read_dir(format!("/proc/{pid}/task"))?.count())
+}
+
 fn read(path: &str) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}").into())
 }

@@ -15,6 +15,8 @@
 //!   waits for the lease, answers `acquired <t>`, releases and exits.
 //! - `writer design= db= id= txn_ms=`: answers `ready`; `go <end_t>` runs short transactions
 //!   back to back until `end_t`, then answers `result key=value...`.
+//! - `footprint kind= db= hold_ms=`: measures its own resident memory and threads before and
+//!   after opening a store, taking a lock and holding it; answers `footprint key=value...`.
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -25,6 +27,7 @@ use lease::{LockOptions, Value};
 
 use crate::clock::{ms_between, now_ns};
 use crate::contender::{self, LockKind};
+use crate::procfs;
 use crate::stats::Summary;
 use crate::writers::{Design, Writers, INSERT_SHORT};
 use crate::Result;
@@ -47,6 +50,7 @@ pub fn main(args: &[String]) -> i32 {
             "hold" => hold(&args),
             "wait" => wait(&args),
             "writer" => writer(&args),
+            "footprint" => footprint(&args),
             other => Err(format!("no worker mode '{other}'").into()),
         }
     });
@@ -212,7 +216,45 @@ fn writer(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// Reads `key=value` words (a `result` answer) as numbers.
+fn footprint(args: &Args) -> Result<()> {
+    let pid = std::process::id();
+    let sample = || -> Result<(u64, usize)> { Ok((procfs::rss_kib(pid)?, procfs::threads(pid)?)) };
+    let path = args.path("db")?;
+    let hold_for = Duration::from_millis(args.number("hold_ms")?);
+    let start = sample()?;
+    let (opened, locked, held) = match args.kind()? {
+        LockKind::Liblease => {
+            let store = lease::Store::open(&path)?;
+            let opened = sample()?;
+            let lock = lease::Lock::new(&store, "footprint", "lease-bench", LockOptions::DEFAULT)?;
+            let guard = lock.try_acquire()?;
+            let locked = sample()?;
+            std::thread::sleep(hold_for);
+            let held = sample()?;
+            guard.release()?;
+            (opened, locked, held)
+        }
+        LockKind::Predecessor => {
+            let mut lock =
+                crate::baselines::predecessor_lock::PredecessorLock::open(&path, "footprint", "bench")?;
+            let opened = sample()?;
+            lock.acquire(Duration::ZERO)?;
+            let locked = sample()?;
+            std::thread::sleep(hold_for);
+            let held = sample()?;
+            lock.release()?;
+            (opened, locked, held)
+        }
+    };
+    println!(
+        "footprint rss_start={} rss_open={} rss_lock={} rss_held={} threads_start={} threads_open={} \
+         threads_lock={} threads_held={}",
+        start.0, opened.0, locked.0, held.0, start.1, opened.1, locked.1, held.1
+    );
+    Ok(())
+}
+
+/// Reads `key=value` words (a `result` or `footprint` answer) as numbers.
 pub fn parse_fields(words: &[String]) -> Result<HashMap<String, f64>> {
     words
         .iter()

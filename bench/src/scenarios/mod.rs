@@ -2,6 +2,7 @@
 //! their baselines, notes on what was measured, and the parameters used. None asserts a time.
 
 pub mod failover;
+pub mod footprint;
 pub mod handover;
 pub mod heartbeat;
 pub mod lock_ops;

@@ -1,0 +1,153 @@
+//! Scenario 8: footprint. The size of the stripped shared library; the resident memory that
+//! opening a store, taking a lock and holding it add to a fresh process; and the threads the
+//! library starts.
+//!
+//! The shared library is built first (`cargo build --release -p liblease --lib`, a no-op when it
+//! is current), since building this benchmark builds liblease only as a Rust library. Memory and
+//! threads are read from /proc/self in a fresh worker process at each step.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use super::{failed, temp_dir};
+use crate::child::Worker;
+use crate::contender::LockKind;
+use crate::plot::Plot;
+use crate::procfs;
+use crate::report::{Figure, Measure, Section, Side};
+use crate::worker::parse_fields;
+use crate::{Config, Result};
+
+type Steps = std::collections::HashMap<String, f64>;
+
+pub fn run(config: &Config, _plots: &mut Vec<Plot>) -> Section {
+    let hold = config.pick(Duration::from_millis(2_500), Duration::from_millis(300));
+    let mut section = Section::new(8, "footprint");
+    section.parameter("hold_s", hold.as_secs_f64());
+    let dir = match temp_dir("footprint") {
+        Ok(dir) => dir,
+        Err(e) => return failed(section, e),
+    };
+
+    let library = shared_library(dir.path());
+    let (stripped, unstripped) = match &library {
+        Ok(sizes) => (
+            match &sizes.stripped {
+                Ok(bytes) => Measure::Value(*bytes as f64 / 1024.0),
+                Err(why) => Measure::Unavailable(why.clone()),
+            },
+            Measure::Value(sizes.unstripped as f64 / 1024.0),
+        ),
+        Err(why) => (why.clone(), why.clone()),
+    };
+    let against = "the predecessor's lock";
+    let no_library = Measure::Text("none (Rust only)".into());
+    section.figures.push(
+        Figure::new(against, "liblease.so, stripped", "KiB")
+            .liblease(stripped, None)
+            .baseline(no_library.clone(), None),
+    );
+    section.figures.push(
+        Figure::new(against, "liblease.so, as built (not stripped)", "KiB")
+            .liblease(unstripped, None)
+            .baseline(no_library, None),
+    );
+
+    let side = |kind: LockKind| {
+        let db = dir.path().join(format!("{}.db", kind.name()));
+        Side::unless(procfs::unavailable(), || steps(kind, &db, hold))
+    };
+    let (liblease, predecessor) = (side(LockKind::Liblease), side(LockKind::Predecessor));
+    let held = format!("open + take + hold {:.1} s", hold.as_secs_f64());
+    let rows = [
+        ("resident memory added: opening a store".to_owned(), "rss_open", "rss_start", "KiB"),
+        ("resident memory added: taking the lock".to_owned(), "rss_lock", "rss_open", "KiB"),
+        (format!("resident memory added: {held}"), "rss_held", "rss_start", "KiB"),
+        (format!("threads started: {held}"), "threads_held", "threads_start", "threads"),
+    ];
+    for (metric, after, before, unit) in rows {
+        let delta =
+            |steps: &Steps| steps.get(after).unwrap_or(&f64::NAN) - steps.get(before).unwrap_or(&f64::NAN);
+        section.figures.push(
+            Figure::new(against, metric, unit)
+                .liblease(liblease.measure(delta), liblease.count(|_| 1))
+                .baseline(predecessor.measure(delta), predecessor.count(|_| 1)),
+        );
+    }
+    if let Ok(sizes) = &library {
+        section.note(format!("library: {}", sizes.path.display()));
+    }
+    section.note(
+        "memory and threads: VmRSS of /proc/self/status and the entries of /proc/self/task, read by a \
+         fresh worker process (this benchmark's binary, SQLite linked in) before anything, after \
+         opening (liblease: Store::open; baseline: its connection and table), after taking the lock \
+         (liblease: Lock::new + try_acquire; baseline: its first acquire, which starts its heartbeat \
+         thread), and after holding it; one process each (samples = processes).",
+    );
+    section
+}
+
+fn steps(kind: LockKind, db: &Path, hold: Duration) -> Result<Steps> {
+    let mut worker = Worker::spawn(
+        "footprint",
+        "footprint",
+        &[
+            ("kind", kind.name().to_owned()),
+            ("db", db.display().to_string()),
+            ("hold_ms", hold.as_millis().to_string()),
+        ],
+    )?;
+    let steps = parse_fields(&worker.expect("footprint", hold + Duration::from_secs(15))?)?;
+    worker.finish(Duration::from_secs(5))?;
+    Ok(steps)
+}
+
+struct Sizes {
+    path: PathBuf,
+    unstripped: u64,
+    /// The size of a stripped copy, or why there is none.
+    stripped: std::result::Result<u64, String>,
+}
+
+/// Builds the shared library if cargo is at hand, then measures it and a stripped copy. The error
+/// is the figure to show instead (unavailable or failed).
+fn shared_library(scratch: &Path) -> std::result::Result<Sizes, Measure> {
+    let name = format!("{}lease{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    let exe = std::env::current_exe().map_err(|e| Measure::Failed(e.to_string()))?;
+    // The library is built into the same profile directory as this binary.
+    let path = exe.parent().ok_or(Measure::Failed("no target directory".into()))?.join(&name);
+    if let Some(cargo) = std::env::var_os("CARGO") {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("bench/ is in the workspace");
+        let profile = if cfg!(debug_assertions) { "dev" } else { "release" };
+        let output = Command::new(cargo)
+            .current_dir(workspace)
+            .args(["build", "--quiet", "--profile", profile, "-p", "liblease", "--lib"])
+            .output()
+            .map_err(|e| Measure::Failed(format!("cannot run cargo: {e}")))?;
+        if !output.status.success() {
+            return Err(Measure::Failed(format!(
+                "cargo build of the library failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+    }
+    let unstripped = std::fs::metadata(&path)
+        .map_err(|e| {
+            Measure::Unavailable(format!(
+                "{} not found ({e}); build it with cargo build --release -p liblease",
+                path.display()
+            ))
+        })?
+        .len();
+    let copy = scratch.join(&name);
+    let stripped = match Command::new("strip").arg("-o").arg(&copy).arg(&path).output() {
+        Ok(output) if output.status.success() => std::fs::metadata(&copy)
+            .map(|m| m.len())
+            .map_err(|e| format!("the stripped copy is missing: {e}")),
+        Ok(output) => Err(format!("strip failed: {}", String::from_utf8_lossy(&output.stderr).trim())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err("strip is not installed".into()),
+        Err(e) => Err(format!("cannot run strip: {e}")),
+    };
+    Ok(Sizes { path, unstripped, stripped })
+}
