@@ -1,0 +1,1070 @@
+/*
+ * C tests of liblease's C ABI (include/lease.h): the whole lock contract, bad input included.
+ *
+ * Plain C11 with tiny assertion macros. Run by `make check` under valgrind. Tests that need
+ * other processes run this same program again, as a child with a role ("--child hold ...");
+ * those children open their own store, like real processes, and under valgrind they are checked
+ * too. Only the fork test uses a child that does not exec, because that is what it tests.
+ *
+ * Usage: lease_test [case-name]          runs every case, or one
+ *        lease_test --child ROLE ARGS...  (used by the tests themselves)
+ * The last line printed is "N passed, N failed".
+ */
+#define _GNU_SOURCE /* pthread_getname_np, pipe2 */
+
+#include "lease.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+_Static_assert(LEASE_OK == 0 && LEASE_BUSY == 1 && LEASE_TIMEOUT == 2 && LEASE_LOST == 3, "stable codes");
+_Static_assert(LEASE_INVALID_ARGUMENT == 4 && LEASE_DATABASE == 5 && LEASE_MISUSE == 6 && LEASE_PANIC == 7,
+               "stable codes");
+_Static_assert(LEASE_CANCELLED == 8, "stable codes");
+
+/* Generous limits: everything may run under valgrind, many times slower than native. */
+enum { CHILD_REPLY_MS = 120000, CALLBACK_MS = 30000 };
+
+/* ---- Checks -------------------------------------------------------------------------------- */
+
+static int failures; /* checks failed in the running case (or child) */
+
+static int check(int ok, const char *what, const char *file, int line)
+{
+    if (!ok) {
+        fprintf(stderr, "%s:%d: check failed: %s\n", file, line, what);
+        failures++;
+    }
+    return ok;
+}
+
+static int check_status(LeaseStatus got, LeaseStatus expected, const char *what, const char *file, int line)
+{
+    if (got != expected) {
+        fprintf(stderr, "%s:%d: %s returned %s, expected %s; last error: %s\n", file, line, what,
+                lease_status_str(got), lease_status_str(expected), lease_last_error_message());
+        failures++;
+    }
+    return got == expected;
+}
+
+/* CHECK and CHECK_STATUS count a failure and go on; they return whether the check passed. */
+#define CHECK(condition) check((condition) ? 1 : 0, #condition, __FILE__, __LINE__)
+#define CHECK_STATUS(call, expected) check_status((call), (expected), #call, __FILE__, __LINE__)
+/* REQUIRE ends the case when a check it depends on failed. */
+#define REQUIRE(passed)                                                                            \
+    do {                                                                                           \
+        if (!(passed))                                                                             \
+            return;                                                                                \
+    } while (0)
+
+/* True when the last error message contains needle. */
+static int error_mentions(const char *needle)
+{
+    const char *message = lease_last_error_message();
+    if (strstr(message, needle) == NULL) {
+        fprintf(stderr, "  last error \"%s\" does not mention \"%s\"\n", message, needle);
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- Time, files, threads ------------------------------------------------------------------ */
+
+static long long now_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec pause = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+    }
+}
+
+static char self_path[PATH_MAX];     /* this program, run again for child processes */
+static char temp_dir[] = "/tmp/lease-c-test-XXXXXX";
+
+/* A database file of its own for each case. */
+static const char *db_path(const char *name)
+{
+    static char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s.db", temp_dir, name);
+    return path;
+}
+
+static void remove_temp_dir(void)
+{
+    DIR *dir = opendir(temp_dir);
+    struct dirent *entry;
+    char path[PATH_MAX + 300];
+    if (dir == NULL)
+        return;
+    while ((entry = readdir(dir)) != NULL) {
+        if (entry->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s", temp_dir, entry->d_name);
+        unlink(path);
+    }
+    closedir(dir);
+    rmdir(temp_dir);
+}
+
+/* What a callback saw, for the test thread to wait on. */
+typedef struct {
+    pthread_mutex_t mutex;
+    pthread_cond_t changed;
+    int calls;
+    LeaseStatus status;
+    LeaseGuard *guard;
+    LeaseStatus check_in_callback; /* lease_guard_check, called inside the callback */
+    int release_in_callback;       /* whether the callback releases the guard itself */
+    char thread[16];
+    char text[256]; /* the error message (acquire) or the key (lost) */
+} Seen;
+
+static void seen_init(Seen *seen)
+{
+    memset(seen, 0, sizeof *seen);
+    pthread_mutex_init(&seen->mutex, NULL);
+    pthread_cond_init(&seen->changed, NULL);
+}
+
+static void seen_destroy(Seen *seen)
+{
+    pthread_cond_destroy(&seen->changed);
+    pthread_mutex_destroy(&seen->mutex);
+}
+
+/* Waits until the callback ran `calls` times or `timeout_ms` passed; returns the calls seen. */
+static int seen_wait(Seen *seen, int calls, long timeout_ms)
+{
+    struct timespec deadline;
+    int seen_calls;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&seen->mutex);
+    while (seen->calls < calls && pthread_cond_timedwait(&seen->changed, &seen->mutex, &deadline) == 0) {
+    }
+    seen_calls = seen->calls;
+    pthread_mutex_unlock(&seen->mutex);
+    return seen_calls;
+}
+
+static void on_acquired(void *context, LeaseStatus status, LeaseGuard *guard)
+{
+    Seen *seen = context;
+    pthread_mutex_lock(&seen->mutex);
+    seen->calls++;
+    seen->status = status;
+    pthread_getname_np(pthread_self(), seen->thread, sizeof seen->thread);
+    snprintf(seen->text, sizeof seen->text, "%s", status == LEASE_OK ? "" : lease_last_error_message());
+    if (guard != NULL) {
+        seen->check_in_callback = lease_guard_check(guard);
+        if (seen->release_in_callback) {
+            lease_guard_release(guard);
+            guard = NULL;
+        }
+    }
+    seen->guard = guard;
+    pthread_cond_broadcast(&seen->changed);
+    pthread_mutex_unlock(&seen->mutex);
+}
+
+static void on_lost(void *context, const char *key)
+{
+    Seen *seen = context;
+    pthread_mutex_lock(&seen->mutex);
+    seen->calls++;
+    pthread_getname_np(pthread_self(), seen->thread, sizeof seen->thread);
+    snprintf(seen->text, sizeof seen->text, "%s", key);
+    pthread_cond_broadcast(&seen->changed);
+    pthread_mutex_unlock(&seen->mutex);
+}
+
+/* The number of this process's threads named "liblease", from /proc. */
+static int library_threads(void)
+{
+    DIR *tasks = opendir("/proc/self/task");
+    struct dirent *task;
+    int count = 0;
+    if (tasks == NULL)
+        return -1;
+    while ((task = readdir(tasks)) != NULL) {
+        char path[300], name[32] = "";
+        FILE *comm;
+        if (task->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", task->d_name);
+        comm = fopen(path, "r");
+        if (comm == NULL)
+            continue;
+        if (fgets(name, sizeof name, comm) != NULL && strcmp(name, "liblease\n") == 0)
+            count++;
+        fclose(comm);
+    }
+    closedir(tasks);
+    return count;
+}
+
+/* Whether library_threads() becomes `expected` within a few seconds (a new thread names itself
+ * a moment after it starts). */
+static int library_threads_become(int expected)
+{
+    long long deadline = now_ms() + 5000;
+    while (library_threads() != expected && now_ms() < deadline)
+        sleep_ms(5);
+    return library_threads() == expected;
+}
+
+/* ---- Other processes ----------------------------------------------------------------------- */
+
+/* A copy of this program running a child role; it reads orders on stdin and reports on stdout. */
+typedef struct {
+    pid_t pid;
+    int orders;  /* the child's stdin */
+    int reports; /* the child's stdout */
+} Child;
+
+/* Starts `lease_test --child role args...` (args end with NULL). */
+static int child_start(Child *child, const char *role, const char *a, const char *b, const char *c,
+                       const char *d)
+{
+    int orders[2], reports[2];
+    if (pipe2(orders, O_CLOEXEC) != 0)
+        return 0;
+    if (pipe2(reports, O_CLOEXEC) != 0) {
+        close(orders[0]);
+        close(orders[1]);
+        return 0;
+    }
+    fflush(NULL);
+    child->pid = fork();
+    if (child->pid == 0) {
+        /* Between fork and exec only async-signal-safe calls. */
+        dup2(orders[0], STDIN_FILENO);
+        dup2(reports[1], STDOUT_FILENO);
+        execl(self_path, self_path, "--child", role, a, b, c, d, (char *)NULL);
+        _exit(127);
+    }
+    close(orders[0]);
+    close(reports[1]);
+    child->orders = orders[1];
+    child->reports = reports[0];
+    return child->pid > 0;
+}
+
+/* Reads one line the child reported, without the newline; 0 on timeout or end of file. */
+static int child_read(Child *child, char *line, size_t size, long timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    size_t used = 0;
+    while (used + 1 < size) {
+        struct pollfd ready = {child->reports, POLLIN, 0};
+        long long left = deadline - now_ms();
+        char byte;
+        int polled;
+        if (left <= 0)
+            break;
+        polled = poll(&ready, 1, (int)left);
+        if (polled < 0 && errno == EINTR)
+            continue;
+        if (polled <= 0 || read(child->reports, &byte, 1) != 1)
+            break;
+        if (byte == '\n') {
+            line[used] = '\0';
+            return 1;
+        }
+        line[used++] = byte;
+    }
+    line[used] = '\0';
+    fprintf(stderr, "  no line from child %d (got \"%s\")\n", (int)child->pid, line);
+    return 0;
+}
+
+static void child_order(Child *child, const char *order)
+{
+    ssize_t written = write(child->orders, order, strlen(order));
+    (void)written; /* a child that is gone shows in its exit status */
+}
+
+/* Waits for the child to end; kills it after `timeout_ms`. Returns its wait status. */
+static int child_wait(Child *child, long timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    int status = 0;
+    close(child->orders);
+    close(child->reports);
+    while (waitpid(child->pid, &status, WNOHANG) == 0) {
+        if (now_ms() > deadline) {
+            fprintf(stderr, "  child %d did not end; killing it\n", (int)child->pid);
+            kill(child->pid, SIGKILL);
+            waitpid(child->pid, &status, 0);
+            break;
+        }
+        sleep_ms(10);
+    }
+    return status;
+}
+
+static int exited_cleanly(int status)
+{
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* ---- Child roles ----------------------------------------------------------------------------- */
+
+/* Reports one line to the parent: "WORD" or "WORD NUMBER". */
+static void report(const char *word, unsigned long long number, int with_number)
+{
+    if (with_number)
+        printf("%s %llu\n", word, number);
+    else
+        printf("%s\n", word);
+    fflush(stdout);
+}
+
+static void await_order(void)
+{
+    char order[64];
+    if (fgets(order, sizeof order, stdin) == NULL)
+        fprintf(stderr, "child: no order\n");
+}
+
+/* hold DB KEY LEASE_MS: takes the lease, reports "held GENERATION", releases when told. */
+static void child_hold(const char *db, const char *key, unsigned lease_ms)
+{
+    LeaseStore *store = NULL;
+    LeaseLock *lock = NULL;
+    LeaseGuard *guard = NULL;
+    LeaseLockOptions options = lease_lock_options_default();
+    options.lease_ms = lease_ms;
+    options.renew_every_ms = lease_ms / 4;
+    REQUIRE(CHECK_STATUS(lease_store_open(db, &store), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_new(store, key, "child-holder", &options, &lock), LEASE_OK));
+    if (CHECK_STATUS(lease_lock_acquire(lock, CHILD_REPLY_MS, &guard), LEASE_OK))
+        report("held", lease_guard_generation(guard), 1);
+    await_order();
+    lease_guard_release(guard);
+    report("released", 0, 0);
+    lease_lock_free(lock);
+    lease_store_free(store);
+    CHECK_STATUS(lease_shutdown(), LEASE_OK);
+}
+
+/* steal DB KEY PID WAIT_MS: stops process PID (SIGSTOP), waits WAIT_MS, takes the lease, reports
+ * "stole GENERATION", continues PID (SIGCONT), and releases when told. */
+static void child_steal(const char *db, const char *key, pid_t victim, long wait_ms)
+{
+    LeaseStore *store = NULL;
+    LeaseLock *lock = NULL;
+    LeaseGuard *guard = NULL;
+    LeaseStatus status = LEASE_BUSY;
+    int attempt;
+    REQUIRE(CHECK_STATUS(lease_store_open(db, &store), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_new(store, key, "thief", NULL, &lock), LEASE_OK));
+    for (attempt = 0; attempt < 5 && status != LEASE_OK; attempt++) {
+        kill(victim, SIGSTOP);
+        sleep_ms(wait_ms);
+        status = lease_lock_try_acquire(lock, &guard);
+        if (status != LEASE_OK) {
+            /* The victim was stopped while it held the database's write lock (renewing): let
+             * it finish, then stop it again. */
+            fprintf(stderr, "child: %s; trying again\n", lease_last_error_message());
+            kill(victim, SIGCONT);
+            sleep_ms(200);
+        }
+    }
+    if (CHECK_STATUS(status, LEASE_OK))
+        report("stole", lease_guard_generation(guard), 1);
+    kill(victim, SIGCONT);
+    await_order();
+    lease_guard_release(guard);
+    report("released", 0, 0);
+    lease_lock_free(lock);
+    lease_store_free(store);
+    CHECK_STATUS(lease_shutdown(), LEASE_OK);
+}
+
+/* probe DB KEY: reports "status N", the status of one lease_lock_try_acquire. */
+static void child_probe(const char *db, const char *key)
+{
+    LeaseStore *store = NULL;
+    LeaseLock *lock = NULL;
+    LeaseGuard *guard = NULL;
+    LeaseStatus status;
+    REQUIRE(CHECK_STATUS(lease_store_open(db, &store), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_new(store, key, "probe", NULL, &lock), LEASE_OK));
+    status = lease_lock_try_acquire(lock, &guard);
+    report("status", (unsigned long long)status, 1);
+    lease_guard_release(guard);
+    lease_lock_free(lock);
+    lease_store_free(store);
+    CHECK_STATUS(lease_shutdown(), LEASE_OK);
+}
+
+static int child_main(int argc, char **argv)
+{
+    if (argc == 4 && strcmp(argv[0], "hold") == 0)
+        child_hold(argv[1], argv[2], (unsigned)atoi(argv[3]));
+    else if (argc == 5 && strcmp(argv[0], "steal") == 0)
+        child_steal(argv[1], argv[2], (pid_t)atoi(argv[3]), atol(argv[4]));
+    else if (argc == 3 && strcmp(argv[0], "probe") == 0)
+        child_probe(argv[1], argv[2]);
+    else {
+        fprintf(stderr, "unknown child role\n");
+        return 2;
+    }
+    return failures == 0 ? 0 : 1;
+}
+
+/* What `probe` says about key in db: the status another process gets from try_acquire. */
+static int probe(const char *db, const char *key)
+{
+    Child child;
+    char line[64];
+    int status = -1;
+    if (!child_start(&child, "probe", db, key, NULL, NULL))
+        return -1;
+    if (child_read(&child, line, sizeof line, CHILD_REPLY_MS))
+        sscanf(line, "status %d", &status);
+    CHECK(exited_cleanly(child_wait(&child, CHILD_REPLY_MS)));
+    return status;
+}
+
+/* ---- Cases ----------------------------------------------------------------------------------- */
+
+static void test_version_and_status_text(void)
+{
+    static const char *const names[] = {"LEASE_OK",       "LEASE_BUSY",   "LEASE_TIMEOUT",
+                                        "LEASE_LOST",     "LEASE_INVALID_ARGUMENT",
+                                        "LEASE_DATABASE", "LEASE_MISUSE", "LEASE_PANIC",
+                                        "LEASE_CANCELLED"};
+    static const uint32_t unknown[] = {LEASE_CANCELLED + 1, 100, 0x7fffffff, UINT32_MAX};
+    char header_version[32];
+    uint32_t code, other;
+    size_t i;
+
+    CHECK(strcmp(lease_version(), LEASE_VERSION_STRING) == 0);
+    snprintf(header_version, sizeof header_version, "%d.%d.%d", LEASE_VERSION_MAJOR, LEASE_VERSION_MINOR,
+             LEASE_VERSION_PATCH);
+    CHECK(strcmp(header_version, LEASE_VERSION_STRING) == 0);
+
+    for (code = 0; code < sizeof names / sizeof names[0]; code++) {
+        const char *text = lease_status_str(code);
+        REQUIRE(CHECK(text != NULL));
+        CHECK(strncmp(text, names[code], strlen(names[code])) == 0);
+        for (other = 0; other < code; other++)
+            CHECK(strcmp(text, lease_status_str(other)) != 0);
+    }
+    for (i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+        const char *text = lease_status_str(unknown[i]);
+        REQUIRE(CHECK(text != NULL && text[0] != '\0'));
+        CHECK(strstr(text, "unknown") != NULL);
+    }
+    CHECK(lease_last_error_message() != NULL);
+}
+
+static void test_open_stores(void)
+{
+    LeaseStore *memory = NULL, *file = NULL, *again = NULL;
+    LeaseStore *untouched = (LeaseStore *)&untouched;
+    FILE *junk;
+    int i;
+    CHECK_STATUS(lease_store_open_memory(&memory), LEASE_OK);
+    CHECK(memory != NULL);
+    CHECK_STATUS(lease_store_open(db_path("open"), &file), LEASE_OK);
+    CHECK(file != NULL);
+    CHECK_STATUS(lease_store_open(db_path("open"), &again), LEASE_OK); /* a second connection */
+    CHECK(access(db_path("open"), F_OK) == 0);
+
+    /* A file that cannot be opened: SQLite's message, with the path; no output. */
+    CHECK_STATUS(lease_store_open("/nonexistent-liblease-dir/x.db", &untouched), LEASE_DATABASE);
+    CHECK(error_mentions("lease_store_open") && error_mentions("/nonexistent-liblease-dir/x.db"));
+    CHECK(untouched == (LeaseStore *)&untouched);
+    /* A file that is not a database. */
+    REQUIRE(CHECK((junk = fopen(db_path("junk"), "w")) != NULL));
+    for (i = 0; i < 64; i++)
+        fputs("this is not a database; ", junk);
+    fclose(junk);
+    CHECK_STATUS(lease_store_open(db_path("junk"), &untouched), LEASE_DATABASE);
+    CHECK(error_mentions("not a database"));
+    CHECK(untouched == (LeaseStore *)&untouched);
+
+    lease_store_free(again);
+    lease_store_free(file);
+    lease_store_free(memory);
+}
+
+static void test_acquire_is_reentrant_in_a_process(void)
+{
+    const char *db = db_path("reentrant");
+    LeaseStore *store = NULL, *second_store = NULL;
+    LeaseLock *lock = NULL, *second_lock = NULL;
+    LeaseGuard *first = NULL, *second = NULL, *third = NULL, *again = NULL;
+    uint64_t generation;
+    long long started;
+
+    REQUIRE(CHECK_STATUS(lease_store_open(db, &store), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_store_open(db, &second_store), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_new(store, "sync", "app", NULL, &lock), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_new(second_store, "sync", "app-2", NULL, &second_lock), LEASE_OK));
+
+    /* The first acquisition in a process is dirty. */
+    REQUIRE(CHECK_STATUS(lease_lock_try_acquire(lock, &first), LEASE_OK));
+    CHECK(lease_guard_is_dirty(first));
+    generation = lease_guard_generation(first);
+    CHECK(generation >= 1);
+    CHECK_STATUS(lease_guard_check(first), LEASE_OK);
+
+    /* Another lock on the same key and file, through another store handle: at once, not dirty. */
+    started = now_ms();
+    REQUIRE(CHECK_STATUS(lease_lock_try_acquire(second_lock, &second), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_acquire(second_lock, 0, &third), LEASE_OK));
+    CHECK(now_ms() - started < 1000);
+    CHECK(!lease_guard_is_dirty(second) && !lease_guard_is_dirty(third));
+    CHECK(lease_guard_generation(second) == generation && lease_guard_generation(third) == generation);
+
+    /* The lease is held while any guard is: releasing the first leaves the others valid. */
+    lease_guard_release(first);
+    CHECK_STATUS(lease_guard_check(second), LEASE_OK);
+    lease_guard_release(second);
+    lease_guard_release(third);
+
+    /* Given back and taken again by the same process: nobody else held it, so not dirty. */
+    REQUIRE(CHECK_STATUS(lease_lock_acquire(lock, 1000, &again), LEASE_OK));
+    CHECK(!lease_guard_is_dirty(again));
+    CHECK(lease_guard_generation(again) == generation);
+    lease_guard_release(again);
+
+    /* Freeing the store before its lock is fine: the lock keeps what it needs. */
+    lease_store_free(store);
+    REQUIRE(CHECK_STATUS(lease_lock_try_acquire(lock, &again), LEASE_OK));
+    lease_lock_free(lock);
+    CHECK_STATUS(lease_guard_check(again), LEASE_OK); /* the guard outlives its lock too */
+    lease_guard_release(again);
+    lease_lock_free(second_lock);
+    lease_store_free(second_store);
+}
+
+static void test_memory_store_lock(void)
+{
+    LeaseStore *store = NULL, *other_store = NULL;
+    LeaseLock *lock = NULL, *other = NULL;
+    LeaseGuard *guard = NULL, *other_guard = NULL;
+    REQUIRE(CHECK_STATUS(lease_store_open_memory(&store), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_store_open_memory(&other_store), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_new(store, "sync", "app", NULL, &lock), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_new(other_store, "sync", "app", NULL, &other), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_acquire(lock, 1000, &guard), LEASE_OK));
+    CHECK(lease_guard_is_dirty(guard));
+    CHECK(lease_guard_generation(guard) == 1);
+    /* Each in-memory store is its own database. */
+    REQUIRE(CHECK_STATUS(lease_lock_try_acquire(other, &other_guard), LEASE_OK));
+    CHECK(lease_guard_is_dirty(other_guard));
+    lease_guard_release(other_guard);
+    lease_guard_release(guard);
+    lease_lock_free(other);
+    lease_lock_free(lock);
+    lease_store_free(other_store);
+    lease_store_free(store);
+}
+
+static void test_async_acquire(void)
+{
+    LeaseStore *store = NULL;
+    LeaseLock *lock = NULL;
+    LeaseGuard *joined = NULL;
+    Seen seen, released_inside, freed_lock;
+
+    seen_init(&seen);
+    seen_init(&released_inside);
+    seen_init(&freed_lock);
+    REQUIRE(CHECK_STATUS(lease_store_open(db_path("async"), &store), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_new(store, "sync", "app", NULL, &lock), LEASE_OK));
+
+    /* Called once, on the library's thread, with a guard this thread may use and release. */
+    REQUIRE(CHECK_STATUS(lease_lock_acquire_async(lock, 5000, on_acquired, &seen), LEASE_OK));
+    REQUIRE(CHECK(seen_wait(&seen, 1, CALLBACK_MS) == 1));
+    CHECK_STATUS(seen.status, LEASE_OK);
+    CHECK(strcmp(seen.thread, "liblease") == 0);
+    CHECK_STATUS(seen.check_in_callback, LEASE_OK);
+    REQUIRE(CHECK(seen.guard != NULL));
+    CHECK_STATUS(lease_guard_check(seen.guard), LEASE_OK);
+    CHECK(lease_guard_is_dirty(seen.guard));
+    CHECK(lease_guard_generation(seen.guard) >= 1);
+    REQUIRE(CHECK_STATUS(lease_lock_try_acquire(lock, &joined), LEASE_OK));
+    CHECK(!lease_guard_is_dirty(joined));
+    lease_guard_release(seen.guard);
+    lease_guard_release(joined);
+
+    /* The callee may release the guard inside the callback; context may be anything. */
+    released_inside.release_in_callback = 1;
+    REQUIRE(CHECK_STATUS(lease_lock_acquire_async(lock, 5000, on_acquired, &released_inside), LEASE_OK));
+    CHECK(seen_wait(&released_inside, 1, CALLBACK_MS) == 1);
+    CHECK_STATUS(released_inside.status, LEASE_OK);
+    CHECK_STATUS(released_inside.check_in_callback, LEASE_OK);
+
+    /* The lock may be freed while an acquisition is under way: the callback still comes. */
+    REQUIRE(CHECK_STATUS(lease_lock_acquire_async(lock, 5000, on_acquired, &freed_lock), LEASE_OK));
+    lease_lock_free(lock);
+    REQUIRE(CHECK(seen_wait(&freed_lock, 1, CALLBACK_MS) == 1));
+    CHECK_STATUS(freed_lock.status, LEASE_OK);
+    lease_guard_release(freed_lock.guard);
+
+    /* Exactly once. */
+    sleep_ms(200);
+    CHECK(seen.calls == 1 && released_inside.calls == 1 && freed_lock.calls == 1);
+    lease_store_free(store);
+    seen_destroy(&seen);
+    seen_destroy(&released_inside);
+    seen_destroy(&freed_lock);
+}
+
+/* Several threads acquire and release through one lock handle at once. */
+static LeaseLock *shared_lock;
+
+static void *acquire_repeatedly(void *unused)
+{
+    long failed = 0;
+    int round;
+    (void)unused;
+    for (round = 0; round < 20; round++) {
+        LeaseGuard *guard = NULL;
+        if (lease_lock_acquire(shared_lock, 10000, &guard) != LEASE_OK || lease_guard_check(guard) != LEASE_OK)
+            failed++;
+        lease_guard_release(guard);
+    }
+    return (void *)(intptr_t)failed;
+}
+
+static void test_threads_share_handles(void)
+{
+    LeaseStore *store = NULL;
+    pthread_t threads[4];
+    int i;
+    REQUIRE(CHECK_STATUS(lease_store_open(db_path("threads"), &store), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_new(store, "sync", "app", NULL, &shared_lock), LEASE_OK));
+    for (i = 0; i < 4; i++)
+        CHECK(pthread_create(&threads[i], NULL, acquire_repeatedly, NULL) == 0);
+    for (i = 0; i < 4; i++) {
+        void *failed = NULL;
+        pthread_join(threads[i], &failed);
+        CHECK(failed == NULL);
+    }
+    lease_lock_free(shared_lock);
+    lease_store_free(store);
+}
+
+static void test_contention_between_processes(void)
+{
+    const char *db = db_path("contention");
+    LeaseStore *store = NULL;
+    LeaseLock *lock = NULL;
+    LeaseGuard *guard = NULL;
+    LeaseGuard *untouched = (LeaseGuard *)&untouched;
+    Child holder;
+    Seen timed_out;
+    char line[64];
+    unsigned long long ours, theirs = 0;
+    long long started;
+
+    seen_init(&timed_out);
+    REQUIRE(CHECK_STATUS(lease_store_open(db, &store), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_new(store, "sync", "parent", NULL, &lock), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_try_acquire(lock, &guard), LEASE_OK));
+    ours = lease_guard_generation(guard);
+    lease_guard_release(guard);
+
+    /* Another process takes the lease (with a long lease: only a release lets us in early). */
+    REQUIRE(CHECK(child_start(&holder, "hold", db, "sync", "30000", NULL)));
+    if (CHECK(child_read(&holder, line, sizeof line, CHILD_REPLY_MS)))
+        CHECK(sscanf(line, "held %llu", &theirs) == 1);
+    CHECK(theirs > ours);
+
+    CHECK_STATUS(lease_lock_try_acquire(lock, &untouched), LEASE_BUSY);
+    CHECK(error_mentions("lease_lock_try_acquire") && error_mentions("child-holder"));
+    CHECK(untouched == (LeaseGuard *)&untouched);
+
+    started = now_ms();
+    CHECK_STATUS(lease_lock_acquire(lock, 300, &untouched), LEASE_TIMEOUT);
+    CHECK(now_ms() - started >= 290);
+    CHECK(error_mentions("lease_lock_acquire"));
+    CHECK(untouched == (LeaseGuard *)&untouched);
+
+    /* An asynchronous acquisition that times out: status, no guard, message on the callback's
+     * thread. */
+    REQUIRE(CHECK_STATUS(lease_lock_acquire_async(lock, 200, on_acquired, &timed_out), LEASE_OK));
+    CHECK(seen_wait(&timed_out, 1, CALLBACK_MS) == 1);
+    CHECK_STATUS(timed_out.status, LEASE_TIMEOUT);
+    CHECK(timed_out.guard == NULL);
+    CHECK(strstr(timed_out.text, "lease_lock_acquire_async") != NULL);
+    CHECK(strcmp(timed_out.thread, "liblease") == 0);
+
+    /* The holder releases: we take over at once, well before its 30 s lease would run out. */
+    child_order(&holder, "release\n");
+    started = now_ms();
+    REQUIRE(CHECK_STATUS(lease_lock_acquire(lock, 25000, &guard), LEASE_OK));
+    CHECK(now_ms() - started < 20000);
+    CHECK(lease_guard_is_dirty(guard)); /* another process held it meanwhile */
+    CHECK(lease_guard_generation(guard) > theirs);
+    CHECK(child_read(&holder, line, sizeof line, CHILD_REPLY_MS) && strcmp(line, "released") == 0);
+    CHECK(exited_cleanly(child_wait(&holder, CHILD_REPLY_MS)));
+
+    lease_guard_release(guard);
+    lease_lock_free(lock);
+    lease_store_free(store);
+    seen_destroy(&timed_out);
+}
+
+static void test_lost_lease(void)
+{
+    const char *db = db_path("lost");
+    LeaseStore *store = NULL;
+    LeaseLock *lock = NULL;
+    LeaseGuard *guard = NULL, *again = NULL;
+    LeaseLockOptions options = lease_lock_options_default();
+    Seen lost;
+    Child thief;
+    char pid[32], line[64];
+    unsigned long long ours, theirs = 0;
+
+    seen_init(&lost);
+    options.lease_ms = 2000;
+    options.renew_every_ms = 500;
+    REQUIRE(CHECK_STATUS(lease_store_open(db, &store), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_new(store, "sync", "victim", &options, &lock), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_set_lost_callback(lock, on_lost, &lost), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_acquire(lock, 1000, &guard), LEASE_OK));
+    ours = lease_guard_generation(guard);
+
+    /* The child stops this process for three lease lengths, takes the lease, and continues us. */
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    REQUIRE(CHECK(child_start(&thief, "steal", db, "sync", pid, "6000")));
+    if (CHECK(child_read(&thief, line, sizeof line, CHILD_REPLY_MS)))
+        CHECK(sscanf(line, "stole %llu", &theirs) == 1);
+    CHECK(theirs > ours);
+
+    /* Right after being continued, before anything else runs: the lease is not ours any more. */
+    CHECK_STATUS(lease_guard_check(guard), LEASE_LOST);
+    CHECK(error_mentions("lease_guard_check"));
+    CHECK(seen_wait(&lost, 1, CALLBACK_MS) == 1);
+    CHECK(strcmp(lost.text, "sync") == 0);
+    CHECK(strcmp(lost.thread, "liblease") == 0);
+    CHECK_STATUS(lease_guard_check(guard), LEASE_LOST); /* for good */
+    CHECK_STATUS(lease_lock_try_acquire(lock, &again), LEASE_BUSY);
+    lease_guard_release(guard); /* harmless: it gives back nothing */
+    CHECK_STATUS(lease_lock_try_acquire(lock, &again), LEASE_BUSY);
+
+    child_order(&thief, "release\n");
+    CHECK(child_read(&thief, line, sizeof line, CHILD_REPLY_MS) && strcmp(line, "released") == 0);
+    CHECK(exited_cleanly(child_wait(&thief, CHILD_REPLY_MS)));
+
+    /* The next acquisition is a fresh one: dirty, a newer generation. */
+    REQUIRE(CHECK_STATUS(lease_lock_acquire(lock, 5000, &again), LEASE_OK));
+    CHECK(lease_guard_is_dirty(again));
+    CHECK(lease_guard_generation(again) > theirs);
+    lease_guard_release(again);
+
+    sleep_ms(200);
+    CHECK(lost.calls == 1); /* once */
+    lease_lock_free(lock);
+    lease_store_free(store);
+    seen_destroy(&lost);
+}
+
+/* In a child forked without exec, the parent's handles must refuse to work. */
+static void forked_child_checks(LeaseStore *store, LeaseLock *lock, LeaseGuard *guard, int result_pipe)
+{
+    LeaseGuard *untouched = (LeaseGuard *)&untouched;
+    LeaseLock *no_lock = (LeaseLock *)&no_lock;
+    LeaseStore *own = NULL;
+    LeaseLock *own_lock = NULL;
+    LeaseGuard *own_guard = NULL;
+    Seen never;
+    ssize_t written;
+
+    seen_init(&never);
+    CHECK_STATUS(lease_lock_try_acquire(lock, &untouched), LEASE_MISUSE);
+    CHECK(error_mentions("fork"));
+    CHECK_STATUS(lease_lock_acquire(lock, 10, &untouched), LEASE_MISUSE);
+    CHECK_STATUS(lease_lock_acquire_async(lock, 10, on_acquired, &never), LEASE_MISUSE);
+    CHECK_STATUS(lease_lock_set_lost_callback(lock, on_lost, &never), LEASE_MISUSE);
+    CHECK_STATUS(lease_lock_new(store, "other", "child", NULL, &no_lock), LEASE_MISUSE);
+    CHECK_STATUS(lease_guard_check(guard), LEASE_MISUSE);
+    CHECK(untouched == (LeaseGuard *)&untouched && no_lock == (LeaseLock *)&no_lock);
+
+    /* The child is a process of its own: with a store of its own (not the parent's file) it works. */
+    if (CHECK_STATUS(lease_store_open_memory(&own), LEASE_OK)
+        && CHECK_STATUS(lease_lock_new(own, "sync", "child", NULL, &own_lock), LEASE_OK)
+        && CHECK_STATUS(lease_lock_try_acquire(own_lock, &own_guard), LEASE_OK))
+        CHECK(lease_guard_is_dirty(own_guard));
+    lease_guard_release(own_guard);
+    lease_lock_free(own_lock);
+    lease_store_free(own);
+
+    /* Freeing the parent's handles here gives back nothing and does not crash. */
+    lease_guard_release(guard);
+    lease_lock_free(lock);
+    lease_store_free(store);
+    CHECK_STATUS(lease_shutdown(), LEASE_OK);
+    CHECK(never.calls == 0);
+
+    written = write(result_pipe, &failures, sizeof failures);
+    (void)written;
+}
+
+static void test_fork_child_cannot_use_parent_handles(void)
+{
+    const char *db = db_path("fork");
+    LeaseStore *store = NULL;
+    LeaseLock *lock = NULL;
+    LeaseGuard *guard = NULL;
+    LeaseLockOptions quiet = lease_lock_options_default();
+    Seen lost;
+    int results[2], child_failures = -1, status = 0;
+    pid_t pid;
+
+    seen_init(&lost);
+    /* A long renewal period keeps the library's thread out of SQLite around the fork. */
+    quiet.lease_ms = 60000;
+    quiet.renew_every_ms = 20000;
+    REQUIRE(CHECK_STATUS(lease_store_open(db, &store), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_new(store, "sync", "parent", &quiet, &lock), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_set_lost_callback(lock, on_lost, &lost), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_try_acquire(lock, &guard), LEASE_OK));
+    REQUIRE(CHECK(pipe(results) == 0));
+
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        close(results[0]);
+        failures = 0;
+        forked_child_checks(store, lock, guard, results[1]);
+        /* The exit status says nothing: under valgrind, what the child leaks on purpose (the
+         * parent's state, never freed here) makes it 1. The result goes through the pipe. */
+        _exit(0);
+    }
+    close(results[1]);
+    CHECK(read(results[0], &child_failures, sizeof child_failures) == sizeof child_failures);
+    close(results[0]);
+    CHECK(child_failures == 0);
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status)); /* it did not crash */
+
+    /* The child's release gave nothing back: the parent still holds the lease. */
+    CHECK_STATUS(lease_guard_check(guard), LEASE_OK);
+    CHECK(probe(db, "sync") == LEASE_BUSY);
+    lease_guard_release(guard);
+    CHECK(probe(db, "sync") == LEASE_OK);
+    CHECK(lost.calls == 0);
+    lease_lock_free(lock);
+    lease_store_free(store);
+    seen_destroy(&lost);
+}
+
+static void test_bad_arguments(void)
+{
+    static const char bad_utf8[] = {'k', (char)0xff, (char)0xfe, '\0'};
+    LeaseStore *store = NULL, *no_store = (LeaseStore *)&no_store;
+    LeaseLock *lock = NULL, *no_lock = (LeaseLock *)&no_lock;
+    LeaseGuard *no_guard = (LeaseGuard *)&no_guard;
+    LeaseLockOptions defaults = lease_lock_options_default(), options;
+    Seen never;
+    char path[PATH_MAX + 64];
+
+    seen_init(&never);
+    REQUIRE(CHECK_STATUS(lease_store_open_memory(&store), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_new(store, "sync", "app", NULL, &lock), LEASE_OK));
+
+    /* Stores. */
+    CHECK_STATUS(lease_store_open(NULL, &no_store), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("lease_store_open") && error_mentions("path is NULL"));
+    CHECK_STATUS(lease_store_open(db_path("bad"), NULL), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("out_store is NULL"));
+    CHECK(access(db_path("bad"), F_OK) != 0); /* nothing was done */
+    CHECK_STATUS(lease_store_open("", &no_store), LEASE_INVALID_ARGUMENT);
+    snprintf(path, sizeof path, "%s/%s", temp_dir, bad_utf8);
+    CHECK_STATUS(lease_store_open(path, &no_store), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("path is not valid UTF-8"));
+    CHECK_STATUS(lease_store_open_memory(NULL), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("lease_store_open_memory") && error_mentions("out_store is NULL"));
+    lease_store_free(NULL);
+    CHECK(no_store == (LeaseStore *)&no_store);
+
+    /* Locks. */
+    CHECK_STATUS(lease_lock_new(NULL, "sync", "app", NULL, &no_lock), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("store is NULL"));
+    CHECK_STATUS(lease_lock_new(store, NULL, "app", NULL, &no_lock), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("key is NULL"));
+    CHECK_STATUS(lease_lock_new(store, "sync", NULL, NULL, &no_lock), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("holder is NULL"));
+    CHECK_STATUS(lease_lock_new(store, "sync", "app", NULL, NULL), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("out_lock is NULL"));
+    CHECK_STATUS(lease_lock_new(store, bad_utf8, "app", NULL, &no_lock), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("key is not valid UTF-8"));
+    CHECK_STATUS(lease_lock_new(store, "sync", bad_utf8, NULL, &no_lock), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("holder is not valid UTF-8"));
+    CHECK_STATUS(lease_lock_new(store, "", "app", NULL, &no_lock), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("empty"));
+
+    /* Options: the defaults are the documented ones; zero and contradictory values are refused. */
+    CHECK(defaults.lease_ms == 6000 && defaults.renew_every_ms == 2000 && defaults.max_backoff_ms == 50);
+    options = defaults;
+    options.lease_ms = 0;
+    CHECK_STATUS(lease_lock_new(store, "sync", "app", &options, &no_lock), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("lease_lock_new") && error_mentions("options"));
+    options = defaults;
+    options.renew_every_ms = 0;
+    CHECK_STATUS(lease_lock_new(store, "sync", "app", &options, &no_lock), LEASE_INVALID_ARGUMENT);
+    options = defaults;
+    options.max_backoff_ms = 0;
+    CHECK_STATUS(lease_lock_new(store, "sync", "app", &options, &no_lock), LEASE_INVALID_ARGUMENT);
+    options = defaults;
+    options.renew_every_ms = options.lease_ms / 2 + 1; /* renewal would come too late */
+    CHECK_STATUS(lease_lock_new(store, "sync", "app", &options, &no_lock), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("half"));
+    options = defaults;
+    options.lease_ms = 24 * 3600 * 1000 + 1; /* longer than a day */
+    CHECK_STATUS(lease_lock_new(store, "sync", "app", &options, &no_lock), LEASE_INVALID_ARGUMENT);
+    CHECK(no_lock == (LeaseLock *)&no_lock);
+
+    CHECK_STATUS(lease_lock_try_acquire(NULL, &no_guard), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("lease_lock_try_acquire") && error_mentions("lock is NULL"));
+    CHECK_STATUS(lease_lock_try_acquire(lock, NULL), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("out_guard is NULL"));
+    CHECK_STATUS(lease_lock_acquire(NULL, 10, &no_guard), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("lease_lock_acquire") && error_mentions("lock is NULL"));
+    CHECK_STATUS(lease_lock_acquire(lock, 10, NULL), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("out_guard is NULL"));
+    CHECK_STATUS(lease_lock_acquire_async(NULL, 10, on_acquired, &never), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("lease_lock_acquire_async") && error_mentions("lock is NULL"));
+    CHECK_STATUS(lease_lock_acquire_async(lock, 10, NULL, &never), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("callback is NULL"));
+    CHECK_STATUS(lease_lock_set_lost_callback(NULL, on_lost, &never), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("lease_lock_set_lost_callback") && error_mentions("lock is NULL"));
+    CHECK_STATUS(lease_lock_set_lost_callback(lock, on_lost, NULL), LEASE_OK); /* NULL context is fine */
+    CHECK_STATUS(lease_lock_set_lost_callback(lock, NULL, NULL), LEASE_OK);    /* NULL callback clears */
+    lease_lock_free(NULL);
+    CHECK(no_guard == (LeaseGuard *)&no_guard);
+
+    /* Guards. */
+    CHECK(lease_guard_generation(NULL) == 0);
+    CHECK(error_mentions("lease_guard_generation") && error_mentions("guard is NULL"));
+    CHECK(!lease_guard_is_dirty(NULL));
+    CHECK(error_mentions("lease_guard_is_dirty"));
+    CHECK_STATUS(lease_guard_check(NULL), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("lease_guard_check") && error_mentions("guard is NULL"));
+    lease_guard_release(NULL);
+
+    /* Good arguments still work after all that; an options pointer is copied. */
+    options = defaults;
+    options.lease_ms = 3000;
+    options.renew_every_ms = 1500;
+    options.max_backoff_ms = 1;
+    CHECK_STATUS(lease_lock_new(store, "sync", "", &options, &no_lock), LEASE_OK); /* empty label ok */
+    lease_lock_free(no_lock);
+    CHECK(never.calls == 0);
+    lease_lock_free(lock);
+    lease_store_free(store);
+    seen_destroy(&never);
+}
+
+/* Last: lease_shutdown refuses while a lease is held, then stops the thread; nothing is left. */
+static void test_shutdown(void)
+{
+    LeaseStore *store = NULL;
+    LeaseLock *lock = NULL;
+    LeaseGuard *guard = NULL;
+    REQUIRE(CHECK_STATUS(lease_store_open_memory(&store), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_new(store, "sync", "app", NULL, &lock), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_try_acquire(lock, &guard), LEASE_OK));
+    CHECK(library_threads_become(1));
+
+    CHECK_STATUS(lease_shutdown(), LEASE_MISUSE);
+    CHECK(error_mentions("lease_shutdown"));
+    CHECK_STATUS(lease_guard_check(guard), LEASE_OK); /* the thread still renews it */
+    lease_guard_release(guard);
+    CHECK_STATUS(lease_shutdown(), LEASE_OK);
+    CHECK(library_threads() == 0);
+    CHECK_STATUS(lease_shutdown(), LEASE_OK); /* not running: nothing to do */
+
+    /* The thread starts again when needed, and stops again. */
+    REQUIRE(CHECK_STATUS(lease_lock_try_acquire(lock, &guard), LEASE_OK));
+    CHECK(library_threads_become(1));
+    lease_guard_release(guard);
+    lease_lock_free(lock);
+    lease_store_free(store);
+    CHECK_STATUS(lease_shutdown(), LEASE_OK);
+    CHECK(library_threads() == 0);
+}
+
+static const struct {
+    const char *name;
+    void (*run)(void);
+} cases[] = {
+    {"version_and_status_text", test_version_and_status_text},
+    {"open_stores", test_open_stores},
+    {"acquire_is_reentrant_in_a_process", test_acquire_is_reentrant_in_a_process},
+    {"memory_store_lock", test_memory_store_lock},
+    {"async_acquire", test_async_acquire},
+    {"threads_share_handles", test_threads_share_handles},
+    {"contention_between_processes", test_contention_between_processes},
+    {"lost_lease", test_lost_lease},
+    {"fork_child_cannot_use_parent_handles", test_fork_child_cannot_use_parent_handles},
+    {"bad_arguments", test_bad_arguments},
+    {"shutdown", test_shutdown},
+};
+
+int main(int argc, char **argv)
+{
+    int passed = 0, failed = 0;
+    size_t i;
+
+    if (argc >= 2 && strcmp(argv[1], "--child") == 0) {
+        snprintf(self_path, sizeof self_path, "%s", argv[0]);
+        return child_main(argc - 2, argv + 2);
+    }
+    if (realpath(argv[0], self_path) == NULL || mkdtemp(temp_dir) == NULL) {
+        perror("lease_test: setup");
+        return 2;
+    }
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        long long started;
+        if (argc >= 2 && strcmp(argv[1], cases[i].name) != 0)
+            continue;
+        failures = 0;
+        started = now_ms();
+        cases[i].run();
+        printf("%s %s (%lld ms)\n", failures == 0 ? "ok  " : "FAIL", cases[i].name, now_ms() - started);
+        fflush(stdout);
+        if (failures == 0)
+            passed++;
+        else
+            failed++;
+    }
+    /* Whatever ran, leave no library thread behind. */
+    if (lease_shutdown() != LEASE_OK)
+        fprintf(stderr, "lease_shutdown: %s\n", lease_last_error_message());
+    remove_temp_dir();
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 && passed > 0 ? 0 : 1;
+}
