@@ -6,6 +6,7 @@
 //! across `Lock` handles: while the process holds the lease, every acquisition of the same key in
 //! the same database file succeeds at once. Exclusion is between processes.
 
+mod acquisition;
 mod fence;
 mod heartbeat;
 mod hold;
@@ -15,6 +16,7 @@ use std::cell::Cell;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use acquisition::{Acquisition, Step};
 pub(crate) use fence::Fence;
 pub(crate) use hold::HoldTable;
 use hold::{Hold, NewHold};
@@ -25,13 +27,10 @@ use crate::liveness::Identity;
 use crate::runtime;
 use crate::store::lease_table::{self, Claim, DeadHold};
 use crate::store::Store;
-use crate::wait::ChangeWait;
 
-/// The first pause of a waiting `acquire`; it doubles up to `max_backoff`.
-const FIRST_BACKOFF: Duration = Duration::from_millis(1);
-
-/// How long an asynchronous attempt may wait in the writer queue on the library's thread.
-const ASYNC_QUEUE_WAIT: Duration = Duration::from_millis(10);
+/// How long an asynchronous attempt may wait in the writer queue on the library's thread: long
+/// enough to be seen by a chunked job, which then lets it in.
+const ASYNC_QUEUE_STAY: Duration = Duration::from_millis(10);
 
 type LostCallback = dyn Fn(&str) + Send + Sync;
 
@@ -115,29 +114,14 @@ impl Lock {
     /// release is a write), or the holder's process ended; where the system cannot tell, it
     /// polls with a backoff from 1 ms to `max_backoff`. It never sleeps past the holder's expiry.
     pub fn acquire(&self, timeout: Duration) -> Result<Guard> {
-        let deadline = Instant::now() + timeout;
-        let mut backoff = FIRST_BACKOFF;
-        let mut wait: Option<ChangeWait> = None;
+        let mut acquisition = Acquisition::new(self.shared.clone(), timeout, None);
         loop {
-            // Waiting in the writer queue (not polling it) is what makes a long job of this
-            // process let the acquisition in.
-            let held = match self.shared.attempt(Some(deadline))? {
-                Attempt::Taken(guard) => return Ok(guard),
-                Attempt::Held(held) => held,
-            };
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(timed_out(&self.shared.key, timeout, &held.why));
-            }
-            let Some(wait) = wait.as_mut() else {
-                // Watch first, then look again: a release between the first look and the watch
-                // would otherwise go unnoticed.
-                wait = Some(self.shared.change_wait());
-                continue;
-            };
-            self.shared.watch(wait, &held);
-            if !wait.wait(backoff.min(held.retry_in).min(deadline - now)) {
-                backoff = (backoff * 2).min(self.shared.options.max_backoff);
+            match acquisition.step() {
+                Step::Done(result) => return result,
+                Step::Wait(at_most) => {
+                    let woken = acquisition.change_wait().wait(at_most);
+                    acquisition.waited(woken);
+                }
             }
         }
     }
@@ -156,7 +140,18 @@ impl Lock {
         let cancelled = Arc::new(tokio::sync::Notify::new());
         let pending = PendingAcquire { cancelled: cancelled.clone() };
         runtime::spawn(async move {
-            let acquired = shared.acquire_on_runtime(timeout);
+            let acquired = async {
+                let mut acquisition = Acquisition::new(shared.clone(), timeout, Some(ASYNC_QUEUE_STAY));
+                loop {
+                    match acquisition.step() {
+                        Step::Done(result) => return result,
+                        Step::Wait(at_most) => {
+                            let woken = acquisition.change_wait().wait_async(at_most).await;
+                            acquisition.waited(woken);
+                        }
+                    }
+                }
+            };
             let result = tokio::select! {
                 biased;
                 result = acquired => result,
@@ -281,43 +276,6 @@ impl LockShared {
         Ok(Attempt::Taken(guard))
     }
 
-    /// The asynchronous acquisition's wait, on the library's thread.
-    async fn acquire_on_runtime(self: &Arc<Self>, timeout: Duration) -> Result<Guard> {
-        let deadline = Instant::now() + timeout;
-        let mut backoff = FIRST_BACKOFF;
-        let mut wait: Option<ChangeWait> = None;
-        loop {
-            // The library's thread may not wait long: a short stay in the writer queue is enough
-            // to be seen by a chunked job, which then lets us in.
-            let held = match self.attempt(Some(Instant::now() + ASYNC_QUEUE_WAIT))? {
-                Attempt::Taken(guard) => return Ok(guard),
-                Attempt::Held(held) => held,
-            };
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(timed_out(&self.key, timeout, &held.why));
-            }
-            let Some(wait) = wait.as_mut() else {
-                wait = Some(self.change_wait());
-                continue;
-            };
-            self.watch(wait, &held);
-            if !wait.wait_async(backoff.min(held.retry_in).min(deadline - now)).await {
-                backoff = (backoff * 2).min(self.options.max_backoff);
-            }
-        }
-    }
-
-    fn change_wait(&self) -> ChangeWait {
-        ChangeWait::new(self.store.path())
-    }
-
-    fn watch(&self, wait: &mut ChangeWait, held: &Held) {
-        if let Some(holder) = &held.holder {
-            wait.watch_holder(holder, self.store.inner.process.identity());
-        }
-    }
-
     /// Calls the lost callback, on the library's thread.
     pub(crate) fn notify_lost(&self, key: &str) {
         let _running = self.callback_running.lock().unwrap_or_else(|p| p.into_inner());
@@ -328,10 +286,6 @@ impl LockShared {
             IN_LOST_CALLBACK.with(|current| current.set(std::ptr::null()));
         }
     }
-}
-
-fn timed_out(key: &str, timeout: Duration, why: &str) -> Error {
-    Error::Timeout(format!("could not acquire '{key}' within {} ms: {why}", timeout.as_millis()))
 }
 
 /// An asynchronous acquisition under way; see [`Lock::acquire_async`].

@@ -1,0 +1,96 @@
+//! Waiting for a lease: the steps that the blocking and the asynchronous acquisitions share.
+//! Each only supplies its own way of sleeping until a wake-up.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Attempt, Guard, LockShared};
+use crate::error::{Error, Result};
+use crate::wait::ChangeWait;
+
+/// The first pause of a waiting acquisition when no wake-up comes; it doubles up to
+/// `max_backoff`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(1);
+
+pub(super) enum Step {
+    Done(Result<Guard>),
+    /// Sleep on [`Acquisition::change_wait`] at most this long, then step again.
+    Wait(Duration),
+}
+
+pub(super) struct Acquisition {
+    shared: Arc<LockShared>,
+    timeout: Duration,
+    deadline: Instant,
+    /// How long one attempt may wait in the writer queue: `None`, until the deadline (a blocking
+    /// acquisition); otherwise a short stay, so that the library's thread is not held up.
+    queue_stay: Option<Duration>,
+    backoff: Duration,
+    wait: Option<ChangeWait>,
+}
+
+impl Acquisition {
+    pub(super) fn new(
+        shared: Arc<LockShared>,
+        timeout: Duration,
+        queue_stay: Option<Duration>,
+    ) -> Acquisition {
+        Acquisition {
+            shared,
+            timeout,
+            deadline: Instant::now() + timeout,
+            queue_stay,
+            backoff: FIRST_BACKOFF,
+            wait: None,
+        }
+    }
+
+    /// Looks until the lease is taken, something fails, or there is nothing to do but wait.
+    pub(super) fn step(&mut self) -> Step {
+        loop {
+            // Waiting in the writer queue (not polling it) is what makes a long job of this
+            // process let the acquisition in.
+            let write_deadline = match self.queue_stay {
+                None => self.deadline,
+                Some(stay) => (Instant::now() + stay).min(self.deadline),
+            };
+            let held = match self.shared.attempt(Some(write_deadline)) {
+                Ok(Attempt::Taken(guard)) => return Step::Done(Ok(guard)),
+                Ok(Attempt::Held(held)) => held,
+                Err(e) => return Step::Done(Err(e)),
+            };
+            let now = Instant::now();
+            if now >= self.deadline {
+                return Step::Done(Err(Error::Timeout(format!(
+                    "could not acquire '{}' within {} ms: {}",
+                    self.shared.key,
+                    self.timeout.as_millis(),
+                    held.why
+                ))));
+            }
+            let Some(wait) = self.wait.as_mut() else {
+                // Watch first, then look again: a release between the first look and the watch
+                // would otherwise go unnoticed.
+                self.wait = Some(ChangeWait::new(self.shared.store.path()));
+                continue;
+            };
+            if let Some(holder) = &held.holder {
+                wait.watch_holder(holder, self.shared.store.inner.process.identity());
+            }
+            // Never sleep past the holder's expiry or the deadline.
+            return Step::Wait(self.backoff.min(held.retry_in).min(self.deadline - now));
+        }
+    }
+
+    /// What to sleep on after [`Step::Wait`].
+    pub(super) fn change_wait(&mut self) -> &mut ChangeWait {
+        self.wait.as_mut().expect("made before the first Step::Wait")
+    }
+
+    /// Records how the sleep ended: without a wake-up, the next one is longer.
+    pub(super) fn waited(&mut self, woken: bool) {
+        if !woken {
+            self.backoff = (self.backoff * 2).min(self.shared.options.max_backoff);
+        }
+    }
+}
