@@ -5,8 +5,10 @@
  * processes of one Android app, a desktop app and its helper. Some work must be done by one of
  * them at a time (a sync, a key upload, a migration). A LeaseLock names such work by a key; the
  * process that holds the key's lease is the only one doing it. A lease lasts a limited time and
- * the library renews it in the background while it is held, so when a holder crashes, is killed
- * or is suspended, another process takes over once the lease has run out.
+ * the library renews it in the background while it is held. A waiting process takes over at
+ * once when the holder releases the lease; when the holder crashes or is killed, as soon as its
+ * process is known to be gone (Linux and Android can tell), else when its lease runs out; when
+ * the holder is suspended, when its lease runs out.
  *
  * HANDLES
  *
@@ -169,8 +171,10 @@ typedef struct LeaseLockOptions {
    */
   uint32_t renew_every_ms;
   /**
-   * The longest pause between two attempts of a waiting acquisition. A released lease is
-   * noticed by a waiting process within about this time.
+   * The longest pause between two attempts of a waiting acquisition. A waiting acquisition is
+   * woken when the lease may have changed hands (the database was written, or the holder's
+   * process ended) where the system can tell (Linux and Android); elsewhere it polls, and a
+   * release is noticed within about this time.
    */
   uint32_t max_backoff_ms;
 } LeaseLockOptions;
@@ -332,9 +336,9 @@ enum LeaseStatus lease_lock_try_acquire(struct LeaseLock *lock, struct LeaseGuar
 
 /**
  * Takes the lease like lease_lock_try_acquire, waiting up to timeout_ms milliseconds while
- * another process holds it. The calling thread sleeps between attempts (backing off from 1 ms
- * to the lock's max_backoff_ms) and wakes when the holder's lease would run out; a holder that
- * releases is noticed within about max_backoff_ms. A timeout of 0 tries once.
+ * another process holds it. The calling thread sleeps until the lease may have changed hands:
+ * the holder released it, its process ended, or its lease ran out (see max_backoff_ms for
+ * systems that cannot tell). A timeout of 0 tries once.
  *
  * Blocks the calling thread: do not call it from a callback (use lease_lock_acquire_async or
  * lease_lock_try_acquire there). On LEASE_OK, *out_guard is a new guard that the caller releases
@@ -354,11 +358,11 @@ enum LeaseStatus lease_lock_acquire(struct LeaseLock *lock,
 /**
  * Starts taking the lease like lease_lock_acquire, but returns at once: callback is called
  * exactly once, on the library's thread ("liblease"), with the guard or the failure. See
- * LeaseAcquireCallback. No thread waits meanwhile.
+ * LeaseAcquireCallback. No thread waits meanwhile; lease_lock_cancel_acquire ends the wait early.
  *
- * context is passed to callback unchanged; it may be NULL. The caller keeps whatever it points
- * at valid until the callback has run. The lock may be freed before that; the acquisition goes
- * on. Any thread.
+ * context is passed to callback unchanged, and names this acquisition to
+ * lease_lock_cancel_acquire; it may be NULL. The caller keeps whatever it points at valid until
+ * the callback has run. The lock may be freed before that; the acquisition goes on. Any thread.
  *
  * Returns:
  * - LEASE_OK: the acquisition started; callback will be called.
@@ -372,6 +376,21 @@ enum LeaseStatus lease_lock_acquire_async(struct LeaseLock *lock,
                                           uint32_t timeout_ms,
                                           LeaseAcquireCallback callback,
                                           void *context);
+
+/**
+ * Cancels the asynchronous acquisitions started through lock with this context (see
+ * lease_lock_acquire_async) that are still waiting. Returns at once; each of their callbacks is
+ * then called soon, on the library's thread, with LEASE_CANCELLED, unless the acquisition took
+ * the lease (or failed) first, in which case its callback gets that outcome. Either way each
+ * callback runs exactly once. Acquisitions that have ended, and contexts that name none, are
+ * ignored. Any thread, callbacks included.
+ *
+ * Returns:
+ * - LEASE_OK: the matching acquisitions (if any) are being cancelled.
+ * - LEASE_INVALID_ARGUMENT: lock is NULL.
+ * - LEASE_MISUSE: the lock was made before fork() and this is the child.
+ */
+enum LeaseStatus lease_lock_cancel_acquire(struct LeaseLock *lock, void *context);
 
 /**
  * Sets the function called when a lease held through this lock is lost (see LeaseLostCallback),

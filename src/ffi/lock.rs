@@ -1,6 +1,8 @@
 //! The C face of a lock: `LeaseLock`, its options and its callbacks.
 
 use std::ffi::{c_char, c_void, CString};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::guard::LeaseGuard;
@@ -8,7 +10,7 @@ use super::handle::{self, Boxed, Castable, Out};
 use super::panic::{catch_status, catch_value};
 use super::status::{self, LeaseStatus};
 use super::store::LeaseStore;
-use crate::{Lock, LockOptions};
+use crate::{Lock, LockOptions, PendingAcquire};
 
 /// A named lease in a store. Opaque; made by lease_lock_new, freed by lease_lock_free.
 /// Thread-safe.
@@ -18,7 +20,31 @@ pub struct LeaseLock {
 
 impl Castable for LeaseLock {
     type Ownership = Boxed;
-    type RustType = Lock;
+    type RustType = LockHandle;
+}
+
+/// What a `LeaseLock` points at: the lock, and its asynchronous acquisitions under way, so that
+/// lease_lock_cancel_acquire can find them by their context.
+pub(crate) struct LockHandle {
+    lock: Lock,
+    /// The fork generation the handle was made in: the pending acquisitions belong to the
+    /// runtime of that process.
+    made_in: u64,
+    pending: Arc<Mutex<Vec<Pending>>>,
+    next_id: AtomicU64,
+}
+
+struct Pending {
+    id: u64,
+    /// The context's address, which names the acquisition to lease_lock_cancel_acquire.
+    context: usize,
+    acquisition: PendingAcquire,
+}
+
+impl LockHandle {
+    fn pending(&self) -> std::sync::MutexGuard<'_, Vec<Pending>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// The timing of a lock, in milliseconds. Start from lease_lock_options_default() and change
@@ -32,8 +58,10 @@ pub struct LeaseLockOptions {
     /// How often the library's thread renews a held lease. At most half of lease_ms, so that a
     /// renewal delayed by a busy database still succeeds before the lease runs out.
     pub renew_every_ms: u32,
-    /// The longest pause between two attempts of a waiting acquisition. A released lease is
-    /// noticed by a waiting process within about this time.
+    /// The longest pause between two attempts of a waiting acquisition. A waiting acquisition is
+    /// woken when the lease may have changed hands (the database was written, or the holder's
+    /// process ended) where the system can tell (Linux and Android); elsewhere it polls, and a
+    /// release is noticed within about this time.
     pub max_backoff_ms: u32,
 }
 
@@ -130,7 +158,12 @@ pub extern "C" fn lease_lock_new(
         let key = unsafe { handle::str_arg(key, "key") }?;
         let holder = unsafe { handle::str_arg(holder, "holder") }?;
         let options = unsafe { options.as_ref() }.copied().map_or(LockOptions::DEFAULT, LockOptions::from);
-        out.set(Lock::new(store, key, holder, options)?);
+        out.set(LockHandle {
+            lock: Lock::new(store, key, holder, options)?,
+            made_in: crate::process::fork_generation(),
+            pending: Arc::default(),
+            next_id: AtomicU64::new(0),
+        });
         Ok(())
     })
 }
@@ -161,15 +194,15 @@ pub extern "C" fn lease_lock_try_acquire(
         // SAFETY: the C contract: out_guard is NULL or writable; lock is NULL or a live lock.
         let out = unsafe { Out::new(out_guard, "out_guard") }?;
         let lock = unsafe { handle::borrow(lock, "lock") }?;
-        out.set(lock.try_acquire()?);
+        out.set(lock.lock.try_acquire()?);
         Ok(())
     })
 }
 
 /// Takes the lease like lease_lock_try_acquire, waiting up to timeout_ms milliseconds while
-/// another process holds it. The calling thread sleeps between attempts (backing off from 1 ms
-/// to the lock's max_backoff_ms) and wakes when the holder's lease would run out; a holder that
-/// releases is noticed within about max_backoff_ms. A timeout of 0 tries once.
+/// another process holds it. The calling thread sleeps until the lease may have changed hands:
+/// the holder released it, its process ended, or its lease ran out (see max_backoff_ms for
+/// systems that cannot tell). A timeout of 0 tries once.
 ///
 /// Blocks the calling thread: do not call it from a callback (use lease_lock_acquire_async or
 /// lease_lock_try_acquire there). On LEASE_OK, *out_guard is a new guard that the caller releases
@@ -191,18 +224,18 @@ pub extern "C" fn lease_lock_acquire(
         // SAFETY: the C contract: out_guard is NULL or writable; lock is NULL or a live lock.
         let out = unsafe { Out::new(out_guard, "out_guard") }?;
         let lock = unsafe { handle::borrow(lock, "lock") }?;
-        out.set(lock.acquire(Duration::from_millis(timeout_ms.into()))?);
+        out.set(lock.lock.acquire(Duration::from_millis(timeout_ms.into()))?);
         Ok(())
     })
 }
 
 /// Starts taking the lease like lease_lock_acquire, but returns at once: callback is called
 /// exactly once, on the library's thread ("liblease"), with the guard or the failure. See
-/// LeaseAcquireCallback. No thread waits meanwhile.
+/// LeaseAcquireCallback. No thread waits meanwhile; lease_lock_cancel_acquire ends the wait early.
 ///
-/// context is passed to callback unchanged; it may be NULL. The caller keeps whatever it points
-/// at valid until the callback has run. The lock may be freed before that; the acquisition goes
-/// on. Any thread.
+/// context is passed to callback unchanged, and names this acquisition to
+/// lease_lock_cancel_acquire; it may be NULL. The caller keeps whatever it points at valid until
+/// the callback has run. The lock may be freed before that; the acquisition goes on. Any thread.
 ///
 /// Returns:
 /// - LEASE_OK: the acquisition started; callback will be called.
@@ -220,10 +253,15 @@ pub extern "C" fn lease_lock_acquire_async(
 ) -> LeaseStatus {
     catch_status("lease_lock_acquire_async", || {
         // SAFETY: the C contract: lock is NULL or a live lock.
-        let lock = unsafe { handle::borrow(lock, "lock") }?;
+        let handle = unsafe { handle::borrow(lock, "lock") }?;
         let callback = callback.ok_or_else(|| crate::Error::InvalidArgument("callback is NULL".into()))?;
+        let id = handle.next_id.fetch_add(1, Ordering::Relaxed);
+        let pending = handle.pending.clone();
+        let name = context.addr();
         let context = Context(context);
-        lock.acquire_async(Duration::from_millis(timeout_ms.into()), move |result| {
+        let done = move |result: crate::Result<crate::Guard>| {
+            // Unlisted first: from now on, cancelling it does nothing.
+            pending.lock().unwrap_or_else(|p| p.into_inner()).retain(|pending| pending.id != id);
             let (status, guard) = match result {
                 Ok(guard) => (LeaseStatus::LEASE_OK, handle::into_handle::<LeaseGuard>(guard)),
                 // Recorded on this thread, where the callback can read it.
@@ -231,8 +269,39 @@ pub extern "C" fn lease_lock_acquire_async(
             };
             // SAFETY: the caller's callback, with its context, on the thread the contract names.
             unsafe { callback(context.get(), status, guard) }
-        })
-        .map(drop)
+        };
+        // Held until the acquisition is listed, so that its end (on the library's thread) cannot
+        // come before its listing and leave it listed for ever.
+        let mut listed = handle.pending();
+        let acquisition = handle.lock.acquire_async(Duration::from_millis(timeout_ms.into()), done)?;
+        listed.push(Pending { id, context: name, acquisition });
+        Ok(())
+    })
+}
+
+/// Cancels the asynchronous acquisitions started through lock with this context (see
+/// lease_lock_acquire_async) that are still waiting. Returns at once; each of their callbacks is
+/// then called soon, on the library's thread, with LEASE_CANCELLED, unless the acquisition took
+/// the lease (or failed) first, in which case its callback gets that outcome. Either way each
+/// callback runs exactly once. Acquisitions that have ended, and contexts that name none, are
+/// ignored. Any thread, callbacks included.
+///
+/// Returns:
+/// - LEASE_OK: the matching acquisitions (if any) are being cancelled.
+/// - LEASE_INVALID_ARGUMENT: lock is NULL.
+/// - LEASE_MISUSE: the lock was made before fork() and this is the child.
+#[no_mangle]
+pub extern "C" fn lease_lock_cancel_acquire(lock: *mut LeaseLock, context: *mut c_void) -> LeaseStatus {
+    catch_status("lease_lock_cancel_acquire", || {
+        // SAFETY: the C contract: lock is NULL or a live lock.
+        let handle = unsafe { handle::borrow(lock, "lock") }?;
+        // The acquisitions are the parent's, on the parent's runtime: not to be touched here.
+        crate::process::ensure_same_fork(handle.made_in)?;
+        let name = context.addr();
+        for pending in handle.pending().iter().filter(|pending| pending.context == name) {
+            pending.acquisition.cancel();
+        }
+        Ok(())
     })
 }
 
@@ -258,7 +327,7 @@ pub extern "C" fn lease_lock_set_lost_callback(
 ) -> LeaseStatus {
     catch_status("lease_lock_set_lost_callback", || {
         // SAFETY: the C contract: lock is NULL or a live lock.
-        let lock = unsafe { handle::borrow(lock, "lock") }?;
+        let lock = &unsafe { handle::borrow(lock, "lock") }?.lock;
         let context = Context(context);
         let callback = callback.map(|callback| -> Box<dyn Fn(&str) + Send + Sync> {
             Box::new(move |key: &str| {

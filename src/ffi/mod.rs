@@ -4,8 +4,10 @@
 //! processes of one Android app, a desktop app and its helper. Some work must be done by one of
 //! them at a time (a sync, a key upload, a migration). A LeaseLock names such work by a key; the
 //! process that holds the key's lease is the only one doing it. A lease lasts a limited time and
-//! the library renews it in the background while it is held, so when a holder crashes, is killed
-//! or is suspended, another process takes over once the lease has run out.
+//! the library renews it in the background while it is held. A waiting process takes over at
+//! once when the holder releases the lease; when the holder crashes or is killed, as soon as its
+//! process is known to be gone (Linux and Android can tell), else when its lease runs out; when
+//! the holder is suspended, when its lease runs out.
 //!
 //! HANDLES
 //!

@@ -640,6 +640,40 @@ static void test_async_acquire(void)
     seen_destroy(&freed_lock);
 }
 
+/* Cancelling races with the lease being taken: each callback still runs once, with the guard
+ * (released inside) or with LEASE_CANCELLED; no guard is lost on the way (valgrind would say). */
+static void test_cancel_races_with_the_guard(void)
+{
+    enum { RACES = 40 };
+    LeaseStore *store = NULL;
+    LeaseLock *lock = NULL;
+    static Seen seen[RACES];
+    int i, acquired = 0, cancelled = 0;
+
+    REQUIRE(CHECK_STATUS(lease_store_open(db_path("cancel"), &store), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_new(store, "sync", "app", NULL, &lock), LEASE_OK));
+    for (i = 0; i < RACES; i++) {
+        seen_init(&seen[i]);
+        seen[i].release_in_callback = 1;
+        CHECK_STATUS(lease_lock_acquire_async(lock, 5000, on_acquired, &seen[i]), LEASE_OK);
+        CHECK_STATUS(lease_lock_cancel_acquire(lock, &seen[i]), LEASE_OK);
+    }
+    for (i = 0; i < RACES; i++) {
+        CHECK(seen_wait(&seen[i], 1, CALLBACK_MS) == 1);
+        CHECK(seen[i].status == LEASE_OK || seen[i].status == LEASE_CANCELLED);
+        acquired += seen[i].status == LEASE_OK;
+        cancelled += seen[i].status == LEASE_CANCELLED;
+    }
+    sleep_ms(100);
+    for (i = 0; i < RACES; i++) {
+        CHECK(seen[i].calls == 1);
+        seen_destroy(&seen[i]);
+    }
+    printf("     %d acquired before their cancellation, %d cancelled\n", acquired, cancelled);
+    lease_lock_free(lock);
+    lease_store_free(store);
+}
+
 /* Several threads acquire and release through one lock handle at once. */
 static LeaseLock *shared_lock;
 
@@ -683,12 +717,13 @@ static void test_contention_between_processes(void)
     LeaseGuard *guard = NULL;
     LeaseGuard *untouched = (LeaseGuard *)&untouched;
     Child holder;
-    Seen timed_out;
+    Seen timed_out, cancelled;
     char line[64];
     unsigned long long ours, theirs = 0;
     long long started;
 
     seen_init(&timed_out);
+    seen_init(&cancelled);
     REQUIRE(CHECK_STATUS(lease_store_open(db, &store), LEASE_OK));
     REQUIRE(CHECK_STATUS(lease_lock_new(store, "sync", "parent", NULL, &lock), LEASE_OK));
     REQUIRE(CHECK_STATUS(lease_lock_try_acquire(lock, &guard), LEASE_OK));
@@ -720,6 +755,21 @@ static void test_contention_between_processes(void)
     CHECK(strstr(timed_out.text, "lease_lock_acquire_async") != NULL);
     CHECK(strcmp(timed_out.thread, "liblease") == 0);
 
+    /* A waiting asynchronous acquisition, cancelled by its context: LEASE_CANCELLED, once.
+     * Another context, or a second cancellation, changes nothing. */
+    REQUIRE(CHECK_STATUS(lease_lock_acquire_async(lock, 25000, on_acquired, &cancelled), LEASE_OK));
+    CHECK_STATUS(lease_lock_cancel_acquire(lock, &timed_out), LEASE_OK);
+    sleep_ms(100);
+    CHECK(cancelled.calls == 0);
+    started = now_ms();
+    CHECK_STATUS(lease_lock_cancel_acquire(lock, &cancelled), LEASE_OK);
+    CHECK(seen_wait(&cancelled, 1, CALLBACK_MS) == 1);
+    CHECK(now_ms() - started < 10000);
+    CHECK_STATUS(cancelled.status, LEASE_CANCELLED);
+    CHECK(cancelled.guard == NULL);
+    CHECK(strstr(cancelled.text, "cancel") != NULL);
+    CHECK_STATUS(lease_lock_cancel_acquire(lock, &cancelled), LEASE_OK);
+
     /* The holder releases: we take over at once, well before its 30 s lease would run out. */
     child_order(&holder, "release\n");
     started = now_ms();
@@ -731,9 +781,12 @@ static void test_contention_between_processes(void)
     CHECK(exited_cleanly(child_wait(&holder, CHILD_REPLY_MS)));
 
     lease_guard_release(guard);
+    sleep_ms(100);
+    CHECK(timed_out.calls == 1 && cancelled.calls == 1); /* once */
     lease_lock_free(lock);
     lease_store_free(store);
     seen_destroy(&timed_out);
+    seen_destroy(&cancelled);
 }
 
 static void test_lost_lease(void)
@@ -809,6 +862,7 @@ static void forked_child_checks(LeaseStore *store, LeaseLock *lock, LeaseGuard *
     CHECK_STATUS(lease_lock_acquire(lock, 10, &untouched), LEASE_MISUSE);
     CHECK_STATUS(lease_lock_acquire_async(lock, 10, on_acquired, &never), LEASE_MISUSE);
     CHECK_STATUS(lease_lock_set_lost_callback(lock, on_lost, &never), LEASE_MISUSE);
+    CHECK_STATUS(lease_lock_cancel_acquire(lock, &never), LEASE_MISUSE);
     CHECK_STATUS(lease_lock_new(store, "other", "child", NULL, &no_lock), LEASE_MISUSE);
     CHECK_STATUS(lease_guard_check(guard), LEASE_MISUSE);
     CHECK(untouched == (LeaseGuard *)&untouched && no_lock == (LeaseLock *)&no_lock);
@@ -959,6 +1013,9 @@ static void test_bad_arguments(void)
     CHECK(error_mentions("lease_lock_acquire_async") && error_mentions("lock is NULL"));
     CHECK_STATUS(lease_lock_acquire_async(lock, 10, NULL, &never), LEASE_INVALID_ARGUMENT);
     CHECK(error_mentions("callback is NULL"));
+    CHECK_STATUS(lease_lock_cancel_acquire(NULL, &never), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("lease_lock_cancel_acquire") && error_mentions("lock is NULL"));
+    CHECK_STATUS(lease_lock_cancel_acquire(lock, NULL), LEASE_OK); /* names nothing under way */
     CHECK_STATUS(lease_lock_set_lost_callback(NULL, on_lost, &never), LEASE_INVALID_ARGUMENT);
     CHECK(error_mentions("lease_lock_set_lost_callback") && error_mentions("lock is NULL"));
     CHECK_STATUS(lease_lock_set_lost_callback(lock, on_lost, NULL), LEASE_OK); /* NULL context is fine */
@@ -1026,6 +1083,7 @@ static const struct {
     {"acquire_is_reentrant_in_a_process", test_acquire_is_reentrant_in_a_process},
     {"memory_store_lock", test_memory_store_lock},
     {"async_acquire", test_async_acquire},
+    {"cancel_races_with_the_guard", test_cancel_races_with_the_guard},
     {"threads_share_handles", test_threads_share_handles},
     {"contention_between_processes", test_contention_between_processes},
     {"lost_lease", test_lost_lease},
