@@ -11,7 +11,7 @@
 //! parent's `Process`; every handle remembers the generation it was made in and refuses to work,
 //! or to free what it owns, in another.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
@@ -39,7 +39,7 @@ pub struct Process {
     fork_generation: u64,
     next_hold: AtomicU64,
     pub(crate) holds: HoldTable,
-    writer_queues: Mutex<HashMap<FileId, Arc<WriterQueue>>>,
+    writer_queues: Mutex<BTreeMap<FileId, Arc<WriterQueue>>>,
 }
 
 impl Process {
@@ -88,6 +88,13 @@ impl Process {
         queue.clone()
     }
 
+    /// Forgets what this process keeps for a file nobody can use any more: a dropped in-memory
+    /// store. (A file on disk keeps its entries, and with them its leases' last generations.)
+    pub(crate) fn forget_file(&self, file: &FileId) {
+        self.holds.forget_file(file);
+        self.writer_queues.lock().unwrap_or_else(|p| p.into_inner()).remove(file);
+    }
+
     /// `Err(Misuse)` when called in a child forked after this `Process` was made.
     pub(crate) fn ensure_not_forked(&self) -> Result<()> {
         ensure_same_fork(self.fork_generation)
@@ -125,4 +132,26 @@ extern "C" fn forget_parent_in_child() {
     CURRENT.forget();
     crate::runtime::forget_parent_in_child();
     FORK_GENERATION.fetch_add(1, Ordering::AcqRel);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Lock, LockOptions, Store, StoreOptions};
+
+    #[test]
+    fn a_dropped_in_memory_store_leaves_nothing_behind() {
+        let process = Process::new().unwrap();
+        for _ in 0..3 {
+            let options = StoreOptions { process: Some(process.clone()), ..StoreOptions::default() };
+            let store = Store::open_with(None, options).unwrap();
+            drop(Lock::new(&store, "k", "app", LockOptions::DEFAULT).unwrap().try_acquire().unwrap());
+        }
+        // The last reference to a store may be a heartbeat that ends a moment after its release.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !process.writer_queues.lock().unwrap().is_empty() || process.holds.len() > 0 {
+            assert!(std::time::Instant::now() < deadline, "the stores' entries were never forgotten");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
 }

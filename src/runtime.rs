@@ -51,36 +51,56 @@ where
     let handle = &running.as_ref().expect("started above").handle;
     slot.tasks.fetch_add(1, Ordering::SeqCst);
     handle.spawn(async move {
+        // Counted down however the task ends: finished, panicked or cancelled.
+        let _counted = TaskCount(&slot.tasks);
         task.await;
-        slot.tasks.fetch_sub(1, Ordering::SeqCst);
     });
     Ok(())
 }
 
+struct TaskCount(&'static AtomicUsize);
+
+impl Drop for TaskCount {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+thread_local! {
+    static ON_LIBRARY_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 fn start() -> Result<Running> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .enable_io()
-        .thread_name(THREAD_NAME)
-        .build()
-        .map_err(|e| Error::Misuse(format!("cannot start the library's runtime: {e}")))?;
-    let handle = runtime.handle().clone();
     let (stop, stopped) = oneshot::channel::<()>();
+    let (started, handle) = std::sync::mpsc::channel();
+    // The runtime is built on its own thread, so that nothing of it is tied to the caller's.
     let thread = std::thread::Builder::new()
         .name(THREAD_NAME.into())
         .stack_size(256 * 1024)
         .spawn(move || {
+            ON_LIBRARY_THREAD.with(|flag| flag.set(true));
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_time().enable_io().build();
+            let runtime = match runtime {
+                Ok(runtime) => runtime,
+                Err(e) => return drop(started.send(Err(e.to_string()))),
+            };
+            let _ = started.send(Ok(runtime.handle().clone()));
             // Any message or the sender being dropped ends the thread; dropping the runtime then
             // cancels whatever tasks are left.
             let _ = runtime.block_on(stopped);
         })
         .map_err(|e| Error::Misuse(format!("cannot start the library's thread: {e}")))?;
+    let handle = handle
+        .recv()
+        .map_err(|_| "the thread ended before it started".to_owned())
+        .and_then(|built| built)
+        .map_err(|e| Error::Misuse(format!("cannot start the library's runtime: {e}")))?;
     Ok(Running { handle, stop, thread })
 }
 
 /// True when called on the library's thread (inside a callback, say).
 pub fn on_library_thread() -> bool {
-    std::thread::current().name() == Some(THREAD_NAME)
+    ON_LIBRARY_THREAD.with(|flag| flag.get())
 }
 
 /// True while the library's thread is running.
@@ -123,4 +143,21 @@ pub fn shutdown() -> Result<()> {
 /// In a forked child only: the parent's thread does not exist here; leave its runtime behind.
 pub(crate) fn forget_parent_in_child() {
     RUNTIME.forget();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_that_panics_is_counted_out() {
+        let tasks = &slot().unwrap().tasks;
+        let before = tasks.load(Ordering::SeqCst);
+        spawn(async { panic!("a task panicked on purpose") }).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while tasks.load(Ordering::SeqCst) > before {
+            assert!(std::time::Instant::now() < deadline, "the panicked task is still counted");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
 }

@@ -7,7 +7,7 @@
 //! for the release to finish and then takes the lease afresh. The heartbeat never takes the slot
 //! mutex: it only renews, or marks the hold lost, which are atomic flags on the `Hold`.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -27,13 +27,25 @@ const BACKGROUND_PAUSE: Duration = Duration::from_millis(2);
 /// Every lease key this process has touched, per database file.
 #[derive(Debug, Default)]
 pub(crate) struct HoldTable {
-    slots: Mutex<HashMap<(FileId, String), Arc<KeySlot>>>,
+    // A BTreeMap, whose nodes are pointed at from their start, rather than a HashMap: leak
+    // checkers then see these process-long tables as reachable, not "possibly lost".
+    slots: Mutex<BTreeMap<(FileId, String), Arc<KeySlot>>>,
 }
 
 impl HoldTable {
     pub(crate) fn slot(&self, file: &FileId, key: &str) -> Arc<KeySlot> {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         slots.entry((file.clone(), key.to_owned())).or_default().clone()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Forgets every key of a file nobody can use any more (a dropped in-memory store).
+    pub(crate) fn forget_file(&self, file: &FileId) {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner()).retain(|(slot_file, _), _| slot_file != file);
     }
 }
 

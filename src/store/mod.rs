@@ -25,7 +25,7 @@ const OPEN_BUSY_LIMIT: Duration = Duration::from_secs(5);
 
 /// Identifies a database file however its path is spelled, so that every handle of one file in a
 /// process shares its holds (and, later, its writer queue).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum FileId {
     File {
         device: u64,
@@ -172,6 +172,10 @@ impl Drop for StoreInner {
                 Connection::open_in_memory().expect("an in-memory connection opens"),
             );
             std::mem::forget(connection);
+        } else if let FileId::Memory(_) = self.file {
+            // Locks and guards keep their store alive, so nothing of this in-memory file is in
+            // use any more.
+            self.process.forget_file(&self.file);
         }
     }
 }
