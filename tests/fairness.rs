@@ -516,6 +516,42 @@ fn a_foreign_board_file_costs_only_fairness() {
     assert!(board == foreign, "the foreign file was changed");
 }
 
+#[test]
+#[ignore = "fails: the lease table's creation waits with SQLite's busy handler, outside the writer \
+            queue, so the job never sees it waiting and Store::open fails Busy after 5 s"]
+fn a_store_is_first_opened_beside_a_job_of_another_process_with_an_hour_long_period() {
+    let scratch = Scratch::new();
+    let mut job = scratch.spawn("job", "job period_ms=3600000 work_us=500");
+    job.start();
+    job.expect("STARTED");
+    // The database has no lease table yet: opening the store writes it.
+    let opened = Store::open(scratch.path());
+    let job_done = job.stop();
+    eprintln!("the job beside Store::open: {job_done:?}");
+    opened.expect("the store opens beside the job");
+}
+
+#[test]
+#[ignore = "fails: a process touching its mapping of a board truncated under it dies of SIGBUS"]
+fn a_board_file_truncated_under_a_running_writer_costs_only_fairness() {
+    let scratch = Scratch::new();
+    let mut writer = scratch.spawn("writer", "writer pause_us=1000");
+    writer.start();
+    writer.expect("FIRST");
+    let board = std::fs::OpenOptions::new().write(true).open(board_path(&scratch.path())).unwrap();
+    let truncated_at = monotonic_ns();
+    board.set_len(0).expect("the board is truncated");
+    let deadline = Instant::now() + PATIENCE;
+    while count_between(&scratch.writes(), truncated_at, u64::MAX).get("writer").copied().unwrap_or(0) < 20 {
+        if let Some(status) = writer.process.try_wait().expect("the writer's status reads") {
+            panic!("the writer ended ({status}) once the board was truncated");
+        }
+        assert!(Instant::now() < deadline, "the writer made no 20 writes after the truncation");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    writer.stop();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Scenes and their reading.
 
