@@ -1,5 +1,6 @@
 /*
- * liblease: a cross-process leased lock over one shared SQLite database.
+ * liblease: a cross-process leased lock and cooperative transactions over one shared SQLite
+ * database.
  *
  * Several processes open the same SQLite database file: an iOS app and its extensions, the
  * processes of one Android app, a desktop app and its helper. Some work must be done by one of
@@ -10,16 +11,32 @@
  * process is known to be gone (Linux and Android can tell), else when its lease runs out; when
  * the holder is suspended, when its lease runs out.
  *
+ * The processes also write the database, and SQLite lets one writer in at a time without
+ * queueing the others: a writer that finds the file locked polls with growing sleeps, so a
+ * writer that keeps coming back can starve the rest. A LeaseDb writes through a writer queue
+ * instead. Every write of a process to a file (a transaction, a single statement, and the lock's
+ * own renewals) waits its turn first come, first served; between processes that use liblease,
+ * the writer that has waited longest goes next. A long job uses a chunked transaction, which
+ * commits in short chunks and lets a waiting writer in within milliseconds. A fenced
+ * transaction writes only while a lease is held, so that a holder suspended past its lease
+ * cannot write over the work of the process that took the lease after it.
+ *
  * HANDLES
  *
  *   LeaseStore  a connection to a database file that holds the lease table (lease_store_open).
  *               The table normally lives in the application's own database file.
  *   LeaseLock   a named lease in a store (lease_lock_new).
  *   LeaseGuard  proof that this process holds a lease (lease_lock_acquire and friends).
+ *   LeaseDb     a connection to a database file for the application's own SQL (lease_db_open),
+ *               normally the same file as the store's.
+ *   LeaseTx     a write transaction on a LeaseDb: plain, chunked or fenced (lease_db_begin and
+ *               its siblings).
  *
- * Each handle is freed by its own function: lease_store_free, lease_lock_free and
- * lease_guard_release. Each accepts NULL. Handles may be freed in any order: a lock keeps what
- * it needs of its store alive, and a guard keeps its lease.
+ * Each handle is freed by its own function: lease_store_free, lease_lock_free,
+ * lease_guard_release and lease_db_free; a transaction is ended and freed by lease_tx_commit or
+ * lease_tx_rollback. Each of them but lease_tx_commit accepts NULL. Handles may be freed in any
+ * order: a lock keeps what it needs of its store alive, a guard keeps its lease, and a
+ * transaction keeps its database's connection.
  *
  * Exclusion is between processes. Within one process the lock is re-entrant: while the process
  * holds a lease, every acquisition of the same key in the same database file succeeds at once,
@@ -43,30 +60,33 @@
  * Every function that can fail returns a LeaseStatus. LEASE_OK is zero; on any other status,
  * lease_last_error_message() says what went wrong, naming the function. Outputs (the out_*
  * arguments) are written only when the function returns LEASE_OK. Strings passed in are
- * NUL-terminated UTF-8 and are not kept after the call returns. A NULL pointer where a handle, a
- * string, a callback or an output is required, a string that is not UTF-8, and an out-of-range
- * value all return LEASE_INVALID_ARGUMENT. No Rust panic crosses into C: an internal error
- * returns LEASE_PANIC, or a harmless default from functions that return no status.
+ * NUL-terminated UTF-8 and are not kept after the call returns; SQL values travel as LeaseValue.
+ * A NULL pointer where a handle, a string, a callback or an output is required, a string that
+ * is not UTF-8, and an out-of-range value all return LEASE_INVALID_ARGUMENT. No Rust panic
+ * crosses into C: an internal error returns LEASE_PANIC, or a harmless default from functions
+ * that return no status.
  *
  * THREADS
  *
- * Every function may be called from any thread, and every handle may be used by several threads
- * at once, except that a handle must not be freed while another thread still uses it. The
- * library has one background thread, named "liblease". It starts the first time this process
- * holds a lease or asks for an asynchronous acquisition (merely opening a store starts nothing);
- * it renews held leases and runs every callback. Callbacks must return promptly and must not
- * wait for a lease (lease_lock_acquire with a timeout, say): while a callback runs, renewals of
- * this process's leases wait. lease_shutdown() stops and joins the thread when nothing needs it,
- * so that a host can unload the library.
+ * Every function may be called from any thread, and every handle but LeaseTx may be used by
+ * several threads at once, except that a handle must not be freed while another thread still
+ * uses it. A LeaseTx is used by one thread at a time (it may move between threads). The library
+ * has one background thread, named "liblease". It starts the first time this process holds a
+ * lease or asks for an asynchronous acquisition (merely opening a store or a database starts
+ * nothing); it renews held leases and runs the lock's callbacks. These must return promptly and
+ * must not wait for a lease (lease_lock_acquire with a timeout, say): while one runs, renewals
+ * of this process's leases wait. Row callbacks (LeaseRowCallback) run on the thread that asked
+ * for the rows, during its call. lease_shutdown() stops and joins the thread when nothing needs
+ * it, so that a host can unload the library.
  *
  * FORK
  *
  * A handle made before fork() belongs to the parent. In the child every call on it returns
  * LEASE_MISUSE, and freeing it there touches nothing of the parent's (it leaks a little memory
- * instead). To use liblease in a child, exec a program that opens its own store. A forked child
- * that does not exec must not open a store on a file its parent has open either: SQLite keeps
- * per-process bookkeeping of the locks on each open file, and a forked child inherits the
- * parent's, so its new connection would not be locked correctly.
+ * instead). To use liblease in a child, exec a program that opens its own store and database. A
+ * forked child that does not exec must not open a store or a database on a file its parent has
+ * open either: SQLite keeps per-process bookkeeping of the locks on each open file, and a
+ * forked child inherits the parent's, so its new connection would not be locked correctly.
  */
 
 #ifndef LEASE_H
@@ -85,6 +105,31 @@
 #define LEASE_VERSION_STRING "0.1.0"
 
 /**
+ * A NULL value (LeaseValue.kind).
+ */
+#define LEASE_VALUE_NULL 0
+
+/**
+ * A 64-bit signed integer, in LeaseValue.integer.
+ */
+#define LEASE_VALUE_INTEGER 1
+
+/**
+ * A double, in LeaseValue.real. SQLite stores a NaN as NULL.
+ */
+#define LEASE_VALUE_REAL 2
+
+/**
+ * UTF-8 text: len bytes at LeaseValue.data, not NUL-terminated, possibly holding NUL bytes.
+ */
+#define LEASE_VALUE_TEXT 3
+
+/**
+ * Bytes: len bytes at LeaseValue.data.
+ */
+#define LEASE_VALUE_BLOB 4
+
+/**
  * What a call did. Returned by every function that can fail; the numbers are stable.
  *
  * On any status but LEASE_OK, lease_last_error_message() on the same thread says why.
@@ -95,8 +140,9 @@ typedef enum LeaseStatus {
    */
   LEASE_OK = 0,
   /**
-   * Another process holds the lease (lease_lock_try_acquire), or another connection holds the
-   * database's write lock. Trying again later may succeed.
+   * Another process holds the lease (lease_lock_try_acquire), or other writers held the
+   * database's write lock: at the instant of a lock's try, or for the whole busy timeout of a
+   * LeaseDb (lease_db_set_busy_timeout). Trying again later may succeed.
    */
   LEASE_BUSY = 1,
   /**
@@ -106,22 +152,26 @@ typedef enum LeaseStatus {
   /**
    * This process no longer holds the lease: it ran out before it could be renewed (the process
    * was suspended, or the database could not be written), and another process may have taken
-   * it. Release the guard and acquire again; the new guard is dirty.
+   * it. Release the guard and acquire again; the new guard is dirty. A fenced transaction
+   * (lease_db_begin_fenced) returns it, having written nothing, when its guard's lease is gone.
    */
   LEASE_LOST = 3,
   /**
-   * A NULL pointer, a string that is not UTF-8, an empty key, or zero or contradictory lock
-   * options. Nothing was done.
+   * A NULL pointer, a string that is not UTF-8, an empty key, zero or contradictory lock
+   * options, an invalid LeaseValue, SQL that is not the one statement the function runs, or
+   * the wrong number of parameters. Nothing was done.
    */
   LEASE_INVALID_ARGUMENT = 4,
   /**
-   * SQLite failed (the file cannot be opened, is not a database, the disk is full...); the
-   * message is SQLite's own, with the file's path.
+   * SQLite failed (the file cannot be opened, is not a database, the disk is full, the SQL has
+   * an error, a constraint failed...); the message is SQLite's own, with the file's path.
    */
   LEASE_DATABASE = 5,
   /**
    * The call is not allowed now: a handle made before fork() used in the child, lease_shutdown
-   * while the library's thread has work, or the library's thread could not be started.
+   * while the library's thread has work, the library's thread could not be started, a
+   * transaction used after it ended or by two calls at once, or a query of a LeaseDb from its
+   * own row callback.
    */
   LEASE_MISUSE = 6,
   /**
@@ -134,6 +184,12 @@ typedef enum LeaseStatus {
    */
   LEASE_CANCELLED = 8,
 } LeaseStatus;
+
+/**
+ * A connection to a shared SQLite database file, for the application's own reads and writes.
+ * Opaque; made by lease_db_open, freed by lease_db_free. Thread-safe.
+ */
+typedef struct LeaseDb LeaseDb;
 
 /**
  * Proof that this process holds a lease. Opaque; made by lease_lock_try_acquire,
@@ -154,6 +210,13 @@ typedef struct LeaseLock LeaseLock;
  * lease_store_free. Thread-safe.
  */
 typedef struct LeaseStore LeaseStore;
+
+/**
+ * An open write transaction. Opaque; made by lease_db_begin, lease_db_begin_chunked or
+ * lease_db_begin_fenced; ended and freed by lease_tx_commit or lease_tx_rollback. Used by one
+ * thread at a time: it may move between threads, but two calls on it must not overlap.
+ */
+typedef struct LeaseTx LeaseTx;
 
 /**
  * The timing of a lock, in milliseconds. Start from lease_lock_options_default() and change
@@ -197,6 +260,61 @@ typedef void (*LeaseAcquireCallback)(void *context,
  * during the call. context is the pointer given to lease_lock_set_lost_callback.
  */
 typedef void (*LeaseLostCallback)(void *context, const char *key);
+
+/**
+ * One SQL value: a statement's parameter, or a column of a result row.
+ *
+ * kind is one of the LEASE_VALUE_* constants and says which other field holds the value;
+ * the others are ignored in parameters and zero in columns.
+ *
+ * As a parameter: data may be NULL only when len is 0 (an empty TEXT or BLOB, which is not
+ * SQL NULL). TEXT must be valid UTF-8. The bytes are copied by SQLite, so they need only stay
+ * valid for the call.
+ *
+ * As a column (see LeaseRowCallback): TEXT and BLOB data is never NULL, even when len is 0,
+ * and stays valid only during the callback. A TEXT column that is not valid UTF-8 (written by
+ * another program) arrives as a BLOB with its bytes unchanged.
+ */
+typedef struct LeaseValue {
+  /**
+   * LEASE_VALUE_NULL, LEASE_VALUE_INTEGER, LEASE_VALUE_REAL, LEASE_VALUE_TEXT or
+   * LEASE_VALUE_BLOB.
+   */
+  uint32_t kind;
+  /**
+   * The value of an INTEGER.
+   */
+  int64_t integer;
+  /**
+   * The value of a REAL.
+   */
+  double real;
+  /**
+   * The bytes of a TEXT (UTF-8, not necessarily NUL-terminated) or a BLOB.
+   */
+  const uint8_t *data;
+  /**
+   * How many bytes are at data.
+   */
+  size_t len;
+} LeaseValue;
+
+/**
+ * Called once per result row, on the thread that called lease_db_query or lease_tx_query,
+ * before that call returns.
+ *
+ * columns points at n_columns values, one per result column in order; they, and every data
+ * pointer in them, are valid only until the callback returns: copy what you keep. context is
+ * the pointer given with the callback. Return 0 for the next row, anything else to stop: the
+ * query then ends early and returns LEASE_OK.
+ *
+ * The callback may call liblease, except on the handle whose query is calling it: the same
+ * LeaseDb's lease_db_query, or any function of the same LeaseTx, returns LEASE_MISUSE there,
+ * and freeing that handle there is not allowed.
+ */
+typedef int32_t (*LeaseRowCallback)(void *context,
+                                    const struct LeaseValue *columns,
+                                    size_t n_columns);
 
 #ifdef __cplusplus
 extern "C" {
@@ -459,6 +577,299 @@ enum LeaseStatus lease_guard_check(const struct LeaseGuard *guard);
  * this guard handle; in a forked child it frees the handle and gives back nothing.
  */
 void lease_guard_release(struct LeaseGuard *guard);
+
+/**
+ * Opens the SQLite database file at path (creating it if needed) and switches it to WAL mode,
+ * which lets readers and a writer work at once and is required for sharing between processes.
+ * path is normally the file the processes' lease stores use too, so that transactions can be
+ * fenced by their leases (lease_db_begin_fenced).
+ *
+ * Every handle of the same file in a process (whatever path spelling names it) writes through
+ * one writer queue; see the header's introduction. Writes wait for the database up to the
+ * handle's busy timeout, 5000 ms unless lease_db_set_busy_timeout changes it. Opening starts no
+ * thread.
+ *
+ * On LEASE_OK, *out_db is a new handle that the caller frees with lease_db_free. Any thread.
+ *
+ * Returns:
+ * - LEASE_OK: *out_db is set.
+ * - LEASE_INVALID_ARGUMENT: path or out_db is NULL, or path is empty or not UTF-8.
+ * - LEASE_BUSY: another connection kept the database locked while it was being switched to WAL
+ *   mode.
+ * - LEASE_DATABASE: SQLite could not open the file, or it is not a database, or it cannot be
+ *   switched to WAL mode (":memory:", say: an in-memory database cannot be shared).
+ */
+enum LeaseStatus lease_db_open(const char *path, struct LeaseDb **out_db);
+
+/**
+ * Sets how long a write through db (lease_db_execute, lease_db_begin and its siblings, and each
+ * new chunk of a chunked transaction begun later) may wait for the database: for its turn among
+ * this process's writers, then for the write lock of other processes. Past it, the call returns
+ * LEASE_BUSY. 0 means a single try that never waits. The default is 5000 ms. Takes effect for
+ * the next write; other handles of the same file keep their own. Any thread.
+ *
+ * Returns:
+ * - LEASE_OK: the timeout is set.
+ * - LEASE_INVALID_ARGUMENT: db is NULL.
+ * - LEASE_MISUSE: db was opened before fork() and this is the child.
+ */
+enum LeaseStatus lease_db_set_busy_timeout(struct LeaseDb *db, uint32_t timeout_ms);
+
+/**
+ * Runs one SQL statement on its own, outside any transaction, as a write: it waits for its turn
+ * in the writer queue, takes SQLite's write lock when it starts, and commits when it ends. Use
+ * it for single writes, schema changes and connection settings (PRAGMA foreign_keys = ON, say,
+ * which SQLite ignores inside a transaction); it applies to db's connection only. Rows the
+ * statement returns are ignored (see lease_db_query).
+ *
+ * sql is one statement, with a ? (or ?NNN, :name...) placeholder per parameter. params points at
+ * n_params values bound to them in order (see LeaseValue); it may be NULL when n_params is 0.
+ * Nothing is kept after the call. If out_changes is not NULL, *out_changes is set to SQLite's
+ * count of changed rows after the statement (sqlite3_changes()): for an INSERT, UPDATE or
+ * DELETE, the rows it inserted, updated or deleted, not counting those of triggers; any other
+ * statement leaves the count of the last such statement on db's writer connection.
+ *
+ * Blocks up to the busy timeout. Any thread, but a thread that has a transaction open on the
+ * same file must not call it: it would wait for that transaction, which cannot end meanwhile.
+ *
+ * Returns:
+ * - LEASE_OK: the statement ran; *out_changes is set.
+ * - LEASE_INVALID_ARGUMENT: db or sql is NULL; sql is not UTF-8, holds more than one statement,
+ *   or begins a transaction (use lease_db_begin); params is NULL while n_params is not 0; a
+ *   parameter is invalid (see LeaseValue: the message names it, as params[i]); or n_params is
+ *   not the statement's number of parameters. Nothing was run.
+ * - LEASE_BUSY: other writers kept the database for the whole busy timeout. Nothing was run.
+ * - LEASE_DATABASE: SQLite refused the SQL or failed while running it (a syntax error, a
+ *   constraint, a read-only or full database...): its message says why, and nothing of the
+ *   statement was kept.
+ * - LEASE_MISUSE: db was opened before fork() and this is the child.
+ */
+enum LeaseStatus lease_db_execute(struct LeaseDb *db,
+                                  const char *sql,
+                                  const struct LeaseValue *params,
+                                  size_t n_params,
+                                  uint64_t *out_changes);
+
+/**
+ * Runs one read-only SQL statement (a SELECT, say) outside any transaction and hands each
+ * result row to on_row, in order, until it returns non-zero or the rows end (see
+ * LeaseRowCallback); context is passed to on_row unchanged and may be NULL. It sees what is
+ * committed, never waits for writers, and is not held up by a transaction open on db: reads use
+ * a second connection of their own. Reads through one handle run one at a time; open more
+ * handles to read in parallel.
+ *
+ * sql, params and n_params are as for lease_db_execute. on_row runs on the calling thread,
+ * before this returns. Any thread.
+ *
+ * Returns:
+ * - LEASE_OK: every row was handed over, or on_row stopped the query.
+ * - LEASE_INVALID_ARGUMENT: db, sql or on_row is NULL; the statement writes (use
+ *   lease_db_execute or a transaction); or sql or a parameter is invalid as for
+ *   lease_db_execute. No row was handed over.
+ * - LEASE_BUSY: rarely: another connection was recovering the database (after a crash) or
+ *   changing its journal for the whole busy timeout.
+ * - LEASE_DATABASE: SQLite refused the SQL or failed while reading; rows handed over before the
+ *   failure stay handed over.
+ * - LEASE_MISUSE: called from on_row of a query on the same handle; or db was opened before
+ *   fork() and this is the child.
+ */
+enum LeaseStatus lease_db_query(struct LeaseDb *db,
+                                const char *sql,
+                                const struct LeaseValue *params,
+                                size_t n_params,
+                                LeaseRowCallback on_row,
+                                void *context);
+
+/**
+ * Begins a write transaction: waits for its turn in the writer queue (up to db's busy timeout),
+ * then takes SQLite's write lock (BEGIN IMMEDIATE), which it holds until it ends. Run its
+ * statements with lease_tx_execute and lease_tx_query, and end it with lease_tx_commit or
+ * lease_tx_rollback. Other writers of the file wait meanwhile, so keep it short, or use
+ * lease_db_begin_chunked for a long job. Readers are not held up (WAL).
+ *
+ * On LEASE_OK, *out_tx is a new transaction, to be ended (and freed) by lease_tx_commit or
+ * lease_tx_rollback. It keeps what it needs of db, which may be freed first. Blocks up to the
+ * busy timeout. Any thread, but not one that has a transaction open on the same file already
+ * (it would wait for that one, which cannot end meanwhile).
+ *
+ * Returns:
+ * - LEASE_OK: the transaction is open; *out_tx is set.
+ * - LEASE_INVALID_ARGUMENT: db or out_tx is NULL.
+ * - LEASE_BUSY: other writers kept the database for the whole busy timeout.
+ * - LEASE_DATABASE: SQLite failed to begin.
+ * - LEASE_MISUSE: db was opened before fork() and this is the child.
+ */
+enum LeaseStatus lease_db_begin(struct LeaseDb *db, struct LeaseTx **out_tx);
+
+/**
+ * Begins a chunked transaction, for a long job (a sync, a migration) that writes a lot without
+ * keeping other writers out. It is a transaction like lease_db_begin's, that the job cuts into
+ * chunks by calling lease_tx_maybe_commit after every small piece of work: each call commits
+ * the chunk and begins the next one when the chunk is due, letting waiting writers in between.
+ *
+ * A chunk is due once it has lasted chunk_ms milliseconds (0 means the default, 1000), or once
+ * it has lasted 4 ms (or chunk_ms, if less) while another writer that uses liblease waits for
+ * the file, in this process or another. After a chunk that lasted its whole chunk_ms, the job
+ * leaves SQLite's write lock free for 100 ms or a tenth of chunk_ms, whichever is less (less
+ * still if another connection commits meanwhile), so that writers using plain SQLite, which
+ * liblease cannot see waiting, get in too. See lease_tx_maybe_commit for what this bounds.
+ *
+ * On LEASE_OK, *out_tx is a new transaction, as for lease_db_begin. Any thread, as for
+ * lease_db_begin.
+ *
+ * Returns as lease_db_begin does.
+ */
+enum LeaseStatus lease_db_begin_chunked(struct LeaseDb *db,
+                                        uint32_t chunk_ms,
+                                        struct LeaseTx **out_tx);
+
+/**
+ * Begins a write transaction fenced by guard: after taking SQLite's write lock, and before
+ * anything is written, it checks in the database that guard's lease is still held by this
+ * process with guard's generation. If so, the transaction is open as for lease_db_begin; since
+ * taking a lease is itself a write, no other process can take the lease before this transaction
+ * ends, so everything it writes is written under the lease. If not (this process was suspended
+ * past the lease, say, and another process has taken it), nothing is written and LEASE_LOST is
+ * returned, so a holder that was away can never write over the new holder's work.
+ *
+ * guard's lock must keep its leases in this same database file (its store opened on the file
+ * db names, under any path spelling). guard is only read; it stays the caller's. On LEASE_OK,
+ * *out_tx is a new transaction, as for lease_db_begin. Any thread, as for lease_db_begin.
+ *
+ * Returns:
+ * - LEASE_OK: the lease is held; the transaction is open; *out_tx is set.
+ * - LEASE_LOST: the lease is no longer held with guard's generation (it ran out, another
+ *   process took it, or guard was lost already). Nothing was written; guard is lost for good
+ *   (release it and acquire again).
+ * - LEASE_INVALID_ARGUMENT: db, guard or out_tx is NULL, or guard's store is another database
+ *   file (or an in-memory store).
+ * - LEASE_BUSY, LEASE_DATABASE: as for lease_db_begin.
+ * - LEASE_MISUSE: db was opened, or guard taken, before fork() and this is the child.
+ */
+enum LeaseStatus lease_db_begin_fenced(struct LeaseDb *db,
+                                       const struct LeaseGuard *guard,
+                                       struct LeaseTx **out_tx);
+
+/**
+ * Frees a database handle. Transactions begun through it stay usable until they end: they keep
+ * its connection open. NULL is a no-op. Any thread, but no other thread may be using this handle
+ * (nor may a row callback of its query free it). In a forked child it frees the handle without
+ * touching the parent's connection.
+ */
+void lease_db_free(struct LeaseDb *db);
+
+/**
+ * Runs one SQL statement in the transaction. sql, params, n_params and out_changes are as for
+ * lease_db_execute; rows the statement returns are ignored (see lease_tx_query).
+ *
+ * A statement that fails leaves the transaction open, with everything before it, except when
+ * SQLite itself ends the transaction on such a failure (a full disk, say): then the
+ * transaction has been rolled back, the error says so, and later calls return LEASE_MISUSE.
+ * SQL that ends the transaction (COMMIT, ROLLBACK, END) is not the way to end it: it returns
+ * LEASE_MISUSE after it ran, and so do later calls; end it with lease_tx_commit or
+ * lease_tx_rollback. Any thread, one call on tx at a time.
+ *
+ * Returns:
+ * - LEASE_OK: the statement ran; *out_changes is set.
+ * - LEASE_INVALID_ARGUMENT: tx or sql is NULL, or sql or a parameter is invalid as for
+ *   lease_db_execute. Nothing was run.
+ * - LEASE_DATABASE: SQLite refused the SQL or failed while running it; its message says why.
+ * - LEASE_MISUSE: the transaction has ended (see above), another call on tx is running, or tx
+ *   was begun before fork() and this is the child.
+ */
+enum LeaseStatus lease_tx_execute(struct LeaseTx *tx,
+                                  const char *sql,
+                                  const struct LeaseValue *params,
+                                  size_t n_params,
+                                  uint64_t *out_changes);
+
+/**
+ * Runs one SQL statement in the transaction, seeing the transaction's own writes, and hands
+ * each result row to on_row until it returns non-zero or the rows end (see LeaseRowCallback).
+ * sql, params, n_params, on_row and context are as for lease_db_query, except that the
+ * statement may also write. Failures leave the transaction as lease_tx_execute says. Any
+ * thread, one call on tx at a time; on_row runs on the calling thread, before this returns, and
+ * must not call functions on tx.
+ *
+ * Returns:
+ * - LEASE_OK: every row was handed over, or on_row stopped the query.
+ * - LEASE_INVALID_ARGUMENT: tx, sql or on_row is NULL, or sql or a parameter is invalid as for
+ *   lease_db_execute. No row was handed over.
+ * - LEASE_DATABASE, LEASE_MISUSE: as for lease_tx_execute.
+ */
+enum LeaseStatus lease_tx_query(struct LeaseTx *tx,
+                                const char *sql,
+                                const struct LeaseValue *params,
+                                size_t n_params,
+                                LeaseRowCallback on_row,
+                                void *context);
+
+/**
+ * For a chunked transaction (lease_db_begin_chunked): commits the current chunk and begins the
+ * next one, through the writer queue, if the chunk is due; then *out_committed (when not NULL)
+ * says whether it did. A plain or fenced transaction is never committed here: *out_committed
+ * is false.
+ *
+ * A chunk is due once it has lasted the transaction's chunk_ms, or, while another writer that
+ * uses liblease (of this process or another) waits for the file, once it has lasted 4 ms (or
+ * chunk_ms, if less). The job decides how often this is checked: the bounds hold between calls.
+ * So, when the job calls this at least every T milliseconds, the chunk ends within about
+ * 4 ms + T of a liblease writer starting to wait, and that writer gets the database then
+ * (after any writers queued before it); and no chunk holds the write lock longer than about
+ * chunk_ms + T. After a chunk that lasted its whole chunk_ms, this call leaves the write lock
+ * free for the gap lease_db_begin_chunked describes before it begins the next chunk, so that
+ * plain-SQLite writers get in. Call it after every small piece of work (every row, or every
+ * few): a call that finds nothing due costs next to nothing.
+ *
+ * What a chunk commits stays committed: lease_tx_rollback, or a failed lease_tx_commit, undoes
+ * only the current chunk, and another process sees each chunk as soon as it is committed. A
+ * job must therefore be correct when stopped between any two chunks (by a crash, say), for
+ * instance by recording its progress in the same chunks as its work.
+ *
+ * Blocks while it begins the next chunk (up to the database handle's busy timeout). Any thread,
+ * one call on tx at a time.
+ *
+ * Returns:
+ * - LEASE_OK: *out_committed (if not NULL) is set; the transaction is open.
+ * - LEASE_INVALID_ARGUMENT: tx is NULL.
+ * - LEASE_BUSY: the chunk was committed, but the next could not begin within the busy timeout:
+ *   the transaction has ended (later calls return LEASE_MISUSE); end it with lease_tx_commit or
+ *   lease_tx_rollback, which then only free it.
+ * - LEASE_DATABASE: committing the chunk failed, and it was rolled back; or it was committed and
+ *   the next could not begin. Either way the transaction has ended, as for LEASE_BUSY.
+ * - LEASE_MISUSE: the transaction has ended, another call on tx is running, or tx was begun
+ *   before fork() and this is the child.
+ */
+enum LeaseStatus lease_tx_maybe_commit(struct LeaseTx *tx, bool *out_committed);
+
+/**
+ * Commits the transaction (a chunked one: its current chunk), ends it, and frees tx. tx is
+ * consumed whatever the outcome: if the commit fails, the transaction is rolled back, so the
+ * connection is never left inside a transaction and the next writer gets in at once. The one
+ * exception is misuse: called while another call on tx is running (from tx's own row callback,
+ * say), it returns LEASE_MISUSE and does nothing, since freeing tx would pull it from under
+ * that call. Any thread, one call on tx at a time.
+ *
+ * Returns:
+ * - LEASE_OK: committed.
+ * - LEASE_INVALID_ARGUMENT: tx is NULL.
+ * - LEASE_DATABASE: the commit failed (a deferred foreign key, a full disk...): everything since
+ *   the transaction (or the chunk) began was rolled back. SQLite's message says why.
+ * - LEASE_MISUSE: the transaction had already ended (see lease_tx_execute and
+ *   lease_tx_maybe_commit: nothing was committed now), or tx was begun before fork() and this is
+ *   the child (tx is freed, and the parent's transaction is untouched); or, without freeing tx,
+ *   another call on tx is running.
+ */
+enum LeaseStatus lease_tx_commit(struct LeaseTx *tx);
+
+/**
+ * Rolls the transaction back (a chunked one: its current chunk only; chunks committed by
+ * lease_tx_maybe_commit stay), ends it, and frees tx. Also the way to free a transaction that
+ * has ended by itself. NULL is a no-op. Any thread, one call on tx at a time. Misuse, as for lease_tx_commit,
+ * does nothing but record the message for lease_last_error_message. In a forked child it frees
+ * tx without touching the parent's transaction.
+ */
+void lease_tx_rollback(struct LeaseTx *tx);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,4 +1,5 @@
-//! liblease: a cross-process leased lock over one shared SQLite database.
+//! liblease: a cross-process leased lock and cooperative transactions over one shared SQLite
+//! database.
 //!
 //! Several processes open the same SQLite database file: an iOS app and its extensions, the
 //! processes of one Android app, a desktop app and its helper. Some work must be done by one of
@@ -9,16 +10,32 @@
 //! process is known to be gone (Linux and Android can tell), else when its lease runs out; when
 //! the holder is suspended, when its lease runs out.
 //!
+//! The processes also write the database, and SQLite lets one writer in at a time without
+//! queueing the others: a writer that finds the file locked polls with growing sleeps, so a
+//! writer that keeps coming back can starve the rest. A LeaseDb writes through a writer queue
+//! instead. Every write of a process to a file (a transaction, a single statement, and the lock's
+//! own renewals) waits its turn first come, first served; between processes that use liblease,
+//! the writer that has waited longest goes next. A long job uses a chunked transaction, which
+//! commits in short chunks and lets a waiting writer in within milliseconds. A fenced
+//! transaction writes only while a lease is held, so that a holder suspended past its lease
+//! cannot write over the work of the process that took the lease after it.
+//!
 //! HANDLES
 //!
 //!   LeaseStore  a connection to a database file that holds the lease table (lease_store_open).
 //!               The table normally lives in the application's own database file.
 //!   LeaseLock   a named lease in a store (lease_lock_new).
 //!   LeaseGuard  proof that this process holds a lease (lease_lock_acquire and friends).
+//!   LeaseDb     a connection to a database file for the application's own SQL (lease_db_open),
+//!               normally the same file as the store's.
+//!   LeaseTx     a write transaction on a LeaseDb: plain, chunked or fenced (lease_db_begin and
+//!               its siblings).
 //!
-//! Each handle is freed by its own function: lease_store_free, lease_lock_free and
-//! lease_guard_release. Each accepts NULL. Handles may be freed in any order: a lock keeps what
-//! it needs of its store alive, and a guard keeps its lease.
+//! Each handle is freed by its own function: lease_store_free, lease_lock_free,
+//! lease_guard_release and lease_db_free; a transaction is ended and freed by lease_tx_commit or
+//! lease_tx_rollback. Each of them but lease_tx_commit accepts NULL. Handles may be freed in any
+//! order: a lock keeps what it needs of its store alive, a guard keeps its lease, and a
+//! transaction keeps its database's connection.
 //!
 //! Exclusion is between processes. Within one process the lock is re-entrant: while the process
 //! holds a lease, every acquisition of the same key in the same database file succeeds at once,
@@ -42,30 +59,33 @@
 //! Every function that can fail returns a LeaseStatus. LEASE_OK is zero; on any other status,
 //! lease_last_error_message() says what went wrong, naming the function. Outputs (the out_*
 //! arguments) are written only when the function returns LEASE_OK. Strings passed in are
-//! NUL-terminated UTF-8 and are not kept after the call returns. A NULL pointer where a handle, a
-//! string, a callback or an output is required, a string that is not UTF-8, and an out-of-range
-//! value all return LEASE_INVALID_ARGUMENT. No Rust panic crosses into C: an internal error
-//! returns LEASE_PANIC, or a harmless default from functions that return no status.
+//! NUL-terminated UTF-8 and are not kept after the call returns; SQL values travel as LeaseValue.
+//! A NULL pointer where a handle, a string, a callback or an output is required, a string that
+//! is not UTF-8, and an out-of-range value all return LEASE_INVALID_ARGUMENT. No Rust panic
+//! crosses into C: an internal error returns LEASE_PANIC, or a harmless default from functions
+//! that return no status.
 //!
 //! THREADS
 //!
-//! Every function may be called from any thread, and every handle may be used by several threads
-//! at once, except that a handle must not be freed while another thread still uses it. The
-//! library has one background thread, named "liblease". It starts the first time this process
-//! holds a lease or asks for an asynchronous acquisition (merely opening a store starts nothing);
-//! it renews held leases and runs every callback. Callbacks must return promptly and must not
-//! wait for a lease (lease_lock_acquire with a timeout, say): while a callback runs, renewals of
-//! this process's leases wait. lease_shutdown() stops and joins the thread when nothing needs it,
-//! so that a host can unload the library.
+//! Every function may be called from any thread, and every handle but LeaseTx may be used by
+//! several threads at once, except that a handle must not be freed while another thread still
+//! uses it. A LeaseTx is used by one thread at a time (it may move between threads). The library
+//! has one background thread, named "liblease". It starts the first time this process holds a
+//! lease or asks for an asynchronous acquisition (merely opening a store or a database starts
+//! nothing); it renews held leases and runs the lock's callbacks. These must return promptly and
+//! must not wait for a lease (lease_lock_acquire with a timeout, say): while one runs, renewals
+//! of this process's leases wait. Row callbacks (LeaseRowCallback) run on the thread that asked
+//! for the rows, during its call. lease_shutdown() stops and joins the thread when nothing needs
+//! it, so that a host can unload the library.
 //!
 //! FORK
 //!
 //! A handle made before fork() belongs to the parent. In the child every call on it returns
 //! LEASE_MISUSE, and freeing it there touches nothing of the parent's (it leaks a little memory
-//! instead). To use liblease in a child, exec a program that opens its own store. A forked child
-//! that does not exec must not open a store on a file its parent has open either: SQLite keeps
-//! per-process bookkeeping of the locks on each open file, and a forked child inherits the
-//! parent's, so its new connection would not be locked correctly.
+//! instead). To use liblease in a child, exec a program that opens its own store and database. A
+//! forked child that does not exec must not open a store or a database on a file its parent has
+//! open either: SQLite keeps per-process bookkeeping of the locks on each open file, and a
+//! forked child inherits the parent's, so its new connection would not be locked correctly.
 
 // The exports are C entry points: they take C's pointers, whose contract the header states, and
 // cannot be `unsafe fn` to C. Each dereference is in a helper of `handle` with its own contract.
@@ -86,9 +106,18 @@ mod store;
 mod lock;
 // LeaseGuard.
 mod guard;
+// LeaseValue and LeaseRowCallback: SQL values in and out, for LeaseDb and LeaseTx.
+mod value;
+// LeaseDb.
+mod db;
+// LeaseTx.
+mod tx;
 
+pub use db::*;
 pub use guard::*;
 pub use library::*;
 pub use lock::*;
 pub use status::*;
 pub use store::*;
+pub use tx::*;
+pub use value::*;

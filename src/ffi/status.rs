@@ -14,23 +14,28 @@ use crate::Error;
 pub enum LeaseStatus {
     /// The call succeeded.
     LEASE_OK = 0,
-    /// Another process holds the lease (lease_lock_try_acquire), or another connection holds the
-    /// database's write lock. Trying again later may succeed.
+    /// Another process holds the lease (lease_lock_try_acquire), or other writers held the
+    /// database's write lock: at the instant of a lock's try, or for the whole busy timeout of a
+    /// LeaseDb (lease_db_set_busy_timeout). Trying again later may succeed.
     LEASE_BUSY = 1,
     /// The lease stayed held by another process for the whole time limit.
     LEASE_TIMEOUT = 2,
     /// This process no longer holds the lease: it ran out before it could be renewed (the process
     /// was suspended, or the database could not be written), and another process may have taken
-    /// it. Release the guard and acquire again; the new guard is dirty.
+    /// it. Release the guard and acquire again; the new guard is dirty. A fenced transaction
+    /// (lease_db_begin_fenced) returns it, having written nothing, when its guard's lease is gone.
     LEASE_LOST = 3,
-    /// A NULL pointer, a string that is not UTF-8, an empty key, or zero or contradictory lock
-    /// options. Nothing was done.
+    /// A NULL pointer, a string that is not UTF-8, an empty key, zero or contradictory lock
+    /// options, an invalid LeaseValue, SQL that is not the one statement the function runs, or
+    /// the wrong number of parameters. Nothing was done.
     LEASE_INVALID_ARGUMENT = 4,
-    /// SQLite failed (the file cannot be opened, is not a database, the disk is full...); the
-    /// message is SQLite's own, with the file's path.
+    /// SQLite failed (the file cannot be opened, is not a database, the disk is full, the SQL has
+    /// an error, a constraint failed...); the message is SQLite's own, with the file's path.
     LEASE_DATABASE = 5,
     /// The call is not allowed now: a handle made before fork() used in the child, lease_shutdown
-    /// while the library's thread has work, or the library's thread could not be started.
+    /// while the library's thread has work, the library's thread could not be started, a
+    /// transaction used after it ended or by two calls at once, or a query of a LeaseDb from its
+    /// own row callback.
     LEASE_MISUSE = 6,
     /// A bug in liblease: it panicked. The message says where; please report it.
     LEASE_PANIC = 7,
