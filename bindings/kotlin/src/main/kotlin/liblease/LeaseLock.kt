@@ -1,0 +1,142 @@
+package liblease
+
+import com.sun.jna.Pointer
+import com.sun.jna.ptr.PointerByReference
+import kotlinx.coroutines.suspendCancellableCoroutine
+import kotlin.coroutines.resumeWithException
+import kotlin.time.Duration
+
+/**
+ * A named lease in a store, made by [LeaseStore.lock]. Thread-safe.
+ *
+ * Exclusion is between processes: within this process the lock is re-entrant, so while the process
+ * holds the lease every acquisition of the same key succeeds at once, on any thread. The lease is
+ * held while any of the process's guards of it is open.
+ *
+ * Close it when done (`use {}`); guards taken through it stay valid. One that is forgotten is closed
+ * once it has been garbage-collected (a lost listener that refers to the lock keeps it reachable).
+ */
+class LeaseLock internal constructor(pointer: Pointer, val key: String) : AutoCloseable {
+    private val lostContext = LostContext()
+    private val handle = NativeHandle(pointer, "LeaseLock", lostContext::free)
+    private val cleanup = HandleCleaner.register(this, handle)
+
+    /** Takes the lease if it is free, has run out or is held by this process; null if not. Never waits. */
+    fun tryAcquire(): LeaseGuard? {
+        val out = PointerByReference()
+        handle.use { lock ->
+            val status = LeaseNative.lease_lock_try_acquire(lock, out)
+            if (status == LeaseStatus.BUSY) return null
+            checkStatus(status)
+        }
+        return LeaseGuard(out.value)
+    }
+
+    /**
+     * Takes the lease, blocking the calling thread up to [timeout] while another process holds it.
+     * Not on a coroutine dispatcher's thread (use [acquire]) nor in a callback of the library.
+     *
+     * @throws LeaseException.Timeout when another process held it throughout.
+     */
+    fun acquireBlocking(timeout: Duration): LeaseGuard {
+        val timeoutMs = timeout.toMillisArgument()
+        val out = PointerByReference()
+        handle.use { lock -> checkStatus(LeaseNative.lease_lock_acquire(lock, timeoutMs, out)) }
+        return LeaseGuard(out.value)
+    }
+
+    /**
+     * Takes the lease, suspending up to [timeout] while another process holds it; no thread waits
+     * meanwhile. The guard is created on the library's thread and handed to the coroutine through
+     * its dispatcher (avoid Dispatchers.Unconfined, which would run your code on that thread).
+     *
+     * Cancelling the coroutine cancels the acquisition. If the lease was taken at that very moment,
+     * the guard is released, never leaked.
+     *
+     * @throws LeaseException.Timeout when another process held it throughout.
+     */
+    suspend fun acquire(timeout: Duration): LeaseGuard {
+        val timeoutMs = timeout.toMillisArgument()
+        return suspendCancellableCoroutine { continuation ->
+            val context = Acquisitions.pending.add { status, guard, detail ->
+                if (status == LeaseStatus.OK && guard != null) {
+                    // When the coroutine was cancelled meanwhile, the guard is released instead.
+                    continuation.resume(LeaseGuard(guard)) { _, unwanted, _ -> unwanted.close() }
+                } else {
+                    // LEASE_CANCELLED comes only after our own cancellation; resuming a cancelled
+                    // continuation does nothing.
+                    continuation.resumeWithException(LeaseException.of(status, detail))
+                }
+            }
+            try {
+                handle.use { lock ->
+                    checkStatus(LeaseNative.lease_lock_acquire_async(lock, timeoutMs, Acquisitions.callback, context))
+                }
+            } catch (error: Throwable) {
+                Acquisitions.pending.remove(context) // it will never be called back
+                throw error
+            }
+            continuation.invokeOnCancellation { cancelAcquisition(context) }
+        }
+    }
+
+    private fun cancelAcquisition(context: Pointer) {
+        // A lock closed meanwhile cannot cancel: the acquisition goes on, and a guard that arrives
+        // for a cancelled coroutine is released (above).
+        val lock = try {
+            handle.enter()
+        } catch (_: IllegalStateException) {
+            return
+        }
+        try {
+            // Whatever it returns, the callback runs once: with LEASE_CANCELLED, or with the guard
+            // or failure it already had.
+            LeaseNative.lease_lock_cancel_acquire(lock, context)
+        } finally {
+            handle.exit()
+        }
+    }
+
+    /**
+     * Sets the function called when a lease held through this lock is lost (another process may be
+     * doing the work it protects), replacing any previous one; null removes it. It is called once per
+     * lost hold, with the lock's key, on the library's thread: it must return promptly and must not
+     * wait for a lease. When this returns, the previous listener is not running and will not be
+     * called again (unless this is called from inside it).
+     */
+    fun setLostListener(listener: ((key: String) -> Unit)?) {
+        handle.use { lock -> lostContext.replace(lock, listener) }
+    }
+
+    /** Frees the lock (at once, or when calls running on other threads return). Idempotent. */
+    override fun close() = cleanup()
+
+    val isClosed: Boolean
+        get() = handle.isClosed
+
+    override fun toString() = "LeaseLock($key)"
+
+    /** The lost listener's context, freed with the lock (which removes the native callback first). */
+    private class LostContext {
+        @Volatile private var context: Pointer? = null
+
+        @Synchronized
+        fun replace(lock: Pointer, listener: ((String) -> Unit)?) {
+            val next = listener?.let(LostListeners.listeners::add)
+            val callback = if (listener != null) LostListeners.callback else null
+            val status = LeaseNative.lease_lock_set_lost_callback(lock, callback, next)
+            if (status != LeaseStatus.OK) {
+                val error = LeaseException.last(status)
+                LostListeners.listeners.remove(next)
+                throw error
+            }
+            LostListeners.listeners.remove(context)
+            context = next
+        }
+
+        fun free(lock: Pointer) {
+            LeaseNative.lease_lock_free(lock)
+            LostListeners.listeners.remove(context)
+        }
+    }
+}

@@ -1,0 +1,106 @@
+package liblease
+
+import com.sun.jna.Callback
+import com.sun.jna.CallbackThreadInitializer
+import com.sun.jna.Native
+import com.sun.jna.NativeLibrary
+import com.sun.jna.Pointer
+import com.sun.jna.Structure
+import com.sun.jna.ptr.PointerByReference
+
+/**
+ * The C functions of include/lease.h, bound by JNA direct mapping.
+ *
+ * Direct mapping (`Native.register` on `external` functions) rather than interface mapping
+ * (`Native.load` of a `Library` interface): a call goes straight to a JNI stub instead of through a
+ * `java.lang.reflect.Proxy` and an `Object[]` of boxed arguments, which matters for calls made in
+ * loops (try-acquire, per-row callbacks). Its restrictions do not bite here: no varargs in the
+ * header, and arrays of structures are passed as one block of native memory.
+ *
+ * Type choices: `LeaseStatus` and `uint32_t` are `Int`; `uint64_t` is `Long`; C `bool` results are
+ * `Byte` (JNA's `boolean` is a 32-bit int, but a C `bool` fills one byte of the return register);
+ * strings go in as NUL-terminated UTF-8 `ByteArray`s and come out as `Pointer`s decoded as UTF-8,
+ * so that nothing depends on the platform's default charset.
+ */
+internal object LeaseNative {
+    init {
+        // -Dliblease.library=/path/to/liblease.so overrides the name; otherwise "lease" is looked up
+        // in jna.library.path, then the system's library path (on Android: the APK's jniLibs).
+        Native.register(LeaseNative::class.java, NativeLibrary.getInstance(System.getProperty("liblease.library", "lease")))
+    }
+
+    @JvmStatic external fun lease_status_str(status: Int): Pointer
+    @JvmStatic external fun lease_last_error_message(): Pointer
+    @JvmStatic external fun lease_version(): Pointer
+    @JvmStatic external fun lease_shutdown(): Int
+
+    @JvmStatic external fun lease_store_open(path: ByteArray, outStore: PointerByReference): Int
+    @JvmStatic external fun lease_store_open_memory(outStore: PointerByReference): Int
+    @JvmStatic external fun lease_store_free(store: Pointer)
+
+    @JvmStatic external fun lease_lock_options_default(): NativeLockOptions.ByValue
+    @JvmStatic external fun lease_lock_new(
+        store: Pointer,
+        key: ByteArray,
+        holder: ByteArray,
+        options: NativeLockOptions?,
+        outLock: PointerByReference,
+    ): Int
+    @JvmStatic external fun lease_lock_try_acquire(lock: Pointer, outGuard: PointerByReference): Int
+    @JvmStatic external fun lease_lock_acquire(lock: Pointer, timeoutMs: Int, outGuard: PointerByReference): Int
+    @JvmStatic external fun lease_lock_acquire_async(lock: Pointer, timeoutMs: Int, callback: AcquireCallback, context: Pointer?): Int
+    @JvmStatic external fun lease_lock_cancel_acquire(lock: Pointer, context: Pointer?): Int
+    @JvmStatic external fun lease_lock_set_lost_callback(lock: Pointer, callback: LostCallback?, context: Pointer?): Int
+    @JvmStatic external fun lease_lock_free(lock: Pointer)
+
+    @JvmStatic external fun lease_guard_generation(guard: Pointer): Long
+    @JvmStatic external fun lease_guard_is_dirty(guard: Pointer): Byte
+    @JvmStatic external fun lease_guard_check(guard: Pointer): Int
+    @JvmStatic external fun lease_guard_release(guard: Pointer)
+}
+
+/** `LeaseLockOptions`: three `uint32_t` milliseconds. */
+@Structure.FieldOrder("lease_ms", "renew_every_ms", "max_backoff_ms")
+internal open class NativeLockOptions : Structure() {
+    @JvmField var lease_ms: Int = 0
+    @JvmField var renew_every_ms: Int = 0
+    @JvmField var max_backoff_ms: Int = 0
+
+    class ByValue : NativeLockOptions(), Structure.ByValue
+}
+
+/** `LeaseAcquireCallback`. */
+internal fun interface AcquireCallback : Callback {
+    fun invoke(context: Pointer?, status: Int, guard: Pointer?)
+}
+
+/** `LeaseLostCallback`. */
+internal fun interface LostCallback : Callback {
+    fun invoke(context: Pointer?, key: Pointer?)
+}
+
+/** Decodes a NUL-terminated UTF-8 string owned by the library. */
+internal fun Pointer.utf8(): String = getString(0, "UTF-8")
+
+/**
+ * Encodes a string for the library: UTF-8 and a terminating NUL. A NUL inside would silently cut
+ * the string short in C, so it is refused here, the way the library refuses a malformed string.
+ */
+internal fun String.toCString(what: String, function: String): ByteArray {
+    if (indexOf('\u0000') >= 0) {
+        throw LeaseException.InvalidArgument("$function: $what contains a NUL character")
+    }
+    val bytes = toByteArray(Charsets.UTF_8)
+    return bytes.copyOf(bytes.size + 1)
+}
+
+/**
+ * How JNA runs Kotlin code on the library's thread. Every callback of liblease runs on its one
+ * thread, "liblease"; JNA attaches it to the JVM on its first callback and, with detach = false,
+ * keeps it attached (instead of attaching and detaching around every call) until the thread ends.
+ * Daemon, so that it never keeps the JVM from exiting.
+ */
+internal fun <T : Callback> T.onLibraryThread(): T {
+    Native.setCallbackThreadInitializer(this, CallbackThreadInitializer(true, false, "liblease"))
+    return this
+}

@@ -1,0 +1,89 @@
+package liblease
+
+import kotlin.system.exitProcess
+import kotlin.time.Duration.Companion.milliseconds
+import kotlin.time.Duration.Companion.seconds
+
+/**
+ * Another OS process for the tests: a JVM running this class with the test classpath, using
+ * liblease through the binding. It takes orders on stdin and reports on stdout, one line each.
+ *
+ *   hold DB KEY LEASE_MS       takes the lease, reports "held GENERATION", releases when told
+ *   probe DB KEY               reports "status N": what one try-acquire returns here
+ *   steal DB KEY PID WAIT_MS   stops process PID (SIGSTOP), waits WAIT_MS, takes the lease, reports
+ *                              "stole GENERATION", continues PID (SIGCONT), releases when told
+ */
+object ChildMain {
+    @JvmStatic
+    fun main(args: Array<String>) {
+        try {
+            when (args.firstOrNull()) {
+                "hold" -> hold(args[1], args[2], args[3].toLong())
+                "probe" -> probe(args[1], args[2])
+                "steal" -> steal(args[1], args[2], args[3].toLong(), args[4].toLong())
+                else -> error("unknown role ${args.toList()}")
+            }
+            LeaseLibrary.shutdown()
+        } catch (error: Throwable) {
+            error.printStackTrace()
+            exitProcess(1)
+        }
+    }
+
+    private fun report(line: String) = println(line).also { System.out.flush() }
+
+    private fun awaitOrder() = readlnOrNull()
+
+    private fun hold(db: String, key: String, leaseMs: Long) {
+        val options = LockOptions(lease = leaseMs.milliseconds, renewEvery = (leaseMs / 4).milliseconds)
+        LeaseStore.open(db).use { store ->
+            store.lock(key, "child-holder", options).use { lock ->
+                lock.acquireBlocking(10.seconds).use { guard ->
+                    report("held ${guard.generation}")
+                    awaitOrder()
+                }
+                report("released")
+            }
+        }
+    }
+
+    private fun probe(db: String, key: String) {
+        LeaseStore.open(db).use { store ->
+            store.lock(key, "probe").use { lock ->
+                val guard = lock.tryAcquire()
+                report("status ${if (guard != null) LeaseStatus.OK else LeaseStatus.BUSY}")
+                guard?.close()
+            }
+        }
+    }
+
+    private fun steal(db: String, key: String, victim: Long, waitMs: Long) {
+        LeaseStore.open(db).use { store ->
+            store.lock(key, "thief").use { lock ->
+                var guard: LeaseGuard? = null
+                for (attempt in 1..5) {
+                    signal("STOP", victim)
+                    Thread.sleep(waitMs)
+                    guard = lock.tryAcquire()
+                    if (guard != null) break
+                    // The victim was stopped while it held the database's write lock (renewing):
+                    // let it finish, then stop it again.
+                    System.err.println("child: the lease is busy; trying again")
+                    signal("CONT", victim)
+                    Thread.sleep(200)
+                }
+                checkNotNull(guard) { "could not steal the lease" }.use {
+                    report("stole ${it.generation}")
+                    signal("CONT", victim)
+                    awaitOrder()
+                }
+                report("released")
+            }
+        }
+    }
+
+    private fun signal(name: String, pid: Long) {
+        val exit = ProcessBuilder("kill", "-$name", pid.toString()).inheritIO().start().waitFor()
+        check(exit == 0) { "kill -$name $pid failed" }
+    }
+}

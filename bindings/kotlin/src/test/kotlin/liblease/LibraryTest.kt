@@ -1,0 +1,61 @@
+package liblease
+
+import org.junit.jupiter.api.Test
+import kotlin.test.assertEquals
+import kotlin.test.assertIs
+import kotlin.test.assertTrue
+
+class LibraryTest {
+    @Test
+    fun `the loaded library is the version of the header the binding was written for`() {
+        assertEquals(LeaseLibrary.HEADER_VERSION, LeaseLibrary.version)
+    }
+
+    @Test
+    fun `every status has the library's description, unknown ones too`() {
+        val names = listOf(
+            "LEASE_OK", "LEASE_BUSY", "LEASE_TIMEOUT", "LEASE_LOST", "LEASE_INVALID_ARGUMENT",
+            "LEASE_DATABASE", "LEASE_MISUSE", "LEASE_PANIC", "LEASE_CANCELLED",
+        )
+        names.forEachIndexed { status, name ->
+            assertTrue(LeaseStatus.describe(status).startsWith(name), LeaseStatus.describe(status))
+        }
+        assertEquals("unknown LeaseStatus", LeaseStatus.describe(100))
+        assertEquals("unknown LeaseStatus", LeaseStatus.describe(-1)) // 0xffffffff
+    }
+
+    @Test
+    fun `statuses become the matching exception, carrying status and message`() {
+        val expected = mapOf(
+            LeaseStatus.BUSY to LeaseException.Busy::class,
+            LeaseStatus.TIMEOUT to LeaseException.Timeout::class,
+            LeaseStatus.LOST to LeaseException.Lost::class,
+            LeaseStatus.INVALID_ARGUMENT to LeaseException.InvalidArgument::class,
+            LeaseStatus.DATABASE to LeaseException.Database::class,
+            LeaseStatus.MISUSE to LeaseException.Misuse::class,
+            LeaseStatus.PANIC to LeaseException.Panic::class,
+            LeaseStatus.CANCELLED to LeaseException.Cancelled::class,
+            42 to LeaseException.Unknown::class,
+        )
+        for ((status, type) in expected) {
+            val error = LeaseException.of(status, "lease_something: what happened")
+            assertEquals(type, error::class)
+            assertEquals(status, error.status)
+            assertEquals("lease_something: what happened", error.detail)
+            assertEquals("${LeaseStatus.describe(status)}: lease_something: what happened", error.message)
+        }
+        assertIs<LeaseException.Unknown>(LeaseException.of(42, ""))
+    }
+
+    @Test
+    fun `shutdown stops an idle library and a later call starts it again`() {
+        LeaseLibrary.shutdown()
+        LeaseLibrary.shutdown() // nothing running: does nothing
+        LeaseStore.openInMemory().use { store ->
+            store.lock("k", "me").use { lock ->
+                lock.tryAcquire()!!.use { assertTrue(it.isHeld) }
+            }
+        }
+        eventually("the library is idle again") { libraryIsIdle() }
+    }
+}
