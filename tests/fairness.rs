@@ -49,13 +49,14 @@ fn child_process() {
     match spec.role.as_str() {
         "writer" => writer(Path::new(&path), &spec, control),
         "job" => job(Path::new(&path), &spec, control),
+        "holder" => holder(Path::new(&path), &spec, control),
         other => panic!("unknown role '{other}'"),
     }
 }
 
 /// Runs write transactions back to back (each: begin, insert one row, `hold_us` of work inside
 /// the transaction, commit; then a pause of `pause_us`) on `threads` threads, each with its own
-/// connection, from `GO` until `STOP` or until each thread made `count` of them.
+/// connection, from `GO` until `STOP` or until each thread tried `count` of them.
 ///
 /// `plain=1` writes through plain SQLite, as an app that does not use liblease does: `BEGIN
 /// IMMEDIATE` with SQLite's busy handler waiting up to `busy_ms`. Otherwise through liblease's
@@ -85,7 +86,7 @@ fn writer(path: &Path, spec: &Spec, control: &Control) {
                 let first = &first;
                 scope.spawn(move || {
                     let mut stats = Stats::default();
-                    while stats.commits < count && !control.stopped() {
+                    while stats.commits + stats.busy < count && !control.stopped() {
                         match connection.write(name, hold) {
                             Ok(waited) => {
                                 stats.commits += 1;
@@ -151,6 +152,34 @@ fn job(path: &Path, spec: &Spec, control: &Control) {
     }
     tx.commit().unwrap_or_else(|e| panic!("the job's last commit: {e}"));
     say(&format!("DONE chunks={chunks} rows={rows}"));
+}
+
+/// Holds a lease on `sync` for `hold_ms` from `GO`, with a lease of `lease_ms` renewed every
+/// `renew_ms`, checking it every 20 ms; then gives it back. Says `READY` once the store is open
+/// (its table made), `HELD` once it holds the lease, and `DONE checks=<n>`; a lost lease ends the
+/// child with the reason on stderr.
+fn holder(path: &Path, spec: &Spec, control: &Control) {
+    let store = Store::open(path).unwrap_or_else(|e| panic!("the holder opens the store: {e}"));
+    let millis = |key: &str, default: u64| Duration::from_millis(spec.number(key, default));
+    let options = LockOptions {
+        lease: millis("lease_ms", 1000),
+        renew_every: millis("renew_ms", 250),
+        max_backoff: Duration::from_millis(20),
+    };
+    let lock = Lock::new(&store, "sync", spec.text("name"), options).expect("the lock is made");
+    say("READY");
+    control.wait_for_go();
+    let guard = lock.acquire(PATIENCE).unwrap_or_else(|e| panic!("the holder takes the lease: {e}"));
+    say("HELD");
+    let until = Instant::now() + millis("hold_ms", 3000);
+    let mut checks = 0;
+    while Instant::now() < until {
+        guard.check().unwrap_or_else(|e| panic!("the lease was lost after {checks} checks: {e}"));
+        checks += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    guard.release().unwrap_or_else(|e| panic!("the holder gives the lease back: {e}"));
+    say(&format!("DONE checks={checks}"));
 }
 
 /// A writer's connection: liblease's, or plain SQLite's as an app that does not use liblease.
@@ -457,29 +486,21 @@ fn a_plain_sqlite_writer_is_never_starved_by_a_chunked_job() {
 #[test]
 fn a_lease_is_taken_and_kept_beside_a_job_of_another_process_with_an_hour_long_period() {
     let scratch = Scratch::new();
-    // The store's table is made before the job holds the write lock.
-    let store = Store::open(scratch.path()).expect("the store opens");
+    // The holder makes the lease table before the job holds the write lock.
+    let mut holder = scratch.spawn("holder", "holder lease_ms=1000 renew_ms=250 hold_ms=3000");
+    holder.expect("READY");
     let mut job = scratch.spawn("job", "job period_ms=3600000 work_us=500");
     job.start();
     job.expect("STARTED");
-
-    // Taking the lease is a write, and so is each renewal: they wait on the board, where the
-    // job sees them.
-    let options = LockOptions {
-        lease: Duration::from_millis(1000),
-        renew_every: Duration::from_millis(250),
-        max_backoff: Duration::from_millis(20),
-    };
-    let lock = Lock::new(&store, "sync", "beside the job", options).unwrap();
-    let guard = lock.acquire(PATIENCE).expect("the lease is taken beside the job");
-    let until = Instant::now() + 3 * options.lease;
-    while Instant::now() < until {
-        guard.check().expect("renewals got in beside the job");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    guard.release().expect("the lease is given back beside the job");
+    // Taking the lease is a write, and so is each renewal and the release: they wait on the
+    // board, where the job sees them. Held for three lease lengths, the lease is kept only if
+    // renewals got in.
+    holder.send("GO");
+    holder.expect("HELD");
+    let done = holder.done();
+    holder.finish();
     let job_done = job.stop();
-    eprintln!("the job beside a lease: {job_done:?}");
+    eprintln!("a lease held beside the job: {done:?}; the job: {job_done:?}");
     assert!(job_done.chunks >= 3, "the job let the take, the renewals and the release in");
 }
 
@@ -491,7 +512,11 @@ fn the_board_beside_the_database_is_no_more_open_than_the_database() {
         let path = dir.path().join("private.db");
         std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&path).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-        Database::open(&path).unwrap().execute("CREATE TABLE t (x)", &[]).unwrap();
+        make_table(&path);
+        let mut writer = Child::spawn(&path, "writer", "writer count=1");
+        writer.start();
+        assert_eq!(writer.done().commits, 1);
+        writer.finish();
         let board = std::fs::metadata(board_path(&path)).expect("the board is made").permissions().mode();
         assert_eq!(board & 0o777 & !mode, 0, "a database of mode {mode:o} has a board of mode {board:o}");
         assert_eq!(board & 0o600, 0o600, "its owner reads and writes the board (mode {board:o})");
@@ -649,12 +674,8 @@ impl Scratch {
         if let Some(board) = board {
             std::fs::write(board_path(&path), board).unwrap();
         }
+        make_table(&path);
         let db = Database::open(&path).expect("the test opens the database");
-        db.execute(
-            "CREATE TABLE written (id INTEGER PRIMARY KEY, writer TEXT NOT NULL, t INTEGER NOT NULL)",
-            &[],
-        )
-        .expect("the table is made");
         Scratch { dir: Some(dir), db }
     }
 
@@ -739,6 +760,19 @@ impl Drop for Scratch {
     }
 }
 
+/// Makes the database, in WAL mode, with the table every child writes to, through plain SQLite.
+fn make_table(path: &Path) {
+    let connection = rusqlite::Connection::open(path).expect("the database opens");
+    let mode: String =
+        connection.pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0)).expect("WAL mode");
+    assert_eq!(mode, "wal");
+    connection
+        .execute_batch(
+            "CREATE TABLE written (id INTEGER PRIMARY KEY, writer TEXT NOT NULL, t INTEGER NOT NULL)",
+        )
+        .expect("the table is made");
+}
+
 fn board_path(database: &Path) -> PathBuf {
     let mut path = OsString::from(database);
     path.push("-liblease");
@@ -803,6 +837,7 @@ struct Done {
     p99_wait_us: u64,
     chunks: u64,
     rows: u64,
+    checks: u64,
 }
 
 impl Done {
@@ -818,6 +853,7 @@ impl Done {
                 "p99_wait_us" => done.p99_wait_us = value,
                 "chunks" => done.chunks = value,
                 "rows" => done.rows = value,
+                "checks" => done.checks = value,
                 _ => panic!("unknown {key} in {line:?}"),
             }
         }
