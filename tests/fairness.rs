@@ -577,6 +577,58 @@ fn a_board_file_truncated_under_a_running_writer_costs_only_fairness() {
     writer.stop();
 }
 
+#[test]
+#[ignore = "fails: a process keeps, by inode, the board it mapped for a file under the file's old name \
+            (or for a deleted file whose inode a new database got), so its job never sees the others"]
+fn a_job_in_a_process_that_knew_the_database_under_another_name_lets_other_processes_in() {
+    let dir = tempfile::Builder::new().prefix("liblease-fairness-").tempdir().unwrap();
+    let (old, new) = (dir.path().join("old.db"), dir.path().join("new.db"));
+    make_table(&old);
+    drop(Database::open(&old).expect("the database opens under its old name"));
+    std::fs::rename(&old, &new).unwrap();
+
+    // This process runs a job with an hour-long period on the file, now named `new.db`.
+    let db = Database::open(&new).expect("the database opens under its new name");
+    let stop = Arc::new(AtomicBool::new(false));
+    let _stop_the_job = StopOnDrop(stop.clone());
+    let (started, job_started) = mpsc::channel();
+    let job = std::thread::spawn({
+        let stop = stop.clone();
+        move || {
+            let chunk = ChunkOptions { period: Duration::from_secs(3600), ..ChunkOptions::DEFAULT };
+            let mut tx = db.begin_chunked(chunk).expect("the job begins");
+            let _ = started.send(());
+            let mut chunks = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let t = Value::Integer(monotonic_ns() as i64);
+                tx.execute(INSERT, &[Value::Text("job"), t]).expect("the job inserts");
+                std::thread::sleep(Duration::from_micros(500));
+                chunks += u64::from(tx.maybe_commit().expect("the job's chunk"));
+            }
+            tx.commit().expect("the job's last commit");
+            chunks
+        }
+    });
+    job_started.recv_timeout(PATIENCE).expect("the job began");
+    let mut writer = Child::spawn(&new, "writer", "writer count=3 busy_ms=2000");
+    writer.start();
+    let done = writer.done();
+    writer.finish();
+    stop.store(true, Ordering::Relaxed);
+    let chunks = job.join().expect("the job ran");
+    eprintln!("a writer beside the job of a process that knew the file as old.db: {done:?}; {chunks} chunks");
+    assert_eq!(done.busy, 0, "the writer of another process was kept out until it gave up");
+}
+
+/// Sets the flag when dropped, however the test ends.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Scenes and their reading.
 
