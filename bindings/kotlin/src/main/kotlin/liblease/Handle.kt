@@ -61,11 +61,12 @@ internal class NativeHandle(
 
     /**
      * Closes the handle and hands its pointer to a function that consumes it (lease_tx_commit).
-     * Refused while another thread is inside a call on it, which the header forbids anyway.
+     * Refused while a call on it is running (on another thread, or the one whose row callback this
+     * is), which the header forbids anyway.
      */
     fun take(): Pointer = synchronized(this) {
         check(!closed) { "$type is closed" }
-        check(calls == 0) { "$type is in use by another thread" }
+        check(calls == 0) { "$type is in use by a call that is still running" }
         closed = true
         pointer!!.also { pointer = null }
     }

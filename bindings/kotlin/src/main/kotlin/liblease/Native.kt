@@ -2,6 +2,7 @@ package liblease
 
 import com.sun.jna.Callback
 import com.sun.jna.CallbackThreadInitializer
+import com.sun.jna.IntegerType
 import com.sun.jna.Native
 import com.sun.jna.NativeLibrary
 import com.sun.jna.Pointer
@@ -57,6 +58,27 @@ internal object LeaseNative {
     @JvmStatic external fun lease_guard_is_dirty(guard: Pointer): Byte
     @JvmStatic external fun lease_guard_check(guard: Pointer): Int
     @JvmStatic external fun lease_guard_release(guard: Pointer)
+
+    @JvmStatic external fun lease_db_open(path: ByteArray, outDb: PointerByReference): Int
+    @JvmStatic external fun lease_db_set_busy_timeout(db: Pointer, timeoutMs: Int): Int
+    @JvmStatic external fun lease_db_execute(db: Pointer, sql: ByteArray, params: Pointer?, nParams: SizeT, outChanges: LongArray): Int
+    @JvmStatic external fun lease_db_query(db: Pointer, sql: ByteArray, params: Pointer?, nParams: SizeT, onRow: RowCallback, context: Pointer?): Int
+    @JvmStatic external fun lease_db_begin(db: Pointer, outTx: PointerByReference): Int
+    @JvmStatic external fun lease_db_begin_chunked(db: Pointer, chunkMs: Int, outTx: PointerByReference): Int
+    @JvmStatic external fun lease_db_begin_fenced(db: Pointer, guard: Pointer, outTx: PointerByReference): Int
+    @JvmStatic external fun lease_db_free(db: Pointer)
+
+    @JvmStatic external fun lease_tx_execute(tx: Pointer, sql: ByteArray, params: Pointer?, nParams: SizeT, outChanges: LongArray): Int
+    @JvmStatic external fun lease_tx_query(tx: Pointer, sql: ByteArray, params: Pointer?, nParams: SizeT, onRow: RowCallback, context: Pointer?): Int
+    @JvmStatic external fun lease_tx_maybe_commit(tx: Pointer, outCommitted: ByteArray): Int
+    @JvmStatic external fun lease_tx_commit(tx: Pointer): Int
+    @JvmStatic external fun lease_tx_rollback(tx: Pointer)
+}
+
+/** `size_t`: 8 bytes on 64-bit platforms, 4 on 32-bit Android. */
+internal class SizeT(value: Long = 0) : IntegerType(Native.SIZE_T_SIZE, value, true) {
+    override fun toByte() = toInt().toByte()
+    override fun toShort() = toInt().toShort()
 }
 
 /** `LeaseLockOptions`: three `uint32_t` milliseconds. */
@@ -77,6 +99,11 @@ internal fun interface AcquireCallback : Callback {
 /** `LeaseLostCallback`. */
 internal fun interface LostCallback : Callback {
     fun invoke(context: Pointer?, key: Pointer?)
+}
+
+/** `LeaseRowCallback`, on the thread that called the query. */
+internal fun interface RowCallback : Callback {
+    fun invoke(context: Pointer?, columns: Pointer?, count: SizeT): Int
 }
 
 /** Decodes a NUL-terminated UTF-8 string owned by the library. */

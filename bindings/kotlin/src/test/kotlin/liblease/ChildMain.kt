@@ -10,7 +10,8 @@ import kotlin.time.Duration.Companion.seconds
  *
  *   hold DB KEY LEASE_MS       takes the lease, reports "held GENERATION", releases when told
  *   probe DB KEY               reports "status N": what one try-acquire returns here
- *   steal DB KEY PID WAIT_MS   stops process PID (SIGSTOP), waits WAIT_MS, takes the lease, reports
+ *   steal DB KEY PID WAIT_MS   stops process PID (SIGSTOP), waits WAIT_MS, takes the lease, writes
+ *                              a row ('thief') into table work in a fenced transaction, reports
  *                              "stole GENERATION", continues PID (SIGCONT), releases when told
  */
 object ChildMain {
@@ -73,6 +74,12 @@ object ChildMain {
                     Thread.sleep(200)
                 }
                 checkNotNull(guard) { "could not steal the lease" }.use {
+                    LeaseDatabase.open(db).use { database ->
+                        database.beginFenced(it).use { tx ->
+                            tx.execute("INSERT INTO work (who) VALUES ('thief')")
+                            tx.commit()
+                        }
+                    }
                     report("stole ${it.generation}")
                     signal("CONT", victim)
                     awaitOrder()

@@ -18,14 +18,20 @@ import kotlin.time.Duration.Companion.seconds
  */
 class LostLeaseTest {
     @Test
-    fun `a lease lost while this process was stopped`() {
+    fun `a lease lost while this process was stopped - the guard knows, the listener hears, a fenced transaction is refused`() {
         val db = TestFiles.db()
         val lost = LinkedBlockingQueue<Pair<String, String>>()
+        val database = LeaseDatabase.open(db)
+        database.execute("CREATE TABLE work (who TEXT)")
         LeaseStore.open(db).use { store ->
             store.lock("sync", "victim", LockOptions(lease = 1000.milliseconds, renewEvery = 250.milliseconds)).use { lock ->
                 lock.setLostListener { key -> lost.add(key to Thread.currentThread().name) }
                 val guard = lock.acquireBlocking(1.seconds)
                 val ours = guard.generation
+                database.beginFenced(guard).use { tx ->
+                    tx.execute("INSERT INTO work (who) VALUES ('victim before')")
+                    tx.commit()
+                }
 
                 Child.start("steal", db, "sync", ProcessHandle.current().pid().toString(), "2500").use { thief ->
                     val theirs = thief.readNumber("stole")
@@ -36,6 +42,10 @@ class LostLeaseTest {
                     assertContains(error.detail, "lease_guard_check")
                     assertFalse(guard.isHeld)
                     assertEquals("sync" to "liblease", lost.poll(5, TimeUnit.SECONDS), "the lost listener, on the library's thread")
+
+                    // A write fenced by the lost guard is refused, and writes nothing.
+                    val refused = assertFailsWith<LeaseException.Lost> { database.beginFenced(guard) }
+                    assertContains(refused.detail, "lease_db_begin_fenced")
                     assertNull(lock.tryAcquire(), "the thief holds it now")
                     guard.close() // harmless: it gives back nothing
                     assertNull(lock.tryAcquire())
@@ -54,5 +64,11 @@ class LostLeaseTest {
                 assertTrue(lost.isEmpty(), "called once")
             }
         }
+        assertEquals(
+            listOf("victim before", "thief"),
+            database.query("SELECT who FROM work ORDER BY rowid").map { it.getString(0) },
+            "only the holders' writes, in order",
+        )
+        database.close()
     }
 }

@@ -1,0 +1,166 @@
+package liblease
+
+import com.sun.jna.Pointer
+import com.sun.jna.ptr.PointerByReference
+import kotlin.time.Duration
+
+/**
+ * A connection to a shared SQLite database file (WAL mode) for the application's own SQL,
+ * normally the file its lease stores use too. Thread-safe.
+ *
+ * Every write of this process to the file goes through one writer queue, first come, first served,
+ * and takes turns fairly with the other processes that use liblease: [execute] for one statement,
+ * [begin] for a transaction, [beginChunked] for a long job, [beginFenced] for writes that must
+ * happen only while a lease is held. Reads ([query]) use a connection of their own and never wait
+ * for writers.
+ *
+ * Calls block (up to the busy timeout, 5 s by default, for writes): on Android and in coroutines,
+ * make them from a background thread or `Dispatchers.IO`. A thread that has a transaction open on
+ * the file must not write through another handle or begin another transaction on the same file:
+ * it would wait for its own transaction.
+ *
+ * Close it when done (`use {}`); transactions begun through it stay usable. One that is forgotten
+ * is closed once it has been garbage-collected.
+ */
+class LeaseDatabase private constructor(pointer: Pointer) : AutoCloseable {
+    private val handle = NativeHandle(pointer, "LeaseDatabase", LeaseNative::lease_db_free)
+    private val cleanup = HandleCleaner.register(this, handle)
+
+    /**
+     * Sets how long a write through this handle may wait for the database (its turn among this
+     * process's writers, then other processes' write lock) before [LeaseException.Busy]. Zero means
+     * a single try. Other handles of the same file keep their own.
+     */
+    fun setBusyTimeout(timeout: Duration) {
+        val timeoutMs = timeout.toMillisArgument()
+        handle.use { db -> checkStatus(LeaseNative.lease_db_set_busy_timeout(db, timeoutMs)) }
+    }
+
+    /**
+     * Runs one statement on its own, as a write through the queue, and returns SQLite's count of
+     * changed rows. [params] bind to the statement's placeholders in order (see [Row] for the types).
+     *
+     * @throws LeaseException.InvalidArgument for several statements, a transaction statement, or the
+     *   wrong number of parameters.
+     * @throws LeaseException.Database when SQLite refuses the SQL or a constraint fails.
+     * @throws LeaseException.Busy when other writers kept the database for the whole busy timeout.
+     */
+    fun execute(sql: String, vararg params: Any?): Long {
+        val cSql = sql.toCString("sql", "lease_db_execute")
+        val changes = LongArray(1)
+        NativeParams(params, "lease_db_execute").use { values ->
+            handle.use { db ->
+                checkStatus(LeaseNative.lease_db_execute(db, cSql, values.pointer, values.count, changes))
+            }
+        }
+        return changes[0]
+    }
+
+    /**
+     * Runs one read-only statement outside any transaction and returns its rows. It sees what is
+     * committed and never waits for writers.
+     *
+     * @throws LeaseException.InvalidArgument when the statement writes.
+     */
+    fun query(sql: String, vararg params: Any?): List<Row> {
+        val rows = ArrayList<Row>()
+        forEachRow(sql, *params) { rows.add(it) }
+        return rows
+    }
+
+    /** The first row of a read-only statement, or null; the rest are not read. */
+    fun queryFirst(sql: String, vararg params: Any?): Row? {
+        var first: Row? = null
+        rows(sql, params) { row ->
+            first = row
+            false
+        }
+        return first
+    }
+
+    /** Hands each row of a read-only statement to [action] as it is read, on this thread. */
+    fun forEachRow(sql: String, vararg params: Any?, action: (Row) -> Unit) = rows(sql, params) { row ->
+        action(row)
+        true
+    }
+
+    private fun rows(sql: String, params: Array<out Any?>, onRow: (Row) -> Boolean) {
+        val cSql = sql.toCString("sql", "lease_db_query")
+        NativeParams(params, "lease_db_query").use { values ->
+            handle.use { db ->
+                RowSink.run(onRow) { context ->
+                    LeaseNative.lease_db_query(db, cSql, values.pointer, values.count, RowSink.callback, context)
+                }
+            }
+        }
+    }
+
+    /**
+     * Begins a write transaction: waits for its turn, then holds SQLite's write lock until it is
+     * committed or rolled back. Keep it short, or use [beginChunked].
+     */
+    fun begin(): LeaseTransaction = begin("LeaseTransaction") { db, out -> LeaseNative.lease_db_begin(db, out) }
+
+    /**
+     * Begins a chunked transaction for a long job: call [LeaseTransaction.maybeCommit] after every
+     * small piece of work, and it commits the chunk and begins the next one when the chunk has
+     * lasted [chunk] (null: the library's default, 1 s), or within milliseconds when another writer
+     * waits. Rolling back undoes the current chunk only.
+     */
+    fun beginChunked(chunk: Duration? = null): LeaseTransaction {
+        val chunkMs = chunk?.toMillisArgument()?.also {
+            // 0 would mean "the default" to the library: a zero chunk is refused instead.
+            if (it == 0) throw LeaseException.InvalidArgument("lease_db_begin_chunked: chunk must be at least 1 ms")
+        } ?: 0
+        return begin("LeaseTransaction (chunked)") { db, out -> LeaseNative.lease_db_begin_chunked(db, chunkMs, out) }
+    }
+
+    /**
+     * Begins a write transaction fenced by [guard]: it opens only if the guard's lease is still held
+     * by this process in the guard's generation, checked inside the transaction, so that a holder
+     * that was suspended past its lease can never write over the new holder's work. The guard's
+     * lock must keep its leases in this same database file.
+     *
+     * @throws LeaseException.Lost when the lease is gone; nothing was written, and the guard is lost
+     *   for good.
+     * @throws LeaseException.InvalidArgument when the guard's store is another file.
+     */
+    fun beginFenced(guard: LeaseGuard): LeaseTransaction = guard.usePointer { g ->
+        begin("LeaseTransaction (fenced)") { db, out -> LeaseNative.lease_db_begin_fenced(db, g, out) }
+    }
+
+    /**
+     * Runs [block] in a write transaction and commits it; rolls it back if [block] throws.
+     */
+    inline fun <T> transaction(block: (LeaseTransaction) -> T): T = begin().use { tx ->
+        val result = block(tx)
+        tx.commit()
+        result
+    }
+
+    private inline fun begin(name: String, start: (Pointer, PointerByReference) -> Int): LeaseTransaction {
+        val out = PointerByReference()
+        handle.use { db -> checkStatus(start(db, out)) }
+        return LeaseTransaction(out.value, name)
+    }
+
+    /** Frees the handle (at once, or when calls running on other threads return). Idempotent. */
+    override fun close() = cleanup()
+
+    val isClosed: Boolean
+        get() = handle.isClosed
+
+    companion object {
+        /**
+         * Opens the SQLite database at [path], creating it if needed, and switches it to WAL mode.
+         *
+         * @throws LeaseException.Database when SQLite cannot open it, or it cannot be shared (":memory:").
+         */
+        fun open(path: String): LeaseDatabase {
+            val cPath = path.toCString("path", "lease_db_open")
+            val out = PointerByReference()
+            checkStatus(LeaseNative.lease_db_open(cPath, out))
+            return LeaseDatabase(out.value)
+        }
+    }
+}

@@ -1,0 +1,102 @@
+package liblease
+
+import com.sun.jna.Pointer
+
+/**
+ * An open write transaction, begun by [LeaseDatabase.begin], [LeaseDatabase.beginChunked] or
+ * [LeaseDatabase.beginFenced]. Not thread-safe: one thread at a time may use it (it may move
+ * between threads).
+ *
+ * End it with [commit] or [rollback]. [close] rolls back a transaction that was not committed, so
+ * `db.begin().use { tx -> ...; tx.commit() }` rolls back when the block throws; so does the
+ * Cleaner, for one that was forgotten (which also keeps other writers out until then: don't).
+ */
+class LeaseTransaction internal constructor(pointer: Pointer, private val name: String) : AutoCloseable {
+    private val handle = NativeHandle(pointer, name, LeaseNative::lease_tx_rollback)
+    private val cleanup = HandleCleaner.register(this, handle)
+
+    /** Runs one statement in the transaction; returns SQLite's count of changed rows. */
+    fun execute(sql: String, vararg params: Any?): Long {
+        val cSql = sql.toCString("sql", "lease_tx_execute")
+        val changes = LongArray(1)
+        NativeParams(params, "lease_tx_execute").use { values ->
+            handle.use { tx ->
+                checkStatus(LeaseNative.lease_tx_execute(tx, cSql, values.pointer, values.count, changes))
+            }
+        }
+        return changes[0]
+    }
+
+    /** Runs one statement in the transaction, seeing its own writes, and returns its rows. */
+    fun query(sql: String, vararg params: Any?): List<Row> {
+        val rows = ArrayList<Row>()
+        forEachRow(sql, *params) { rows.add(it) }
+        return rows
+    }
+
+    /** The first row of a statement in the transaction, or null; the rest are not read. */
+    fun queryFirst(sql: String, vararg params: Any?): Row? {
+        var first: Row? = null
+        rows(sql, params) { row ->
+            first = row
+            false
+        }
+        return first
+    }
+
+    /** Hands each row to [action] as it is read; [action] must not use this transaction. */
+    fun forEachRow(sql: String, vararg params: Any?, action: (Row) -> Unit) = rows(sql, params) { row ->
+        action(row)
+        true
+    }
+
+    private fun rows(sql: String, params: Array<out Any?>, onRow: (Row) -> Boolean) {
+        val cSql = sql.toCString("sql", "lease_tx_query")
+        NativeParams(params, "lease_tx_query").use { values ->
+            handle.use { tx ->
+                RowSink.run(onRow) { context ->
+                    LeaseNative.lease_tx_query(tx, cSql, values.pointer, values.count, RowSink.callback, context)
+                }
+            }
+        }
+    }
+
+    /**
+     * For a chunked transaction: commits the chunk and begins the next one if the chunk is due, and
+     * says whether it did. Call it after every small piece of work; when nothing is due it costs next
+     * to nothing. A plain or fenced transaction is never committed here (false).
+     *
+     * @throws LeaseException.Busy or [LeaseException.Database] when the next chunk could not begin
+     *   (or the chunk could not be committed): the transaction has ended; close it.
+     */
+    fun maybeCommit(): Boolean {
+        val committed = ByteArray(1)
+        handle.use { tx -> checkStatus(LeaseNative.lease_tx_maybe_commit(tx, committed)) }
+        return committed[0] != 0.toByte()
+    }
+
+    /**
+     * Commits the transaction (a chunked one: its current chunk) and ends it, whatever the outcome:
+     * if the commit fails, everything since the transaction (or chunk) began is rolled back.
+     *
+     * @throws LeaseException.Database when the commit failed.
+     * @throws LeaseException.Misuse when the transaction had already ended by itself.
+     */
+    fun commit() {
+        val tx = handle.take()
+        cleanup() // the handle is closed already: this only unregisters the Cleaner
+        checkStatus(LeaseNative.lease_tx_commit(tx))
+    }
+
+    /** Rolls back (a chunked transaction: its current chunk only) and ends the transaction. */
+    fun rollback() = close()
+
+    /** Rolls the transaction back unless it was committed or rolled back already. Idempotent. */
+    override fun close() = cleanup()
+
+    /** Whether the transaction was committed or rolled back (by this object). */
+    val isClosed: Boolean
+        get() = handle.isClosed
+
+    override fun toString() = name
+}
