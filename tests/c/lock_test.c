@@ -1,31 +1,22 @@
 /*
  * C tests of liblease's C ABI (include/lease.h): the whole lock contract, bad input included.
  *
- * Plain C11 with tiny assertion macros. Run by `make check` under valgrind. Tests that need
- * other processes run this same program again, as a child with a role ("--child hold ...");
- * those children open their own store, like real processes, and under valgrind they are checked
- * too. Only the fork test uses a child that does not exec, because that is what it tests.
- *
- * Usage: lease_test [case-name]          runs every case, or one
- *        lease_test --child ROLE ARGS...  (used by the tests themselves)
- * The last line printed is "N passed, N failed".
+ * Tests that need other processes run this same program again, as a child with a role ("--child
+ * hold ..."); those children open their own store, like real processes, and under valgrind they
+ * are checked too. Only the fork test uses a child that does not exec, because that is what it
+ * tests. See harness.h for the checks and the child processes.
  */
-#define _GNU_SOURCE /* pthread_getname_np, pipe2 */
+#define _GNU_SOURCE /* pthread_getname_np */
 
-#include "lease.h"
+#include "harness.h"
 
 #include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 _Static_assert(LEASE_OK == 0 && LEASE_BUSY == 1 && LEASE_TIMEOUT == 2 && LEASE_LOST == 3, "stable codes");
@@ -33,96 +24,7 @@ _Static_assert(LEASE_INVALID_ARGUMENT == 4 && LEASE_DATABASE == 5 && LEASE_MISUS
                "stable codes");
 _Static_assert(LEASE_CANCELLED == 8, "stable codes");
 
-/* Generous limits: everything may run under valgrind, many times slower than native. */
-enum { CHILD_REPLY_MS = 120000, CALLBACK_MS = 30000 };
-
-/* ---- Checks -------------------------------------------------------------------------------- */
-
-static int failures; /* checks failed in the running case (or child) */
-
-static int check(int ok, const char *what, const char *file, int line)
-{
-    if (!ok) {
-        fprintf(stderr, "%s:%d: check failed: %s\n", file, line, what);
-        failures++;
-    }
-    return ok;
-}
-
-static int check_status(LeaseStatus got, LeaseStatus expected, const char *what, const char *file, int line)
-{
-    if (got != expected) {
-        fprintf(stderr, "%s:%d: %s returned %s, expected %s; last error: %s\n", file, line, what,
-                lease_status_str(got), lease_status_str(expected), lease_last_error_message());
-        failures++;
-    }
-    return got == expected;
-}
-
-/* CHECK and CHECK_STATUS count a failure and go on; they return whether the check passed. */
-#define CHECK(condition) check((condition) ? 1 : 0, #condition, __FILE__, __LINE__)
-#define CHECK_STATUS(call, expected) check_status((call), (expected), #call, __FILE__, __LINE__)
-/* REQUIRE ends the case when a check it depends on failed. */
-#define REQUIRE(passed)                                                                            \
-    do {                                                                                           \
-        if (!(passed))                                                                             \
-            return;                                                                                \
-    } while (0)
-
-/* True when the last error message contains needle. */
-static int error_mentions(const char *needle)
-{
-    const char *message = lease_last_error_message();
-    if (strstr(message, needle) == NULL) {
-        fprintf(stderr, "  last error \"%s\" does not mention \"%s\"\n", message, needle);
-        return 0;
-    }
-    return 1;
-}
-
-/* ---- Time, files, threads ------------------------------------------------------------------ */
-
-static long long now_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec pause = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
-    }
-}
-
-static char self_path[PATH_MAX];     /* this program, run again for child processes */
-static char temp_dir[] = "/tmp/lease-c-test-XXXXXX";
-
-/* A database file of its own for each case. */
-static const char *db_path(const char *name)
-{
-    static char path[PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/%s.db", temp_dir, name);
-    return path;
-}
-
-static void remove_temp_dir(void)
-{
-    DIR *dir = opendir(temp_dir);
-    struct dirent *entry;
-    char path[PATH_MAX + 300];
-    if (dir == NULL)
-        return;
-    while ((entry = readdir(dir)) != NULL) {
-        if (entry->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof path, "%s/%s", temp_dir, entry->d_name);
-        unlink(path);
-    }
-    closedir(dir);
-    rmdir(temp_dir);
-}
+/* ---- Callbacks and threads ------------------------------------------------------------------- */
 
 /* What a callback saw, for the test thread to wait on. */
 typedef struct {
@@ -236,119 +138,7 @@ static int library_threads_become(int expected)
     return library_threads() == expected;
 }
 
-/* ---- Other processes ----------------------------------------------------------------------- */
-
-/* A copy of this program running a child role; it reads orders on stdin and reports on stdout. */
-typedef struct {
-    pid_t pid;
-    int orders;  /* the child's stdin */
-    int reports; /* the child's stdout */
-} Child;
-
-/* Starts `lease_test --child role args...` (args end with NULL). */
-static int child_start(Child *child, const char *role, const char *a, const char *b, const char *c,
-                       const char *d)
-{
-    int orders[2], reports[2];
-    if (pipe2(orders, O_CLOEXEC) != 0)
-        return 0;
-    if (pipe2(reports, O_CLOEXEC) != 0) {
-        close(orders[0]);
-        close(orders[1]);
-        return 0;
-    }
-    fflush(NULL);
-    child->pid = fork();
-    if (child->pid == 0) {
-        /* Between fork and exec only async-signal-safe calls. */
-        dup2(orders[0], STDIN_FILENO);
-        dup2(reports[1], STDOUT_FILENO);
-        execl(self_path, self_path, "--child", role, a, b, c, d, (char *)NULL);
-        _exit(127);
-    }
-    close(orders[0]);
-    close(reports[1]);
-    child->orders = orders[1];
-    child->reports = reports[0];
-    return child->pid > 0;
-}
-
-/* Reads one line the child reported, without the newline; 0 on timeout or end of file. */
-static int child_read(Child *child, char *line, size_t size, long timeout_ms)
-{
-    long long deadline = now_ms() + timeout_ms;
-    size_t used = 0;
-    while (used + 1 < size) {
-        struct pollfd ready = {child->reports, POLLIN, 0};
-        long long left = deadline - now_ms();
-        char byte;
-        int polled;
-        if (left <= 0)
-            break;
-        polled = poll(&ready, 1, (int)left);
-        if (polled < 0 && errno == EINTR)
-            continue;
-        if (polled <= 0 || read(child->reports, &byte, 1) != 1)
-            break;
-        if (byte == '\n') {
-            line[used] = '\0';
-            return 1;
-        }
-        line[used++] = byte;
-    }
-    line[used] = '\0';
-    fprintf(stderr, "  no line from child %d (got \"%s\")\n", (int)child->pid, line);
-    return 0;
-}
-
-static void child_order(Child *child, const char *order)
-{
-    ssize_t written = write(child->orders, order, strlen(order));
-    (void)written; /* a child that is gone shows in its exit status */
-}
-
-/* Waits for the child to end; kills it after `timeout_ms`. Returns its wait status. */
-static int child_wait(Child *child, long timeout_ms)
-{
-    long long deadline = now_ms() + timeout_ms;
-    int status = 0;
-    close(child->orders);
-    close(child->reports);
-    while (waitpid(child->pid, &status, WNOHANG) == 0) {
-        if (now_ms() > deadline) {
-            fprintf(stderr, "  child %d did not end; killing it\n", (int)child->pid);
-            kill(child->pid, SIGKILL);
-            waitpid(child->pid, &status, 0);
-            break;
-        }
-        sleep_ms(10);
-    }
-    return status;
-}
-
-static int exited_cleanly(int status)
-{
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
 /* ---- Child roles ----------------------------------------------------------------------------- */
-
-/* Reports one line to the parent: "WORD" or "WORD NUMBER". */
-static void report(const char *word, unsigned long long number, int with_number)
-{
-    if (with_number)
-        printf("%s %llu\n", word, number);
-    else
-        printf("%s\n", word);
-    fflush(stdout);
-}
-
-static void await_order(void)
-{
-    char order[64];
-    if (fgets(order, sizeof order, stdin) == NULL)
-        fprintf(stderr, "child: no order\n");
-}
 
 /* hold DB KEY LEASE_MS: takes the lease, reports "held GENERATION", releases when told. */
 static void child_hold(const char *db, const char *key, unsigned lease_ms)
@@ -422,7 +212,7 @@ static void child_probe(const char *db, const char *key)
     CHECK_STATUS(lease_shutdown(), LEASE_OK);
 }
 
-static int child_main(int argc, char **argv)
+int lock_child_role(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[0], "hold") == 0)
         child_hold(argv[1], argv[2], (unsigned)atoi(argv[3]));
@@ -430,11 +220,9 @@ static int child_main(int argc, char **argv)
         child_steal(argv[1], argv[2], (pid_t)atoi(argv[3]), atol(argv[4]));
     else if (argc == 3 && strcmp(argv[0], "probe") == 0)
         child_probe(argv[1], argv[2]);
-    else {
-        fprintf(stderr, "unknown child role\n");
-        return 2;
-    }
-    return failures == 0 ? 0 : 1;
+    else
+        return 0;
+    return 1;
 }
 
 /* What `probe` says about key in db: the status another process gets from try_acquire. */
@@ -1045,7 +833,7 @@ static void test_bad_arguments(void)
     seen_destroy(&never);
 }
 
-/* Last: lease_shutdown refuses while a lease is held, then stops the thread; nothing is left. */
+/* lease_shutdown refuses while a lease is held, then stops the thread; nothing is left. */
 static void test_shutdown(void)
 {
     LeaseStore *store = NULL;
@@ -1074,10 +862,7 @@ static void test_shutdown(void)
     CHECK(library_threads() == 0);
 }
 
-static const struct {
-    const char *name;
-    void (*run)(void);
-} cases[] = {
+const TestCase lock_cases[] = {
     {"version_and_status_text", test_version_and_status_text},
     {"open_stores", test_open_stores},
     {"acquire_is_reentrant_in_a_process", test_acquire_is_reentrant_in_a_process},
@@ -1091,38 +876,4 @@ static const struct {
     {"bad_arguments", test_bad_arguments},
     {"shutdown", test_shutdown},
 };
-
-int main(int argc, char **argv)
-{
-    int passed = 0, failed = 0;
-    size_t i;
-
-    if (argc >= 2 && strcmp(argv[1], "--child") == 0) {
-        snprintf(self_path, sizeof self_path, "%s", argv[0]);
-        return child_main(argc - 2, argv + 2);
-    }
-    if (realpath(argv[0], self_path) == NULL || mkdtemp(temp_dir) == NULL) {
-        perror("lease_test: setup");
-        return 2;
-    }
-    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        long long started;
-        if (argc >= 2 && strcmp(argv[1], cases[i].name) != 0)
-            continue;
-        failures = 0;
-        started = now_ms();
-        cases[i].run();
-        printf("%s %s (%lld ms)\n", failures == 0 ? "ok  " : "FAIL", cases[i].name, now_ms() - started);
-        fflush(stdout);
-        if (failures == 0)
-            passed++;
-        else
-            failed++;
-    }
-    /* Whatever ran, leave no library thread behind. */
-    if (lease_shutdown() != LEASE_OK)
-        fprintf(stderr, "lease_shutdown: %s\n", lease_last_error_message());
-    remove_temp_dir();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed == 0 && passed > 0 ? 0 : 1;
-}
+const size_t lock_case_count = sizeof lock_cases / sizeof lock_cases[0];

@@ -1,0 +1,86 @@
+/*
+ * The C tests' harness: checks, time, temporary files, and child processes that run this same
+ * program again with a role. Plain C11. The cases live in lock_test.c and db_test.c; harness.c
+ * has main().
+ */
+#ifndef LEASE_TEST_HARNESS_H
+#define LEASE_TEST_HARNESS_H
+
+#include "lease.h"
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Generous limits: everything may run under valgrind, many times slower than native. */
+enum { CHILD_REPLY_MS = 120000, CALLBACK_MS = 30000 };
+
+/* ---- Checks ---------------------------------------------------------------------------------- */
+
+extern int failures; /* checks failed in the running case (or child) */
+
+int check(int ok, const char *what, const char *file, int line);
+int check_status(LeaseStatus got, LeaseStatus expected, const char *what, const char *file, int line);
+
+/* CHECK and CHECK_STATUS count a failure and go on; they return whether the check passed. */
+#define CHECK(condition) check((condition) ? 1 : 0, #condition, __FILE__, __LINE__)
+#define CHECK_STATUS(call, expected) check_status((call), (expected), #call, __FILE__, __LINE__)
+/* REQUIRE ends the case when a check it depends on failed. */
+#define REQUIRE(passed)                                                                            \
+    do {                                                                                           \
+        if (!(passed))                                                                             \
+            return;                                                                                \
+    } while (0)
+
+/* True when the last error message contains needle. */
+int error_mentions(const char *needle);
+
+/* ---- Time and files -------------------------------------------------------------------------- */
+
+long long now_ms(void); /* monotonic */
+void sleep_ms(long ms);
+
+extern char temp_dir[]; /* this run's own directory, removed at the end */
+/* A database file of its own for each case: temp_dir/name.db. The text is overwritten by the
+ * next call. */
+const char *db_path(const char *name);
+
+/* ---- Other processes ------------------------------------------------------------------------- */
+
+/* A copy of this program running a child role; it reads orders on stdin and reports on stdout. */
+typedef struct {
+    pid_t pid;
+    int orders;  /* the child's stdin */
+    int reports; /* the child's stdout */
+} Child;
+
+/* Starts `lease_test --child role a b c d` (the arguments end at the first NULL). */
+int child_start(Child *child, const char *role, const char *a, const char *b, const char *c, const char *d);
+/* Reads one line the child reported, without the newline; 0 on timeout or end of file. */
+int child_read(Child *child, char *line, size_t size, long timeout_ms);
+void child_order(Child *child, const char *order);
+/* Waits for the child to end; kills it after `timeout_ms`. Returns its wait status. */
+int child_wait(Child *child, long timeout_ms);
+int exited_cleanly(int status);
+
+/* In a child: reports one line to the parent ("WORD" or "WORD NUMBER"); waits for an order. */
+void report(const char *word, unsigned long long number, int with_number);
+void await_order(void);
+
+/* ---- The cases ------------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *name;
+    void (*run)(void);
+} TestCase;
+
+/* Each test file offers its cases and its child roles; a role function returns 0 when the role
+ * is not one of its own, else runs it and returns 1. */
+extern const TestCase lock_cases[];
+extern const size_t lock_case_count;
+int lock_child_role(int argc, char **argv);
+
+extern const TestCase db_cases[];
+extern const size_t db_case_count;
+int db_child_role(int argc, char **argv);
+
+#endif /* LEASE_TEST_HARNESS_H */
