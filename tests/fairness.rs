@@ -58,6 +58,8 @@ fn child_process() {
 /// the transaction, commit; then a pause of `pause_us`) on `threads` threads, each with its own
 /// connection, from `GO` until `STOP` or until each thread tried `count` of them.
 ///
+/// `autocheckpoint=<pages>` sets SQLite's `wal_autocheckpoint` on each connection.
+///
 /// `plain=1` writes through plain SQLite, as an app that does not use liblease does: `BEGIN
 /// IMMEDIATE` with SQLite's busy handler waiting up to `busy_ms`. Otherwise through liblease's
 /// `Database`, whose busy timeout is then `busy_ms` (default: liblease's 5 s).
@@ -72,9 +74,12 @@ fn writer(path: &Path, spec: &Spec, control: &Control) {
     let count = spec.number("count", u64::MAX);
     let busy_timeout = spec.number("busy_ms", 5000);
     let plain = spec.number("plain", 0) == 1;
-    let connections: Vec<Connection> = (0..spec.number("threads", 1))
+    let mut connections: Vec<Connection> = (0..spec.number("threads", 1))
         .map(|_| Connection::open(path, plain, Duration::from_millis(busy_timeout)))
         .collect();
+    if let Some(pages) = spec.options.get("autocheckpoint") {
+        connections.iter_mut().for_each(|connection| connection.set_autocheckpoint(pages));
+    }
     say("READY");
     control.wait_for_go();
     say(&format!("STARTED {}", monotonic_ns()));
@@ -197,6 +202,16 @@ impl Connection {
         } else {
             let options = DatabaseOptions { busy_timeout, ..DatabaseOptions::default() };
             Connection::Lease(Database::open_with(path, options).expect("the database opens"))
+        }
+    }
+
+    fn set_autocheckpoint(&mut self, pages: &str) {
+        let sql = format!("PRAGMA wal_autocheckpoint = {pages}");
+        match self {
+            Connection::Lease(db) => drop(db.execute(&sql, &[]).expect("wal_autocheckpoint is set")),
+            Connection::Plain(connection) => {
+                connection.execute_batch(&sql).expect("wal_autocheckpoint is set")
+            }
         }
     }
 
@@ -635,9 +650,14 @@ impl Drop for StopOnDrop {
 /// Writers of the given names and roles, started together, writing side by side for
 /// `SIDE_BY_SIDE` (and until they made `FEWEST_COMMITS`). Shares count the writes made while all
 /// of them ran.
+///
+/// Their connections do not checkpoint: SQLite runs an automatic checkpoint inside the commit of
+/// whichever writer takes the WAL past 1000 pages, and its fsyncs, on this machine's shared disk,
+/// can keep that writer away for hundreds of milliseconds. Shares would then measure the disk.
 fn side_by_side(writers: &[(&str, &str)]) -> Run {
     let scratch = Scratch::new();
-    let mut children: Vec<Child> = writers.iter().map(|(name, role)| scratch.spawn(name, role)).collect();
+    let mut children: Vec<Child> =
+        writers.iter().map(|(name, role)| scratch.spawn(name, &format!("{role} autocheckpoint=0"))).collect();
     children.iter_mut().for_each(Child::start);
     let from = children.iter_mut().map(|child| number(&child.expect("STARTED"), 1)).max().unwrap();
     std::thread::sleep(SIDE_BY_SIDE);
