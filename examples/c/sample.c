@@ -1,17 +1,20 @@
 /*
- * liblease sample: an app and its extension share one database file, and take turns at work that
- * only one process may do at a time, guarded by the lock "sync".
+ * liblease sample: an app and its extension share one database file. They take turns at work
+ * that only one process may do at a time, guarded by the lock "sync", and both write the file.
  *
  *   make run            (or: sample [database-file])
  *
  * The program plays both processes. It starts as the app, opens the database, and starts the
  * extension by running itself again (fork and exec, as an app would launch a helper program).
  *
- *   Act 1: the app and the extension take turns; each release lets the other in at once.
- *   Act 2: the extension is suspended (SIGSTOP) while it holds the lease, as a system suspends a
+ *   Act 1: the app and the extension take turns; each release lets the other in at once. Each
+ *          turn's result is written in a transaction fenced by the lease.
+ *   Act 2: the app runs a long import in a chunked transaction while the extension makes short
+ *          writes under the lease; each short write waits milliseconds, and no row is lost.
+ *   Act 3: the extension is suspended (SIGSTOP) while it holds the lease, as a system suspends a
  *          background process; the app takes over when the lease runs out. Continued, the
- *          extension learns that its lease was lost.
- *   Act 3: the extension is killed (SIGKILL) while it holds the lease; the app takes over at once
+ *          extension learns that its lease was lost, and its fenced write is refused.
+ *   Act 4: the extension is killed (SIGKILL) while it holds the lease; the app takes over at once
  *          where liblease can tell that the holder is gone (Linux), else when the lease runs out.
  *
  * Builds as C and as C++.
@@ -30,15 +33,22 @@
 #include <unistd.h>
 
 enum { TURNS = 3, LEASE_MS = 2000, RENEW_EVERY_MS = 500, WAIT_LIMIT_MS = 30000 };
+enum { IMPORT_ROWS = 4000, NOTES = 8 };
 
 static const char *me = "app";   /* which process this is, for the log */
 static long long started_ms;      /* when the app started: both processes count from it */
+static LeaseDb *db;               /* this process's connection to the shared database */
 
-static long long now_ms(void)
+static long long now_us(void)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    return now.tv_sec * 1000LL + now.tv_nsec / 1000000;
+    return now.tv_sec * 1000000LL + now.tv_nsec / 1000;
+}
+
+static long long now_ms(void)
+{
+    return now_us() / 1000;
 }
 
 /* Prints one timestamped line: "[  1.234 s] extension  ..." */
@@ -54,12 +64,17 @@ static void say(const char *format, ...)
     fflush(stdout);
 }
 
-static void sleep_ms(long ms)
+static void sleep_us(long us)
 {
     struct timespec pause;
-    pause.tv_sec = ms / 1000;
-    pause.tv_nsec = (ms % 1000) * 1000000L;
+    pause.tv_sec = us / 1000000;
+    pause.tv_nsec = (us % 1000000) * 1000L;
     nanosleep(&pause, NULL);
+}
+
+static void sleep_ms(long ms)
+{
+    sleep_us(ms * 1000);
 }
 
 static void check(LeaseStatus status, const char *what)
@@ -80,13 +95,79 @@ static void wait_for_cue(void)
     sigwait(&cue, &signal_number);
 }
 
+/* ---- The database ---------------------------------------------------------------------------- */
+
+static LeaseValue text_value(const char *text)
+{
+    LeaseValue value = {LEASE_VALUE_TEXT, 0, 0.0, (const uint8_t *)text, strlen(text)};
+    return value;
+}
+
+static LeaseValue integer_value(int64_t integer)
+{
+    LeaseValue value = {LEASE_VALUE_INTEGER, integer, 0.0, NULL, 0};
+    return value;
+}
+
+/* Opens this process's connection to the shared file, with the sample's tables. */
+static void open_database(const char *path)
+{
+    check(lease_db_open(path, &db), "lease_db_open");
+    check(lease_db_execute(db, "CREATE TABLE IF NOT EXISTS log(id INTEGER PRIMARY KEY, who TEXT, what TEXT)",
+                           NULL, 0, NULL),
+          "lease_db_execute");
+    check(lease_db_execute(db, "CREATE TABLE IF NOT EXISTS import(id INTEGER PRIMARY KEY, n INTEGER)", NULL, 0,
+                           NULL),
+          "lease_db_execute");
+}
+
+/* Writes (me, what) into the log in a transaction fenced by guard: written only if the lease is
+ * still ours, so that a process that lost it can never write over its successor's work. Sets
+ * *waited_us (if not NULL) to how long the transaction waited for the database. */
+static LeaseStatus write_fenced(LeaseGuard *guard, const char *what, long long *waited_us)
+{
+    LeaseValue row[2];
+    LeaseTx *tx = NULL;
+    long long asked = now_us();
+    LeaseStatus status = lease_db_begin_fenced(db, guard, &tx);
+    if (waited_us != NULL)
+        *waited_us = now_us() - asked;
+    if (status != LEASE_OK)
+        return status;
+    row[0] = text_value(me);
+    row[1] = text_value(what);
+    status = lease_tx_execute(tx, "INSERT INTO log(who, what) VALUES (?, ?)", row, 2, NULL);
+    if (status != LEASE_OK) {
+        lease_tx_rollback(tx);
+        return status;
+    }
+    return lease_tx_commit(tx);
+}
+
+static int32_t read_integer(void *context, const LeaseValue *columns, size_t n_columns)
+{
+    if (n_columns == 1 && columns[0].kind == LEASE_VALUE_INTEGER)
+        *(long long *)context = columns[0].integer;
+    return 0;
+}
+
+/* The number a query such as "SELECT count(*) ..." returns. */
+static long long count(const char *sql)
+{
+    long long result = -1;
+    check(lease_db_query(db, sql, NULL, 0, read_integer, &result), "lease_db_query");
+    return result;
+}
+
+/* ---- The lock -------------------------------------------------------------------------------- */
+
 /* Opens this process's store on the shared file, and its lock "sync". */
 static LeaseLock *open_lock(const char *path)
 {
     LeaseStore *store = NULL;
     LeaseLock *lock = NULL;
     LeaseLockOptions options = lease_lock_options_default();
-    /* A short lease makes act 2 quick to watch (the default is 6 s). */
+    /* A short lease makes act 3 quick to watch (the default is 6 s). */
     options.lease_ms = LEASE_MS;
     options.renew_every_ms = RENEW_EVERY_MS;
     check(lease_store_open(path, &store), "lease_store_open");
@@ -108,13 +189,12 @@ static LeaseGuard *take(LeaseLock *lock)
     return guard;
 }
 
-/* The work the lease protects. (Cooperative transactions will write the shared database here.) */
+/* The work the lease protects; its result goes into the database under the lease. */
 static void work(LeaseGuard *guard, const char *what)
 {
     say("%s...", what);
-    sleep_ms(400);
-    /* Before acting on the result, make sure the lease was not lost meanwhile. */
-    check(lease_guard_check(guard), "lease_guard_check");
+    sleep_ms(300);
+    check(write_fenced(guard, what, NULL), "write_fenced");
 }
 
 static void take_turns(LeaseLock *lock, const char *what)
@@ -128,6 +208,48 @@ static void take_turns(LeaseLock *lock, const char *what)
         sleep_ms(100); /* let the other process in */
     }
 }
+
+/* ---- Act 2: two writers at once -------------------------------------------------------------- */
+
+/* The app's long job: many rows in one chunked transaction. Each maybe_commit ends the chunk when
+ * another writer waits (or after a second), so the job never keeps the database for long. */
+static void import_rows(void)
+{
+    LeaseTx *tx = NULL;
+    long long started = now_ms();
+    int row, chunks = 1;
+    say("imports %d rows in a chunked transaction, with maybe_commit after each row", IMPORT_ROWS);
+    check(lease_db_begin_chunked(db, 0, &tx), "lease_db_begin_chunked");
+    for (row = 1; row <= IMPORT_ROWS; row++) {
+        LeaseValue n = integer_value(row);
+        bool committed = false;
+        check(lease_tx_execute(tx, "INSERT INTO import(n) VALUES (?)", &n, 1, NULL), "lease_tx_execute");
+        sleep_us(250); /* the rest of the work on a row */
+        check(lease_tx_maybe_commit(tx, &committed), "lease_tx_maybe_commit");
+        chunks += committed;
+    }
+    check(lease_tx_commit(tx), "lease_tx_commit");
+    say("imported %d rows in %lld ms, in %d chunks", IMPORT_ROWS, now_ms() - started, chunks);
+}
+
+/* The extension's short writes while the import runs: notes, each in its own fenced transaction. */
+static void write_notes(LeaseLock *lock)
+{
+    LeaseGuard *guard = take(lock);
+    int note;
+    for (note = 1; note <= NOTES; note++) {
+        long long waited_us = 0;
+        check(write_fenced(guard, "note", &waited_us), "write_fenced");
+        say("wrote note %d under 'sync' after waiting %lld.%lld ms for the database", note, waited_us / 1000,
+            waited_us % 1000 / 100);
+        sleep_ms(120);
+    }
+    lease_guard_release(guard);
+    say("wrote %d notes; the database holds %lld", NOTES,
+        count("SELECT count(*) FROM log WHERE who = 'extension' AND what = 'note'"));
+}
+
+/* ---- The two processes ----------------------------------------------------------------------- */
 
 /* Called on the library's thread when a lease held through the lock is lost. */
 static void on_lost(void *context, const char *key)
@@ -143,19 +265,26 @@ static void extension(const char *path)
     LeaseLock *lock = open_lock(path);
     LeaseGuard *guard;
     check(lease_lock_set_lost_callback(lock, on_lost, NULL), "lease_lock_set_lost_callback");
+    open_database(path);
     take_turns(lock, "uploading keys");
 
     wait_for_cue(); /* act 2 */
+    write_notes(lock);
+    kill(getppid(), SIGUSR1);
+
+    wait_for_cue(); /* act 3 */
     guard = take(lock);
     say("starts a long upload while holding 'sync'");
     kill(getppid(), SIGUSR1);
     while (lease_guard_check(guard) == LEASE_OK) /* the app suspends us meanwhile */
         sleep_ms(50);
     say("was continued: %s", lease_last_error_message());
+    say("saves the upload anyway, fenced: %s", lease_status_str(write_fenced(guard, "upload", NULL)));
+    say("  (%s)", lease_last_error_message());
     say("abandons the upload and releases the lost guard");
     lease_guard_release(guard);
 
-    guard = take(lock); /* act 3: held until the app kills us */
+    guard = take(lock); /* act 4: held until the app kills us */
     say("starts another long upload while holding 'sync'");
     kill(getppid(), SIGUSR1);
     for (;;)
@@ -177,20 +306,30 @@ static pid_t start_extension(const char *self, const char *path)
     return pid;
 }
 
-/* The app: takes turns with the extension, then suspends it and kills it while it holds. */
+/* The app: takes turns with the extension, imports beside its writes, then suspends it and kills it
+ * while it holds the lease. */
 static void app(const char *self, const char *path)
 {
     LeaseLock *lock = open_lock(path);
     LeaseGuard *guard = NULL;
     long long since;
-    pid_t extension_pid = start_extension(self, path);
+    pid_t extension_pid;
+    open_database(path);
+    extension_pid = start_extension(self, path);
     if (extension_pid < 0) {
         perror("fork");
         exit(1);
     }
     take_turns(lock, "syncing");
 
-    say("--- act 2: the extension is suspended while it holds 'sync' ---");
+    say("--- act 2: a long import beside short writes ---");
+    kill(extension_pid, SIGUSR1);
+    import_rows();
+    wait_for_cue(); /* the extension's notes are written */
+    say("the database holds %lld imported rows and %lld notes: nothing was lost",
+        count("SELECT count(*) FROM import"), count("SELECT count(*) FROM log WHERE what = 'note'"));
+
+    say("--- act 3: the extension is suspended while it holds 'sync' ---");
     kill(extension_pid, SIGUSR1);
     wait_for_cue();
     kill(extension_pid, SIGSTOP);
@@ -204,7 +343,7 @@ static void app(const char *self, const char *path)
     say("released 'sync'");
     kill(extension_pid, SIGCONT);
 
-    say("--- act 3: the extension crashes while it holds 'sync' ---");
+    say("--- act 4: the extension crashes while it holds 'sync' ---");
     wait_for_cue();
     say("tries 'sync' without waiting: %s", lease_status_str(lease_lock_try_acquire(lock, &guard)));
     say("  (%s)", lease_last_error_message());
@@ -217,7 +356,12 @@ static void app(const char *self, const char *path)
     work(guard, "syncing");
     lease_guard_release(guard);
     say("released 'sync'");
+    say("the log holds %lld results written under 'sync': %lld by the app, %lld by the extension",
+        count("SELECT count(*) FROM log WHERE what != 'note'"),
+        count("SELECT count(*) FROM log WHERE what != 'note' AND who = 'app'"),
+        count("SELECT count(*) FROM log WHERE what != 'note' AND who = 'extension'"));
 
+    lease_db_free(db);
     lease_lock_free(lock);
     check(lease_shutdown(), "lease_shutdown"); /* stops the library's thread */
     say("done");
