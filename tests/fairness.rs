@@ -1,6 +1,6 @@
 //! Fair writers across real processes (issue 5), with real signals. The test binary runs itself
 //! again as each child process (see `child_process`): a writer of short write transactions,
-//! through liblease or through plain SQLite, or a long chunked job.
+//! through liblease or through plain SQLite, a long chunked job, or a lease holder.
 //!
 //! Every write inserts a row naming its writer and the CLOCK_MONOTONIC time it was made at.
 //! SQLite's write lock puts the rows in commit order, so shares and orders are read from the
