@@ -1,0 +1,209 @@
+import CLease
+import Foundation
+
+/// A named lease in a store, made by `LeaseStore.lock(_:holder:options:)`. Thread-safe.
+///
+/// Exclusion is between processes: within this process the lock is re-entrant, so while the
+/// process holds the lease every acquisition of the same key succeeds at once, on any thread. The
+/// lease is held while any of the process's guards of it is alive. Freed with its last reference;
+/// guards taken through it stay valid.
+public final class LeaseLock: @unchecked Sendable {
+    /// The lock's key.
+    public let key: String
+
+    let pointer: OpaquePointer
+    private let lostLock = NSLock()
+    private var lostHandler: Unmanaged<LostHandlerBox>?
+
+    init(pointer: OpaquePointer, key: String) {
+        self.pointer = pointer
+        self.key = key
+    }
+
+    /// Takes the lease if it is free, has run out or is held by this process; nil if another
+    /// process holds it. Never waits.
+    public func tryAcquire() throws -> LeaseGuard? {
+        var out: OpaquePointer?
+        let status = withExtendedLifetime(self) { lease_lock_try_acquire(pointer, &out) }
+        if status == LEASE_BUSY {
+            return nil
+        }
+        try throwIfFailed(status)
+        return LeaseGuard(pointer: out!)
+    }
+
+    /// Takes the lease, blocking the calling thread up to `timeout` seconds while another process
+    /// holds it. Not on the main thread nor in Swift concurrency's threads: use `acquire(timeout:)`.
+    ///
+    /// - Throws: `LeaseError.timeout` when another process held it throughout.
+    public func acquireBlocking(timeout: TimeInterval) throws -> LeaseGuard {
+        var out: OpaquePointer?
+        try withExtendedLifetime(self) {
+            try throwIfFailed(lease_lock_acquire(pointer, milliseconds(timeout), &out))
+        }
+        return LeaseGuard(pointer: out!)
+    }
+
+    /// Takes the lease, suspending up to `timeout` seconds while another process holds it; no
+    /// thread waits meanwhile (it is built on `lease_lock_acquire_async`).
+    ///
+    /// Cancelling the task cancels the acquisition (`lease_lock_cancel_acquire`) and throws
+    /// `CancellationError`. If the lease was taken at that very moment, the guard is released,
+    /// never leaked.
+    ///
+    /// - Throws: `LeaseError.timeout` when another process held it throughout; `CancellationError`.
+    public func acquire(timeout: TimeInterval) async throws -> LeaseGuard {
+        let pending = PendingAcquisition()
+        // One reference for the library, given back by the callback (or below, if none will come).
+        let context = Unmanaged.passRetained(pending).toOpaque()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<LeaseGuard, Error>) in
+                pending.begin(continuation)
+                let status = withExtendedLifetime(self) {
+                    lease_lock_acquire_async(pointer, milliseconds(timeout), acquireCallback, context)
+                }
+                if status != LEASE_OK {
+                    let error = LeaseError.last(status)
+                    Unmanaged<PendingAcquisition>.fromOpaque(context).release()
+                    pending.fail(error)
+                } else if pending.markStarted() {
+                    // The task was cancelled before the acquisition had started.
+                    cancel(context)
+                }
+            }
+        } onCancel: {
+            if pending.markCancelled() {
+                self.cancel(Unmanaged.passUnretained(pending).toOpaque())
+            }
+        }
+    }
+
+    private func cancel(_ context: UnsafeMutableRawPointer) {
+        // Whatever it returns, the callback runs once: with LEASE_CANCELLED, or with the guard or
+        // failure it already had.
+        _ = withExtendedLifetime(self) { lease_lock_cancel_acquire(pointer, context) }
+    }
+
+    /// Sets the function called when a lease held through this lock is lost (another process may
+    /// be doing the work it protects), replacing any previous one; nil removes it. It is called
+    /// once per lost hold, with the lock's key, on the library's thread ("liblease"): it must
+    /// return promptly and must not wait for a lease. When this returns, the previous handler is
+    /// not running and will not be called again (unless this is called from inside it).
+    public func setLostHandler(_ handler: (@Sendable (String) -> Void)?) throws {
+        try lostLock.synchronized {
+            let next = handler.map { Unmanaged.passRetained(LostHandlerBox($0)) }
+            let status = withExtendedLifetime(self) { () -> LeaseStatus in
+                if let next {
+                    return lease_lock_set_lost_callback(pointer, lostCallback, next.toOpaque())
+                }
+                return lease_lock_set_lost_callback(pointer, nil, nil)
+            }
+            if status != LEASE_OK {
+                let error = LeaseError.last(status)
+                next?.release()
+                throw error
+            }
+            // The previous handler will not be called again. (If this runs inside it, the running
+            // call holds its own reference to the box.)
+            lostHandler?.release()
+            lostHandler = next
+        }
+    }
+
+    deinit {
+        // Removes the lost callback first: afterwards it is not running and will not run.
+        lease_lock_free(pointer)
+        lostHandler?.release()
+    }
+}
+
+/// The lost handler, boxed so that its address can be the callback's context.
+private final class LostHandlerBox {
+    let handler: @Sendable (String) -> Void
+
+    init(_ handler: @escaping @Sendable (String) -> Void) {
+        self.handler = handler
+    }
+}
+
+/// `LeaseLostCallback`, on the library's thread.
+private func lostCallback(context: UnsafeMutableRawPointer?, key: UnsafePointer<CChar>?) {
+    guard let context, let key else { return }
+    let box = Unmanaged<LostHandlerBox>.fromOpaque(context).takeUnretainedValue()
+    box.handler(String(cString: key))
+}
+
+/// One asynchronous acquisition: the continuation to resume, and whether the task was cancelled
+/// before or after the native acquisition started, so that exactly one of them cancels it.
+private final class PendingAcquisition: @unchecked Sendable {
+    private let lock = NSLock()
+    private var continuation: CheckedContinuation<LeaseGuard, Error>?
+    private var started = false
+    private var cancelled = false
+
+    func begin(_ continuation: CheckedContinuation<LeaseGuard, Error>) {
+        lock.synchronized { self.continuation = continuation }
+    }
+
+    /// The acquisition started; true if the task was cancelled already, so it must be cancelled now.
+    func markStarted() -> Bool {
+        lock.synchronized {
+            started = true
+            return cancelled
+        }
+    }
+
+    /// The task was cancelled; true if the acquisition has started, so it can be cancelled now.
+    func markCancelled() -> Bool {
+        lock.synchronized {
+            cancelled = true
+            return started
+        }
+    }
+
+    private func take() -> (CheckedContinuation<LeaseGuard, Error>?, Bool) {
+        lock.synchronized {
+            let taken = continuation
+            continuation = nil
+            return (taken, cancelled)
+        }
+    }
+
+    func fail(_ error: Error) {
+        take().0?.resume(throwing: error)
+    }
+
+    /// The library's callback: resumes the task with the guard or the failure.
+    func complete(status: LeaseStatus, guardPointer: OpaquePointer?, message: String) {
+        let (taken, wasCancelled) = take()
+        guard let continuation = taken else {
+            // Never happens (each acquisition is called back once); a guard must not leak even so.
+            if let guardPointer { lease_guard_release(guardPointer) }
+            return
+        }
+        if status == LEASE_OK, let guardPointer {
+            if wasCancelled {
+                lease_guard_release(guardPointer)
+                continuation.resume(throwing: CancellationError())
+            } else {
+                continuation.resume(returning: LeaseGuard(pointer: guardPointer))
+            }
+        } else if status == LEASE_CANCELLED {
+            continuation.resume(throwing: CancellationError())
+        } else {
+            continuation.resume(throwing: LeaseError(status: status.code, message: message))
+        }
+    }
+}
+
+/// `LeaseAcquireCallback`, on the library's thread.
+private func acquireCallback(context: UnsafeMutableRawPointer?, status: LeaseStatus, guardPointer: OpaquePointer?) {
+    // The message must be read here: it belongs to this thread, and only until its next call.
+    let message = status == LEASE_OK ? "" : String(cString: lease_last_error_message())
+    guard let context else {
+        if let guardPointer { lease_guard_release(guardPointer) }
+        return
+    }
+    let pending = Unmanaged<PendingAcquisition>.fromOpaque(context).takeRetainedValue()
+    pending.complete(status: status, guardPointer: guardPointer, message: message)
+}

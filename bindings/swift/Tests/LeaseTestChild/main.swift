@@ -1,0 +1,90 @@
+// Another OS process for the Swift tests: it uses liblease through the binding, takes orders on
+// stdin and reports on stdout, one line each.
+//
+//   hold DB KEY LEASE_MS       takes the lease, reports "held GENERATION", releases when told
+//   probe DB KEY               reports "status N": what one try-acquire returns here (0 or 1)
+//   steal DB KEY PID WAIT_MS   stops process PID (SIGSTOP), waits WAIT_MS, takes the lease, writes
+//                              a row ('thief') into table work in a fenced transaction, reports
+//                              "stole GENERATION", continues PID (SIGCONT), releases when told
+
+#if canImport(Darwin)
+import Darwin
+#elseif canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Lease
+
+func report(_ line: String) {
+    print(line)
+    fflush(stdout)
+}
+
+func sleep(milliseconds: Int) {
+    usleep(useconds_t(milliseconds * 1000))
+}
+
+func hold(_ db: String, _ key: String, leaseMs: Int) throws {
+    let lease = Double(leaseMs) / 1000
+    let store = try LeaseStore(path: db)
+    let lock = try store.lock(key, holder: "child-holder", options: LockOptions(lease: lease, renewEvery: lease / 4))
+    let leaseGuard = try lock.acquireBlocking(timeout: 10)
+    report("held \(leaseGuard.generation)")
+    _ = readLine()
+    leaseGuard.release()
+    report("released")
+}
+
+func probe(_ db: String, _ key: String) throws {
+    let store = try LeaseStore(path: db)
+    let lock = try store.lock(key, holder: "probe")
+    let leaseGuard = try lock.tryAcquire()
+    report("status \(leaseGuard == nil ? 1 : 0)")
+    leaseGuard?.release()
+}
+
+func steal(_ db: String, _ key: String, victim: pid_t, waitMs: Int) throws {
+    let store = try LeaseStore(path: db)
+    let lock = try store.lock(key, holder: "thief")
+    var stolen: LeaseGuard?
+    for _ in 0..<5 {
+        kill(victim, SIGSTOP)
+        sleep(milliseconds: waitMs)
+        stolen = try lock.tryAcquire()
+        if stolen != nil { break }
+        // The victim was stopped while it held the database's write lock (renewing): let it
+        // finish, then stop it again.
+        FileHandle.standardError.write(Data("child: the lease is busy; trying again\n".utf8))
+        kill(victim, SIGCONT)
+        sleep(milliseconds: 200)
+    }
+    guard let leaseGuard = stolen else {
+        kill(victim, SIGCONT)
+        throw LeaseError.busy("could not steal the lease")
+    }
+    let database = try LeaseDatabase(path: db)
+    let transaction = try database.beginFenced(leaseGuard)
+    try transaction.execute("INSERT INTO work (who) VALUES ('thief')")
+    try transaction.commit()
+    report("stole \(leaseGuard.generation)")
+    kill(victim, SIGCONT)
+    _ = readLine()
+    leaseGuard.release()
+    report("released")
+}
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+do {
+    switch (arguments.first ?? "", arguments.count) {
+    case ("hold", 4): try hold(arguments[1], arguments[2], leaseMs: Int(arguments[3])!)
+    case ("probe", 3): try probe(arguments[1], arguments[2])
+    case ("steal", 5): try steal(arguments[1], arguments[2], victim: pid_t(arguments[3])!, waitMs: Int(arguments[4])!)
+    default:
+        FileHandle.standardError.write(Data("unknown role \(arguments)\n".utf8))
+        exit(2)
+    }
+    try LeaseLibrary.shutdown()
+} catch {
+    FileHandle.standardError.write(Data("child: \(error)\n".utf8))
+    exit(1)
+}
