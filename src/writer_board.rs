@@ -14,8 +14,10 @@
 //!
 //! A notice stays fresh while its writer refreshes it, at least every [`REFRESH`]; a notice older
 //! than [`STALE`] belongs to a process that died or was suspended and is ignored, so nobody
-//! waits on it for long. The board only orders attempts: exclusion is still SQLite's write lock,
-//! and a damaged, foreign or unmappable board file only costs fairness.
+//! waits on it for long. The board only orders attempts: exclusion is still SQLite's write lock.
+//! A board file with foreign content, or one that cannot be made or mapped, only costs fairness.
+//! Like SQLite's `-shm`, the file must not be truncated while processes use it: a mapped page
+//! that vanishes kills the process that touches it (SIGBUS).
 
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
@@ -85,8 +87,12 @@ impl WriterBoard {
         // The board is as private as the database it serves.
         let mode = std::fs::metadata(database).map(|m| m.permissions().mode() & 0o666).unwrap_or(0o600);
         let file = OpenOptions::new().read(true).write(true).create(true).mode(mode).open(path).ok()?;
-        if file.metadata().ok()?.len() < SIZE as u64 {
-            file.set_len(SIZE as u64).ok()?;
+        // Only a file this code made (empty, then sized) or a board already is used: a shorter
+        // file is someone else's and stays untouched.
+        match file.metadata().ok()?.len() {
+            0 => file.set_len(SIZE as u64).ok()?,
+            len if len < SIZE as u64 => return None,
+            _ => {}
         }
         // SAFETY: maps SIZE bytes of a file that has at least that many; checked below.
         let address = unsafe {
@@ -289,10 +295,14 @@ mod tests {
     }
 
     #[test]
-    fn a_foreign_file_is_not_used() {
+    fn a_foreign_file_is_not_used_nor_changed() {
         let dir = tempfile::tempdir().unwrap();
         let database = dir.path().join("app.db");
-        std::fs::write(dir.path().join("app.db-liblease"), vec![0xee; SIZE]).unwrap();
-        assert!(WriterBoard::open(&database).is_none());
+        let board = dir.path().join("app.db-liblease");
+        for foreign in [vec![0xee; SIZE], vec![1, 2, 3, 4, 5]] {
+            std::fs::write(&board, &foreign).unwrap();
+            assert!(WriterBoard::open(&database).is_none());
+            assert_eq!(std::fs::read(&board).unwrap(), foreign);
+        }
     }
 }

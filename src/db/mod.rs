@@ -20,7 +20,7 @@ pub use value::Value;
 
 use crate::error::{Error, Result};
 use crate::lock::Guard;
-use crate::process::{self, Process};
+use crate::process::{self, OpenFile, Process};
 use crate::store::{file_id, FileId};
 use crate::writer_queue::WriterQueue;
 
@@ -49,8 +49,7 @@ pub struct Database {
 pub(crate) struct DbInner {
     writer: Mutex<Connection>,
     reader: Mutex<Option<Connection>>,
-    file: FileId,
-    queue: Arc<WriterQueue>,
+    file: OpenFile,
     path: PathBuf,
     busy_timeout_ms: AtomicU64,
     fork_generation: u64,
@@ -84,12 +83,11 @@ impl Database {
                 path.display()
             )));
         }
-        let file = file_id(path)?;
+        let file = process.open_file(file_id(path)?, Some(path));
         Ok(Database {
             inner: Arc::new(DbInner {
                 writer: Mutex::new(writer),
                 reader: Mutex::new(None),
-                queue: process.writer_queue(&file, Some(path)),
                 file,
                 path: path.to_path_buf(),
                 busy_timeout_ms: AtomicU64::new(options.busy_timeout.as_millis() as u64),
@@ -130,7 +128,7 @@ impl Database {
             ran.map(|()| writer.changes())
         };
         let (_turn, changes) =
-            inner.queue.enter(Some(inner.busy_deadline()), run).map_err(|e| inner.named(e))?;
+            inner.queue().enter(Some(inner.busy_deadline()), run).map_err(|e| inner.named(e))?;
         Ok(changes)
     }
 
@@ -187,11 +185,11 @@ impl DbInner {
     }
 
     pub(crate) fn file(&self) -> &FileId {
-        &self.file
+        self.file.id()
     }
 
     pub(crate) fn queue(&self) -> &Arc<WriterQueue> {
-        &self.queue
+        self.file.queue()
     }
 
     /// Names the file in a database error's message.

@@ -29,7 +29,7 @@ impl Guard {
 impl Fence {
     /// The lease must be kept in the file the transaction writes.
     pub(crate) fn same_file(&self, file: &FileId) -> Result<()> {
-        if self.hold.store.file == *file {
+        if self.hold.store.file.id() == file {
             Ok(())
         } else {
             Err(Error::InvalidArgument(

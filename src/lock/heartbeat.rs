@@ -6,8 +6,10 @@
 //! which counts through sleep: a renewal attempted after the confirmed expiry is refused and the
 //! hold becomes lost, because another process may have taken the lease meanwhile.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 use super::hold::Hold;
 use crate::error::{Error, Result};
@@ -20,14 +22,19 @@ const BUSY_PAUSE: Duration = Duration::from_millis(5);
 /// The longest one renewal attempt waits in the writer queue.
 const QUEUE_STAY: Duration = Duration::from_millis(100);
 
-pub(crate) fn start(hold: Arc<Hold>) -> Result<()> {
-    runtime::spawn(run(hold))
+pub(crate) fn start(hold: &Arc<Hold>) -> Result<()> {
+    runtime::spawn(run(Arc::downgrade(hold), hold.stop.clone(), hold.options.renew_every))
 }
 
-async fn run(hold: Arc<Hold>) {
+/// Holds the hold weakly between renewals: once its guards are gone the hold, its store and its
+/// file are let go at once, not when this task next wakes.
+async fn run(hold: Weak<Hold>, stop: Arc<Notify>, period: Duration) {
     loop {
-        let stopped = tokio::time::timeout(hold.options.renew_every, hold.stop.notified()).await;
-        if stopped.is_ok() || hold.is_released() || hold.is_lost() {
+        if tokio::time::timeout(period, stop.notified()).await.is_ok() {
+            return;
+        }
+        let Some(hold) = hold.upgrade() else { return };
+        if hold.is_released() || hold.is_lost() {
             return;
         }
         if let Err(reason) = renew(&hold).await {

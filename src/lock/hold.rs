@@ -86,7 +86,7 @@ pub(crate) struct Hold {
     lost: AtomicBool,
     lost_reason: Mutex<Option<String>>,
     /// Ends the heartbeat.
-    pub(crate) stop: tokio::sync::Notify,
+    pub(crate) stop: Arc<tokio::sync::Notify>,
     /// The locks through which guards of this hold were taken: their lost callbacks fire.
     watchers: Mutex<Vec<Weak<LockShared>>>,
 }
@@ -129,7 +129,7 @@ impl Hold {
             released: AtomicBool::new(false),
             lost: AtomicBool::new(false),
             lost_reason: Mutex::new(None),
-            stop: tokio::sync::Notify::new(),
+            stop: Arc::new(tokio::sync::Notify::new()),
             watchers: Mutex::new(Vec::new()),
         })
     }

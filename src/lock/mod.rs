@@ -194,7 +194,7 @@ impl LockShared {
     fn attempt(self: &Arc<Self>, write_deadline: Option<Instant>) -> Result<Attempt> {
         let store = &self.store.inner;
         store.ensure_not_forked()?;
-        let slot = store.process.holds.slot(&store.file, &self.key);
+        let slot = store.process.holds.slot(store.file.id(), &self.key);
         let mut state = slot.lock();
         if let Some(hold) = state.hold.clone() {
             if hold.check().is_ok() {
@@ -272,7 +272,7 @@ impl LockShared {
         drop(state);
         let guard = Guard::new(hold.clone(), dirty);
         // Without a heartbeat the lease would silently run out: give it back and fail.
-        heartbeat::start(hold)?;
+        heartbeat::start(&hold)?;
         Ok(Attempt::Taken(guard))
     }
 

@@ -18,7 +18,7 @@ pub use lease_table::LeaseRow;
 
 use crate::clock::{BootClock, Clock};
 use crate::error::{Error, Result};
-use crate::process::{self, Process};
+use crate::process::{self, OpenFile, Process};
 
 /// How long opening a store may wait for another connection's write lock (to create the table).
 const OPEN_BUSY_LIMIT: Duration = Duration::from_secs(5);
@@ -53,7 +53,7 @@ pub struct Store {
 
 pub(crate) struct StoreInner {
     connection: Mutex<Connection>,
-    pub(crate) file: FileId,
+    pub(crate) file: OpenFile,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) process: Arc<Process>,
     path: Option<PathBuf>,
@@ -82,7 +82,7 @@ impl Store {
             Some(clock) => clock,
             None => BootClock::system()?,
         };
-        let (connection, file) = match path {
+        let (connection, file_id) = match path {
             Some(path) => {
                 if path.as_os_str().is_empty() {
                     return Err(Error::InvalidArgument("the database path is empty".into()));
@@ -96,12 +96,21 @@ impl Store {
             None => (Connection::open_in_memory()?, FileId::Memory(next_memory_id())),
         };
         // Processes that open a new database at once contend for it while it switches to WAL
-        // mode and gets its table: SQLite's own busy handler waits that out, then liblease's
-        // queue takes over.
+        // mode: SQLite's own busy handler waits that out. From then on liblease waits itself,
+        // in its writer queue.
         connection.busy_timeout(OPEN_BUSY_LIMIT).map_err(|e| at(path, e))?;
         configure(&connection).map_err(|e| at(path, e))?;
-        schema::migrate(&connection, Instant::now() + OPEN_BUSY_LIMIT).map_err(|e| at(path, e))?;
         connection.busy_timeout(Duration::ZERO).map_err(|e| at(path, e))?;
+        let file = process.open_file(file_id, path);
+        // Creating or migrating the lease table is a write like any other: it waits its turn, so
+        // that a long job lets it in.
+        let begin = || {
+            let deadline = Some(Instant::now() + OPEN_BUSY_LIMIT);
+            file.queue()
+                .enter(deadline, || Ok(connection.execute_batch("BEGIN IMMEDIATE")?))
+                .map(|(turn, ())| turn)
+        };
+        schema::migrate(&connection, begin).map_err(|e| e.in_file(path))?;
         Ok(Store {
             inner: Arc::new(StoreInner {
                 connection: Mutex::new(connection),
@@ -153,7 +162,7 @@ impl StoreInner {
         mut f: impl FnMut(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T> {
         self.ensure_not_forked()?;
-        let queue = self.process.writer_queue(&self.file, self.path.as_deref());
+        let queue = self.file.queue();
         // The statement is its own transaction: the write turn ends as soon as it returns.
         let (_turn, value) = queue
             .enter(deadline, || f(&self.connection()).map_err(Error::from))
@@ -172,10 +181,6 @@ impl Drop for StoreInner {
                 Connection::open_in_memory().expect("an in-memory connection opens"),
             );
             std::mem::forget(connection);
-        } else if let FileId::Memory(_) = self.file {
-            // Locks and guards keep their store alive, so nothing of this in-memory file is in
-            // use any more.
-            self.process.forget_file(&self.file);
         }
     }
 }

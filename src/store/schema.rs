@@ -3,12 +3,10 @@
 //! The version lives in a table of its own, `liblease_schema`, not in `PRAGMA user_version`,
 //! which belongs to the application whose database file the lease table shares.
 
-use std::time::{Duration, Instant};
-
 use rusqlite::{Connection, OptionalExtension};
 
 use super::sqlite_error;
-use crate::error::is_busy;
+use crate::error::Result;
 
 /// The schema version this build writes and understands.
 pub(crate) const VERSION: i64 = 2;
@@ -33,30 +31,22 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE liblease_lease ADD COLUMN pid_namespace TEXT NOT NULL DEFAULT '';",
 ];
 
-/// Brings the schema to [`VERSION`], waiting for another connection's write lock until
-/// `deadline`. Does not write when the schema is current, so read-only use of a current database
-/// works.
-pub(super) fn migrate(connection: &Connection, deadline: Instant) -> rusqlite::Result<()> {
+/// Brings the schema to [`VERSION`]. Does not write when the schema is current, so read-only use
+/// of a current database works. Otherwise `begin` must start a write transaction (`BEGIN
+/// IMMEDIATE`, in its turn in the writer queue) and return what is to be held until it ends.
+pub(super) fn migrate<T>(connection: &Connection, begin: impl FnOnce() -> Result<T>) -> Result<()> {
     if version(connection)? == VERSION {
         return Ok(());
     }
-    loop {
-        match connection.execute_batch("BEGIN IMMEDIATE") {
-            Ok(()) => break,
-            Err(e) if is_busy(&e) && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(2))
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    let _turn = begin()?;
     let migrated = migrate_in_transaction(connection);
     let end = if migrated.is_ok() { "COMMIT" } else { "ROLLBACK" };
     match (migrated, connection.execute_batch(end)) {
         (Ok(()), Ok(())) => Ok(()),
-        (Err(e), _) => Err(e),
+        (Err(e), _) => Err(e.into()),
         (Ok(()), Err(e)) => {
             let _ = connection.execute_batch("ROLLBACK");
-            Err(e)
+            Err(e.into())
         }
     }
 }
@@ -98,8 +88,8 @@ fn version(connection: &Connection) -> rusqlite::Result<i64> {
 mod tests {
     use super::*;
 
-    fn far() -> Instant {
-        Instant::now() + Duration::from_secs(10)
+    fn begin(connection: &Connection) -> impl FnOnce() -> Result<()> + '_ {
+        || Ok(connection.execute_batch("BEGIN IMMEDIATE")?)
     }
 
     #[test]
@@ -110,7 +100,7 @@ mod tests {
         connection
             .execute_batch("INSERT INTO liblease_lease VALUES ('sync', 'h', 1, 'app', 'boot', 99, 7)")
             .unwrap();
-        migrate(&connection, far()).unwrap();
+        migrate(&connection, begin(&connection)).unwrap();
         assert_eq!(version(&connection).unwrap(), VERSION);
         let (generation, pid): (i64, i64) = connection
             .query_row("SELECT generation, pid FROM liblease_lease WHERE key = 'sync'", [], |row| {
@@ -119,6 +109,6 @@ mod tests {
             .unwrap();
         assert_eq!((generation, pid), (7, 0), "old rows keep their generation; liveness is unknown");
         // Current: a second open does not write.
-        migrate(&connection, far()).unwrap();
+        migrate(&connection, begin(&connection)).unwrap();
     }
 }
