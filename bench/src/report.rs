@@ -54,6 +54,15 @@ impl<T> Side<T> {
         }
     }
 
+    /// The same outcome, with the measured value read into another.
+    pub fn map<U>(&self, read: impl FnOnce(&T) -> U) -> Side<U> {
+        match self {
+            Side::Measured(value) => Side::Measured(read(value)),
+            Side::Unavailable(reason) => Side::Unavailable(reason.clone()),
+            Side::Failed(error) => Side::Failed(error.clone()),
+        }
+    }
+
     pub fn measured(&self) -> Option<&T> {
         match self {
             Side::Measured(value) => Some(value),

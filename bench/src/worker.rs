@@ -8,7 +8,8 @@
 //! Modes:
 //! - `handover kind= db= key=`: `acquire N` answers `waiting N` just before waiting and
 //!   `acquired N <t>` just after holding; `release N <hold_ms>` holds `hold_ms` more, then
-//!   answers `released N <t>` with the time taken just before releasing.
+//!   answers `released N <t> <t_done>` with the times taken just before releasing and when the
+//!   release call returned.
 //! - `hold kind= db= key= lease_ms= renew_ms= backoff_ms=`: takes the lease, answers
 //!   `holding <t>`, then sits idle; `check` answers `check <held|lost|believes-held>`.
 //! - `wait kind= db= key= timeout_ms= lease_ms= renew_ms= backoff_ms=`: answers `waiting`,
@@ -149,7 +150,7 @@ fn handover(args: &Args) -> Result<()> {
                 std::thread::sleep(Duration::from_millis(hold_ms.parse()?));
                 let released = now_ns();
                 lock.release()?;
-                println!("released {seq} {released}");
+                println!("released {seq} {released} {}", now_ns());
             }
             other => return Err(format!("unknown command {other:?}").into()),
         }

@@ -44,24 +44,35 @@ pub fn run(config: &Config, plots: &mut Vec<Plot>) -> Section {
         "Handover: release by one process -> held by the waiting other",
         "milliseconds from release to held (log scale)",
     );
-    plot.add("liblease (default options)", liblease.samples());
-    plot.add("predecessor's lock", predecessor.samples());
+    let latencies = (liblease.map(|h| h.latencies.clone()), predecessor.map(|h| h.latencies.clone()));
+    let release_calls =
+        (liblease.map(|h| h.release_calls.clone()), predecessor.map(|h| h.release_calls.clone()));
+    plot.add("liblease (default options)", latencies.0.samples());
+    plot.add("predecessor's lock", latencies.1.samples());
     plots.push(plot);
 
-    let (liblease, predecessor) = (liblease.summary(), predecessor.summary());
     section.figures.extend(distribution(
         PREDECESSOR,
         "release -> other holds",
         "ms",
-        &liblease,
-        Some(&predecessor),
+        &latencies.0.summary(),
+        Some(&latencies.1.summary()),
         &[Stat::P50, Stat::P99, Stat::Max, Stat::Mean],
+    ));
+    section.figures.extend(distribution(
+        PREDECESSOR,
+        "the release call itself",
+        "ms",
+        &release_calls.0.summary(),
+        Some(&release_calls.1.summary()),
+        &[Stat::P50, Stat::P99, Stat::Max],
     ));
     section.note(format!(
         "two worker processes alternate on one key; the waiter is in acquire for {}..{} ms (uniformly \
          drawn) before the holder releases; release -> other holds is the waiter's CLOCK_MONOTONIC \
          time just after acquire returns minus the holder's just before it releases, paired by \
-         handover number; {handovers} handovers each (the first acquisition is not counted).",
+         handover number; {handovers} handovers each (the first acquisition is not counted); the \
+         release call is timed by the holder from just before it to its return.",
         HOLD_MS.start(),
         HOLD_MS.end()
     ));
@@ -72,8 +83,16 @@ pub fn run(config: &Config, plots: &mut Vec<Plot>) -> Section {
     section
 }
 
-/// Release -> held latencies in ms.
-fn measure(kind: LockKind, db: &Path, handovers: usize) -> Result<Vec<f64>> {
+/// What was measured of each handover, in ms.
+#[derive(Debug, Clone)]
+struct Handovers {
+    /// From just before the release call to just after the other's acquire returned.
+    latencies: Vec<f64>,
+    /// How long the release call itself took.
+    release_calls: Vec<f64>,
+}
+
+fn measure(kind: LockKind, db: &Path, count: usize) -> Result<Handovers> {
     let args =
         [("kind", kind.name().to_owned()), ("db", db.display().to_string()), ("key", "handover".into())];
     // One after the other, so that they do not race to set up the database.
@@ -87,8 +106,9 @@ fn measure(kind: LockKind, db: &Path, handovers: usize) -> Result<Vec<f64>> {
     workers[0].send("acquire 0")?;
     workers[0].expect("waiting", STEP_TIMEOUT)?;
     workers[0].expect("acquired", STEP_TIMEOUT)?;
-    let mut latencies = Vec::with_capacity(handovers);
-    for seq in 1..=handovers {
+    let mut handovers =
+        Handovers { latencies: Vec::with_capacity(count), release_calls: Vec::with_capacity(count) };
+    for seq in 1..=count {
         let (holder, waiter) = ((seq - 1) % 2, seq % 2);
         workers[waiter].send(&format!("acquire {seq}"))?;
         workers[waiter].expect("waiting", STEP_TIMEOUT)?;
@@ -96,19 +116,27 @@ fn measure(kind: LockKind, db: &Path, handovers: usize) -> Result<Vec<f64>> {
         workers[holder].send(&format!("release {} {hold_ms}", seq - 1))?;
         let released = workers[holder].expect("released", STEP_TIMEOUT)?;
         let acquired = workers[waiter].expect("acquired", STEP_TIMEOUT)?;
-        let (released, acquired) = (timestamp(&released, seq - 1)?, timestamp(&acquired, seq)?);
-        latencies.push(ms_between(released, acquired));
+        let (released, acquired) = (timestamps(&released, seq - 1)?, timestamps(&acquired, seq)?);
+        match (released.as_slice(), acquired.as_slice()) {
+            ([released, release_returned], [acquired]) => {
+                handovers.latencies.push(ms_between(*released, *acquired));
+                handovers.release_calls.push(ms_between(*released, *release_returned));
+            }
+            other => return Err(format!("malformed answers for handover {seq}: {other:?}").into()),
+        }
     }
     for worker in workers {
         worker.finish(STEP_TIMEOUT)?;
     }
-    Ok(latencies)
+    Ok(handovers)
 }
 
-/// The timestamp of an answer `<seq> <t>`, checking that it is about handover `seq`.
-fn timestamp(words: &[String], seq: usize) -> Result<u64> {
-    match words {
-        [got, t] if got.parse::<usize>().ok() == Some(seq) => Ok(t.parse()?),
-        other => Err(format!("expected an answer about handover {seq}, got {other:?}").into()),
+/// The timestamps of an answer `<seq> <t>...`, checking that it is about handover `seq`.
+fn timestamps(words: &[String], seq: usize) -> Result<Vec<u64>> {
+    match words.split_first() {
+        Some((got, times)) if got.parse::<usize>().ok() == Some(seq) => {
+            Ok(times.iter().map(|t| t.parse()).collect::<std::result::Result<_, _>>()?)
+        }
+        _ => Err(format!("expected an answer about handover {seq}, got {words:?}").into()),
     }
 }

@@ -87,11 +87,7 @@ pub fn run(config: &Config, plots: &mut Vec<Plot>) -> Section {
     }
     plots.push(plot);
 
-    let waits = |side: &Side<Contest>| match side {
-        Side::Measured(contest) => Side::Measured(contest.waits.clone()).summary(),
-        Side::Unavailable(reason) => Side::Unavailable(reason.clone()),
-        Side::Failed(error) => Side::Failed(error.clone()),
-    };
+    let waits = |side: &Side<Contest>| side.map(|c| c.waits.clone()).summary();
     let of_ceiling = |side: &Side<Contest>, ceiling: &Side<f64>| {
         side.try_measure(
             |c| ceiling.measured().map(|ceiling| 100.0 * c.job_rows_per_s / ceiling),
