@@ -9,7 +9,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
@@ -72,28 +72,38 @@ thread_local! {
 
 fn start() -> Result<Running> {
     let (stop, stopped) = oneshot::channel::<()>();
-    let (started, handle) = std::sync::mpsc::channel();
-    // The runtime is built on its own thread, so that nothing of it is tied to the caller's.
+    // The runtime is built on its own thread, so that nothing of it is tied to the caller's; the
+    // caller waits for it on a condition variable (which, unlike a channel, asks nothing of the
+    // caller's thread: it may be a foreign one).
+    let built = Arc::new((Mutex::new(None::<Result<tokio::runtime::Handle, String>>), Condvar::new()));
+    let report = built.clone();
     let thread = std::thread::Builder::new()
         .name(THREAD_NAME.into())
         .stack_size(256 * 1024)
         .spawn(move || {
             ON_LIBRARY_THREAD.with(|flag| flag.set(true));
             let runtime = tokio::runtime::Builder::new_current_thread().enable_time().enable_io().build();
-            let runtime = match runtime {
-                Ok(runtime) => runtime,
-                Err(e) => return drop(started.send(Err(e.to_string()))),
+            let (result, runtime) = match runtime {
+                Ok(runtime) => (Ok(runtime.handle().clone()), Some(runtime)),
+                Err(e) => (Err(e.to_string()), None),
             };
-            let _ = started.send(Ok(runtime.handle().clone()));
+            *report.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+            report.1.notify_one();
             // Any message or the sender being dropped ends the thread; dropping the runtime then
             // cancels whatever tasks are left.
-            let _ = runtime.block_on(stopped);
+            if let Some(runtime) = runtime {
+                let _ = runtime.block_on(stopped);
+            }
         })
         .map_err(|e| Error::Misuse(format!("cannot start the library's thread: {e}")))?;
-    let handle = handle
-        .recv()
-        .map_err(|_| "the thread ended before it started".to_owned())
-        .and_then(|built| built)
+    let (result, ready) = &*built;
+    let mut result = result.lock().unwrap_or_else(|p| p.into_inner());
+    while result.is_none() {
+        result = ready.wait(result).unwrap_or_else(|p| p.into_inner());
+    }
+    let handle = result
+        .take()
+        .expect("set before notifying")
         .map_err(|e| Error::Misuse(format!("cannot start the library's runtime: {e}")))?;
     Ok(Running { handle, stop, thread })
 }

@@ -448,3 +448,26 @@ fn a_plain_sqlite_writer_gets_in_at_chunk_boundaries() {
     stop.store(true, Ordering::SeqCst);
     job.join().unwrap();
 }
+
+#[test]
+fn the_change_count_is_the_statements_own() {
+    let fixture = Fixture::new();
+    let db = fixture.db();
+    assert_eq!(db.execute("INSERT INTO item (name) VALUES ('a'), ('b')", &[]).unwrap(), 2);
+    // Not a row change: 0, not the previous statement's count.
+    assert_eq!(db.execute("CREATE TABLE other (x)", &[]).unwrap(), 0);
+    let mut tx = db.begin().unwrap();
+    assert_eq!(tx.execute("UPDATE item SET name = 'c'", &[]).unwrap(), 2);
+    assert_eq!(tx.execute("SELECT 1", &[]).unwrap(), 0);
+    tx.commit().unwrap();
+}
+
+#[test]
+fn sql_without_a_statement_is_an_invalid_argument() {
+    let fixture = Fixture::new();
+    let db = fixture.db();
+    for sql in ["", "   ", "-- only a comment"] {
+        assert!(matches!(db.execute(sql, &[]), Err(Error::InvalidArgument(_))), "{sql:?}");
+        assert!(matches!(db.query(sql, &[], |_| true), Err(Error::InvalidArgument(_))), "{sql:?}");
+    }
+}

@@ -100,9 +100,13 @@ impl Database {
         &self.inner.path
     }
 
-    /// Sets how long writes may wait (see [`DatabaseOptions::busy_timeout`]).
+    /// Sets how long writes may wait (see [`DatabaseOptions::busy_timeout`]), and reads (which
+    /// wait only while another connection recovers the database or switches its journal).
     pub fn set_busy_timeout(&self, timeout: Duration) {
         self.inner.busy_timeout_ms.store(timeout.as_millis() as u64, Ordering::Relaxed);
+        if let Some(reader) = self.inner.reader.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = reader.busy_timeout(timeout);
+        }
     }
 
     /// Runs one statement on its own, outside any transaction, through the writer queue, and
@@ -116,7 +120,7 @@ impl Database {
         let run = || -> Result<u64> {
             let writer = inner.writer();
             let mut statement = value::prepare(&writer, sql, params)?;
-            let ran = value::run(&mut statement, &mut |_| true);
+            let ran = value::execute(&writer, &mut statement);
             drop(statement);
             if !writer.is_autocommit() {
                 let _ = writer.execute_batch("ROLLBACK");
@@ -125,7 +129,7 @@ impl Database {
                 ));
             }
             // Busy (another process writes) goes back to the queue, which tries again in turn.
-            ran.map(|()| writer.changes())
+            ran
         };
         let (_turn, changes) =
             inner.queue().enter(Some(inner.busy_deadline()), run).map_err(|e| inner.named(e))?;

@@ -116,10 +116,13 @@ impl Transaction {
         }
     }
 
-    /// Runs one statement in the transaction; returns the number of rows it changed.
+    /// Runs one statement in the transaction; returns the number of rows it inserted, updated or
+    /// deleted (0 for any other statement).
     pub fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64> {
+        let before = self.db.writer().total_changes();
         self.run(sql, params, &mut |_| true)?;
-        Ok(self.db.writer().changes())
+        let writer = self.db.writer();
+        Ok(if writer.total_changes() == before { 0 } else { writer.changes() })
     }
 
     /// Runs one statement in the transaction (it sees the transaction's own writes), handing
@@ -158,7 +161,7 @@ impl Transaction {
 
     /// For a chunked transaction: commits and begins again, through the writer queue, when the
     /// chunk is due, and returns whether it did. A chunk is due once it has lasted its period, or
-    /// its slice while another writer of this process waits. A plain or fenced transaction never
+    /// its slice while another writer that uses liblease waits (of this process or another). A plain or fenced transaction never
     /// commits here and returns `false`.
     ///
     /// The bounds hold between calls: a writer waits at most the slice plus the time between two

@@ -52,6 +52,13 @@ pub(crate) fn prepare<'c>(
         }
         other => other.into(),
     })?;
+    // SQLite compiles empty SQL (or only a comment) to no statement at all, which reads as
+    // read-only without columns or parameters, and alone has no SQL to expand.
+    let maybe_empty =
+        statement.readonly() && statement.column_count() == 0 && statement.parameter_count() == 0;
+    if maybe_empty && statement.expanded_sql().is_none() {
+        return Err(Error::InvalidArgument("the SQL holds no statement".into()));
+    }
     if statement.parameter_count() != params.len() {
         return Err(Error::InvalidArgument(format!(
             "the statement has {} parameter(s) but {} value(s) were given",
@@ -63,6 +70,15 @@ pub(crate) fn prepare<'c>(
         statement.raw_bind_parameter(index + 1, value)?;
     }
     Ok(statement)
+}
+
+/// Runs a prepared statement to its end, ignoring its rows, and returns the number of rows it
+/// inserted, updated or deleted: 0 for any other statement (SQLite's own count would still be
+/// the previous statement's).
+pub(crate) fn execute(connection: &Connection, statement: &mut Statement) -> Result<u64> {
+    let before = connection.total_changes();
+    run(statement, &mut |_| true)?;
+    Ok(if connection.total_changes() == before { 0 } else { connection.changes() })
 }
 
 /// Steps a prepared statement to its end, handing each row to `on_row` until it returns

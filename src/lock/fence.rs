@@ -44,6 +44,8 @@ impl Fence {
     /// generation, and unexpired. A failed check marks the hold lost.
     pub(crate) fn verify(&self, connection: &Connection) -> Result<()> {
         let hold = &self.hold;
+        // A guard of the parent's proves nothing in a forked child.
+        hold.store.ensure_not_forked()?;
         if hold.is_released() {
             return Err(Error::Lost(format!("the guard of '{}' was released", hold.key)));
         }
