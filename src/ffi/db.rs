@@ -106,10 +106,9 @@ pub extern "C" fn lease_db_set_busy_timeout(db: *mut LeaseDb, timeout_ms: u32) -
 ///
 /// sql is one statement, with a ? (or ?NNN, :name...) placeholder per parameter. params points at
 /// n_params values bound to them in order (see LeaseValue); it may be NULL when n_params is 0.
-/// Nothing is kept after the call. If out_changes is not NULL, *out_changes is set to SQLite's
-/// count of changed rows after the statement (sqlite3_changes()): for an INSERT, UPDATE or
-/// DELETE, the rows it inserted, updated or deleted, not counting those of triggers; any other
-/// statement leaves the count of the last such statement on db's writer connection.
+/// Nothing is kept after the call. If out_changes is not NULL, *out_changes is set to the number
+/// of rows the statement inserted, updated or deleted, not counting those of triggers; 0 for any
+/// other statement.
 ///
 /// Blocks up to the busy timeout. Any thread, but a thread that has a transaction open on the
 /// same file must not call it: it would wait for that transaction, which cannot end meanwhile.
