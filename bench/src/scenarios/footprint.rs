@@ -3,8 +3,11 @@
 //! library starts.
 //!
 //! The shared library is built first (`cargo build --release -p liblease --lib`, a no-op when it
-//! is current), since building this benchmark builds liblease only as a Rust library. Memory and
-//! threads are read from /proc/self in a fresh worker process at each step.
+//! is current), since building this benchmark builds liblease only as a Rust library. It is built
+//! into a target directory of its own, `<target>/lease-bench-cdylib`: building the library's
+//! crate types in the shared one rewrites the rlib this benchmark links, so that the next `cargo
+//! run` would rebuild the benchmark. Memory and threads are read from /proc/self in a fresh
+//! worker process at each step.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -113,32 +116,33 @@ struct Sizes {
 /// Builds the shared library if cargo is at hand, then measures it and a stripped copy. The error
 /// is the figure to show instead (unavailable or failed).
 fn shared_library(scratch: &Path) -> std::result::Result<Sizes, Measure> {
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        return Err(Measure::Unavailable("run through cargo, which builds liblease.so first".into()));
+    };
     let name = format!("{}lease{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
     let exe = std::env::current_exe().map_err(|e| Measure::Failed(e.to_string()))?;
-    // The library is built into the same profile directory as this binary.
-    let path = exe.parent().ok_or(Measure::Failed("no target directory".into()))?.join(&name);
-    if let Some(cargo) = std::env::var_os("CARGO") {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("bench/ is in the workspace");
-        let profile = if cfg!(debug_assertions) { "dev" } else { "release" };
-        let output = Command::new(cargo)
-            .current_dir(workspace)
-            .args(["build", "--quiet", "--profile", profile, "-p", "liblease", "--lib"])
-            .output()
-            .map_err(|e| Measure::Failed(format!("cannot run cargo: {e}")))?;
-        if !output.status.success() {
-            return Err(Measure::Failed(format!(
-                "cargo build of the library failed: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            )));
-        }
+    // This binary is <target>/<profile directory>/lease-bench.
+    let (Some(profile_dir), Some(target)) = (exe.parent(), exe.parent().and_then(Path::parent)) else {
+        return Err(Measure::Failed(format!("{} is not in a target directory", exe.display())));
+    };
+    let target = target.join("lease-bench-cdylib");
+    let path = target.join(profile_dir.file_name().unwrap_or_default()).join(&name);
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("bench/ is in the workspace");
+    let profile = if cfg!(debug_assertions) { "dev" } else { "release" };
+    let output = Command::new(cargo)
+        .current_dir(workspace)
+        .env("CARGO_TARGET_DIR", &target)
+        .args(["build", "--quiet", "--profile", profile, "-p", "liblease", "--lib"])
+        .output()
+        .map_err(|e| Measure::Failed(format!("cannot run cargo: {e}")))?;
+    if !output.status.success() {
+        return Err(Measure::Failed(format!(
+            "cargo build of the library failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
     }
     let unstripped = std::fs::metadata(&path)
-        .map_err(|e| {
-            Measure::Unavailable(format!(
-                "{} not found ({e}); build it with cargo build --release -p liblease",
-                path.display()
-            ))
-        })?
+        .map_err(|e| Measure::Failed(format!("cargo built no {}: {e}", path.display())))?
         .len();
     let copy = scratch.join(&name);
     let stripped = match Command::new("strip").arg("-o").arg(&copy).arg(&path).output() {
