@@ -8,9 +8,9 @@ use super::{Attempt, Guard, LockShared};
 use crate::error::{Error, Result};
 use crate::wait::ChangeWait;
 
-/// The first pause of a waiting acquisition when no wake-up comes; it doubles up to
-/// `max_backoff`.
-const FIRST_BACKOFF: Duration = Duration::from_millis(1);
+/// The first pause of a waiting acquisition; it doubles up to `max_backoff` while no wake-up
+/// comes, and starts again from here after one.
+const FIRST_BACKOFF: Duration = Duration::from_micros(250);
 
 pub(super) enum Step {
     Done(Result<Guard>),
@@ -70,7 +70,7 @@ impl Acquisition {
             }
             let Some(wait) = self.wait.as_mut() else {
                 // Watch first, then look again: a release between the first look and the watch
-                // would otherwise go unnoticed.
+                // would otherwise go unnoticed. (A reused watch has been watching all along.)
                 self.wait = Some(ChangeWait::new(self.shared.store.path()));
                 continue;
             };
@@ -87,10 +87,25 @@ impl Acquisition {
         self.wait.as_mut().expect("made before the first Step::Wait")
     }
 
-    /// Records how the sleep ended: without a wake-up, the next one is longer.
+    /// Records how the sleep ended. A wake-up comes with the first write of a commit, which may
+    /// not be visible yet when the waiter looks: so after one the next look comes soon, and
+    /// only quiet sleeps grow longer.
     pub(super) fn waited(&mut self, woken: bool) {
-        if !woken {
-            self.backoff = (self.backoff * 2).min(self.shared.options.max_backoff);
+        self.backoff =
+            if woken { FIRST_BACKOFF } else { (self.backoff * 2).min(self.shared.options.max_backoff) };
+    }
+}
+
+impl Drop for Acquisition {
+    /// Keeps the wake-up sources with the lock for its next acquisition: closing an inotify
+    /// descriptor waits for the kernel (an RCU grace period, milliseconds), which would delay
+    /// every acquisition that had to wait.
+    fn drop(&mut self) {
+        if let Some(wait) = self.wait.take() {
+            let mut idle = self.shared.idle_wait.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.is_none() {
+                *idle = Some(wait);
+            }
         }
     }
 }

@@ -27,6 +27,7 @@ use crate::liveness::Identity;
 use crate::runtime;
 use crate::store::lease_table::{self, Claim, DeadHold};
 use crate::store::Store;
+use crate::wait::ChangeWait;
 
 /// How long an asynchronous attempt may wait in the writer queue on the library's thread: long
 /// enough to be seen by a chunked job, which then lets it in.
@@ -47,6 +48,8 @@ pub(crate) struct LockShared {
     lost_callback: Mutex<Option<Arc<LostCallback>>>,
     /// Held while a lost callback runs, so that replacing the callback waits for it to finish.
     callback_running: Mutex<()>,
+    /// The wake-up sources of the last acquisition that had to wait, kept for the next one.
+    idle_wait: Mutex<Option<ChangeWait>>,
 }
 
 thread_local! {
@@ -87,6 +90,7 @@ impl Lock {
                 options,
                 lost_callback: Mutex::new(None),
                 callback_running: Mutex::new(()),
+                idle_wait: Mutex::new(None),
             }),
         })
     }
@@ -112,7 +116,8 @@ impl Lock {
     ///
     /// The thread sleeps until the lease may have changed hands: the database was written (a
     /// release is a write), or the holder's process ended; where the system cannot tell, it
-    /// polls with a backoff from 1 ms to `max_backoff`. It never sleeps past the holder's expiry.
+    /// polls with a backoff from 250 µs to `max_backoff`. It never sleeps past the holder's
+    /// expiry.
     pub fn acquire(&self, timeout: Duration) -> Result<Guard> {
         let mut acquisition = Acquisition::new(self.shared.clone(), timeout, None);
         loop {
