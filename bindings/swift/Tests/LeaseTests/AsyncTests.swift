@@ -70,7 +70,7 @@ final class AsyncTests: XCTestCase {
         } catch {
             XCTAssertTrue(error is CancellationError, "\(error)")
         }
-        XCTAssertLessThan(Date().timeIntervalSince(cancelled), 0.5)
+        XCTAssertLessThan(Date().timeIntervalSince(cancelled), 1, "not the acquisition's 30 s")
         // The native acquisition was called back (with LEASE_CANCELLED) long before 30 s.
         eventually("the acquisition ended") { libraryIsIdle() }
 

@@ -105,9 +105,11 @@ class CoroutineTest {
                 store.lock("sync", "app").use { lock ->
                     val waiting = launch { lock.acquire(30.seconds).close() }
                     delay(200)
-                    val cancelMs = millisOf { runBlocking { waiting.cancelAndJoin() } }
+                    val cancelling = System.nanoTime()
+                    waiting.cancelAndJoin()
+                    val cancelMs = (System.nanoTime() - cancelling) / 1_000_000
                     assertTrue(waiting.isCancelled)
-                    assertTrue(cancelMs < 500, "cancelling took $cancelMs ms")
+                    assertTrue(cancelMs < 1_000, "cancelling took $cancelMs ms, not the acquisition's 30 s")
                     // The native acquisition was called back (with LEASE_CANCELLED) long before 30 s.
                     eventually("the acquisition ended") { libraryIsIdle() }
 
