@@ -15,14 +15,21 @@
 //! bounded pauses (SQLITE_BUSY); the head keeps its place meanwhile.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
 
 use crate::error::{Error, Result};
 use crate::writer_board::{Notice, WriterBoard, REFRESH};
 
 /// The longest pause of the head between two tries while another process writes.
 const MAX_BUSY_PAUSE: Duration = Duration::from_millis(4);
+
+/// The WAL size, in pages, past which a writer checkpoints once its turn has ended (SQLite's
+/// own automatic checkpoint would do it inside the commit, with every queued writer waiting).
+const CHECKPOINT_PAGES: u32 = 1000;
 
 #[derive(Debug, Default)]
 pub(crate) struct WriterQueue {
@@ -31,6 +38,8 @@ pub(crate) struct WriterQueue {
     /// Turns between processes; `None` for an in-memory database or where the board file
     /// cannot be had.
     board: Option<WriterBoard>,
+    /// The WAL's size after the last commit of a connection of this process, in pages.
+    wal_pages: Arc<AtomicU32>,
 }
 
 #[derive(Debug, Default)]
@@ -52,6 +61,28 @@ pub(crate) struct WriteTurn {
 impl WriterQueue {
     pub(crate) fn new(board: Option<WriterBoard>) -> WriterQueue {
         WriterQueue { board, ..WriterQueue::default() }
+    }
+
+    /// Makes `connection` report the WAL's size after each commit instead of checkpointing
+    /// inside the commit (a WAL hook replaces SQLite's automatic checkpoint); writers then call
+    /// [`WriterQueue::checkpoint_if_due`] once their turn has ended.
+    pub(crate) fn watch_wal(&self, connection: &mut Connection) -> rusqlite::Result<()> {
+        let wal_pages = self.wal_pages.clone();
+        connection.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
+            wal_pages.store(pages.max(0) as u32, Ordering::Relaxed);
+            Ok(())
+        }))
+    }
+
+    /// Checkpoints on `connection` (PASSIVE: it waits for nobody) if the WAL has grown past its
+    /// limit. Called after a write turn has ended, so that nobody waits for it.
+    pub(crate) fn checkpoint_if_due(&self, connection: &Connection) {
+        if self.wal_pages.load(Ordering::Relaxed) >= CHECKPOINT_PAGES {
+            self.wal_pages.store(0, Ordering::Relaxed);
+            // A checkpoint that cannot run now (another process checkpoints, say) is simply
+            // left to the next writer past the limit.
+            let _ = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, QueueState> {

@@ -471,3 +471,19 @@ fn sql_without_a_statement_is_an_invalid_argument() {
         assert!(matches!(db.query(sql, &[], |_| true), Err(Error::InvalidArgument(_))), "{sql:?}");
     }
 }
+
+/// SQLite's automatic checkpoint is replaced by one run after the write turn: the WAL must
+/// still be checkpointed, so that it stops growing.
+#[test]
+fn the_wal_is_checkpointed_outside_the_write_turn() {
+    let fixture = Fixture::new();
+    let db = fixture.db();
+    let page = vec![7u8; 4000];
+    for _ in 0..3000 {
+        db.execute("INSERT INTO item (name) VALUES (?)", &[Value::Blob(&page)]).unwrap();
+    }
+    // 3000 commits of at least one 4 KiB page each: about 12 MiB of WAL if it were never
+    // checkpointed. Checkpointed past 1000 pages, it is reused from its start.
+    let wal = std::fs::metadata(format!("{}-wal", fixture.path().display())).unwrap().len();
+    assert!(wal < 8 << 20, "the WAL grew to {wal} bytes");
+}

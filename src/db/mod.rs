@@ -84,6 +84,8 @@ impl Database {
             )));
         }
         let file = process.open_file(file_id(path)?, Some(path));
+        let mut writer = writer;
+        file.queue().watch_wal(&mut writer).map_err(|e| named(path, e.into()))?;
         Ok(Database {
             inner: Arc::new(DbInner {
                 writer: Mutex::new(writer),
@@ -131,8 +133,10 @@ impl Database {
             // Busy (another process writes) goes back to the queue, which tries again in turn.
             ran
         };
-        let (_turn, changes) =
+        let (turn, changes) =
             inner.queue().enter(Some(inner.busy_deadline()), run).map_err(|e| inner.named(e))?;
+        drop(turn);
+        inner.queue().checkpoint_if_due(&inner.writer());
         Ok(changes)
     }
 

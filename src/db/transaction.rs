@@ -223,6 +223,7 @@ impl Transaction {
         match committed {
             Ok(()) => {
                 self.end("committed".into());
+                self.db.queue().checkpoint_if_due(&self.db.writer());
                 Ok(())
             }
             Err(e) => {

@@ -102,6 +102,8 @@ impl Store {
         configure(&connection).map_err(|e| at(path, e))?;
         connection.busy_timeout(Duration::ZERO).map_err(|e| at(path, e))?;
         let file = process.open_file(file_id, path);
+        let mut connection = connection;
+        file.queue().watch_wal(&mut connection).map_err(|e| at(path, e))?;
         // Creating or migrating the lease table is a write like any other: it waits its turn, so
         // that a long job lets it in.
         let begin = || {
@@ -164,9 +166,11 @@ impl StoreInner {
         self.ensure_not_forked()?;
         let queue = self.file.queue();
         // The statement is its own transaction: the write turn ends as soon as it returns.
-        let (_turn, value) = queue
+        let (turn, value) = queue
             .enter(deadline, || f(&self.connection()).map_err(Error::from))
             .map_err(|e| e.in_file(self.path.as_deref()))?;
+        drop(turn);
+        queue.checkpoint_if_due(&self.connection());
         Ok(value)
     }
 }
