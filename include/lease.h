@@ -332,7 +332,10 @@ const char *lease_status_str(uint32_t status);
  * function and saying what went wrong, for logs (do not parse it). Returns "" if no call on this
  * thread has failed. Never returns NULL.
  *
- * The text belongs to the library and stays valid until the next lease_* call on this thread.
+ * The text belongs to the library and stays valid until the next lease_* call on this thread
+ * that fails: only a failing call replaces it. Calls that succeed, lease_status_str,
+ * lease_version and lease_last_error_message itself leave it alone, so a caller may read the
+ * status's text and the message in either order.
  * Each thread has its own message, so read it on the thread that made the failing call; for an
  * asynchronous acquisition that failed, that is the callback's thread.
  */
@@ -540,8 +543,8 @@ void lease_lock_free(struct LeaseLock *lock);
 
 /**
  * Returns the lease's generation: a number that increases every time a different process takes
- * the lease, and stays the same while this process keeps or re-takes it. Returns 0 for NULL.
- * Any thread.
+ * the lease, and stays the same while this process keeps or re-takes it. Fixed for the guard's
+ * life, so it may be read once. Returns 0 for NULL. Any thread.
  */
 uint64_t lease_guard_generation(const struct LeaseGuard *guard);
 
@@ -549,7 +552,8 @@ uint64_t lease_guard_generation(const struct LeaseGuard *guard);
  * Returns true when another process may have held the lease since this process last held it,
  * so that what this process cached under the lease is stale and must be reloaded. The first
  * acquisition in a process is dirty, and so is the first after a lost lease; an acquisition
- * that joins a hold this process already has never is. Returns false for NULL. Any thread.
+ * that joins a hold this process already has never is. Fixed for the guard's life. Returns false
+ * for NULL. Any thread.
  */
 bool lease_guard_is_dirty(const struct LeaseGuard *guard);
 

@@ -18,8 +18,8 @@ impl Castable for LeaseGuard {
 }
 
 /// Returns the lease's generation: a number that increases every time a different process takes
-/// the lease, and stays the same while this process keeps or re-takes it. Returns 0 for NULL.
-/// Any thread.
+/// the lease, and stays the same while this process keeps or re-takes it. Fixed for the guard's
+/// life, so it may be read once. Returns 0 for NULL. Any thread.
 #[no_mangle]
 pub extern "C" fn lease_guard_generation(guard: *const LeaseGuard) -> u64 {
     catch_value("lease_guard_generation", 0, || {
@@ -31,7 +31,8 @@ pub extern "C" fn lease_guard_generation(guard: *const LeaseGuard) -> u64 {
 /// Returns true when another process may have held the lease since this process last held it,
 /// so that what this process cached under the lease is stale and must be reloaded. The first
 /// acquisition in a process is dirty, and so is the first after a lost lease; an acquisition
-/// that joins a hold this process already has never is. Returns false for NULL. Any thread.
+/// that joins a hold this process already has never is. Fixed for the guard's life. Returns false
+/// for NULL. Any thread.
 #[no_mangle]
 pub extern "C" fn lease_guard_is_dirty(guard: *const LeaseGuard) -> bool {
     catch_value("lease_guard_is_dirty", false, || {

@@ -130,7 +130,10 @@ pub extern "C" fn lease_status_str(status: u32) -> *const c_char {
 /// function and saying what went wrong, for logs (do not parse it). Returns "" if no call on this
 /// thread has failed. Never returns NULL.
 ///
-/// The text belongs to the library and stays valid until the next lease_* call on this thread.
+/// The text belongs to the library and stays valid until the next lease_* call on this thread
+/// that fails: only a failing call replaces it. Calls that succeed, lease_status_str,
+/// lease_version and lease_last_error_message itself leave it alone, so a caller may read the
+/// status's text and the message in either order.
 /// Each thread has its own message, so read it on the thread that made the failing call; for an
 /// asynchronous acquisition that failed, that is the callback's thread.
 #[no_mangle]
