@@ -176,6 +176,14 @@ pub(crate) fn forked_since(made_in: u64) -> bool {
     made_in != fork_generation()
 }
 
+/// Called by a handle's drop in a forked child: leaks the parent's connection rather than close
+/// it, because closing it here could checkpoint, or delete, the parent's WAL.
+pub(crate) fn leak_parent_connection(slot: &mut std::sync::Mutex<rusqlite::Connection>) {
+    // An in-memory connection takes its place: free to open, harmless to close.
+    let placeholder = rusqlite::Connection::open_in_memory().expect("an in-memory connection opens");
+    std::mem::forget(std::mem::replace(slot.get_mut().unwrap_or_else(|p| p.into_inner()), placeholder));
+}
+
 extern "C" fn forget_parent_in_child() {
     // Runs in the child right after fork(), single-threaded. The parent's Process (with its
     // mutexes and holds) is leaked on purpose: the child gets a new identity on first use.

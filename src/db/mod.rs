@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
 pub use transaction::{ChunkOptions, Transaction};
 pub use value::Value;
@@ -21,7 +21,7 @@ pub use value::Value;
 use crate::error::{Error, Result};
 use crate::lock::Guard;
 use crate::process::{self, OpenFile, Process};
-use crate::store::{file_id, FileId};
+use crate::store::{self, file_id, FileId};
 use crate::writer_queue::WriterQueue;
 
 /// What a database handle is opened with.
@@ -209,12 +209,7 @@ impl DbInner {
 impl Drop for DbInner {
     fn drop(&mut self) {
         if process::forked_since(self.fork_generation) {
-            // Closing the parent's connections in a child could checkpoint or delete its WAL.
-            let writer = std::mem::replace(
-                self.writer.get_mut().unwrap_or_else(|p| p.into_inner()),
-                Connection::open_in_memory().expect("an in-memory connection opens"),
-            );
-            std::mem::forget(writer);
+            process::leak_parent_connection(&mut self.writer);
             std::mem::forget(self.reader.get_mut().unwrap_or_else(|p| p.into_inner()).take());
         }
     }
@@ -224,9 +219,7 @@ impl Drop for DbInner {
 /// reader is busy only while another connection recovers or switches the journal); the writer
 /// turns it off once set up.
 fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection> {
-    let flags =
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let connection = Connection::open_with_flags(path, flags).map_err(|e| named(path, e.into()))?;
+    let connection = store::open_connection(path).map_err(|e| named(path, e.into()))?;
     let configure = || -> rusqlite::Result<()> {
         connection.busy_timeout(busy_timeout)?;
         // WAL's usual pairing: a commit is durable across a crash of the app, and a power cut can

@@ -87,10 +87,7 @@ impl Store {
                 if path.as_os_str().is_empty() {
                     return Err(Error::InvalidArgument("the database path is empty".into()));
                 }
-                let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-                    | OpenFlags::SQLITE_OPEN_CREATE
-                    | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-                let connection = Connection::open_with_flags(path, flags).map_err(|e| at(Some(path), e))?;
+                let connection = open_connection(path).map_err(|e| at(Some(path), e))?;
                 (connection, file_id(path)?)
             }
             None => (Connection::open_in_memory()?, FileId::Memory(next_memory_id())),
@@ -178,15 +175,17 @@ impl StoreInner {
 impl Drop for StoreInner {
     fn drop(&mut self) {
         if process::forked_since(self.fork_generation) {
-            // Closing the parent's connection in a child could checkpoint or delete its WAL.
-            let connection = std::mem::replace(
-                self.connection.get_mut().unwrap_or_else(|p| p.into_inner()),
-                // An in-memory connection costs nothing to open and is harmless to close.
-                Connection::open_in_memory().expect("an in-memory connection opens"),
-            );
-            std::mem::forget(connection);
+            process::leak_parent_connection(&mut self.connection);
         }
     }
+}
+
+/// Opens (creating if needed) a database file for reading and writing. liblease's connections
+/// are each used under a mutex of its own, so SQLite's per-connection mutex is not needed.
+pub(crate) fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let flags =
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    Connection::open_with_flags(path, flags)
 }
 
 fn configure(connection: &Connection) -> rusqlite::Result<()> {
