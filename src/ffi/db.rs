@@ -9,7 +9,7 @@ use super::handle::{self, Boxed, Castable, Out};
 use super::panic::{catch_status, catch_value};
 use super::status::LeaseStatus;
 use super::tx::{LeaseTx, TxHandle};
-use super::value::{self, LeaseRowCallback, LeaseValue, RowSink};
+use super::value::{self, LeaseRowCallback, LeaseValue};
 use crate::{ChunkOptions, Database, Error};
 
 /// A connection to a shared SQLite database file, for the application's own reads and writes.
@@ -136,13 +136,9 @@ pub extern "C" fn lease_db_execute(
         // SAFETY: the C contract: db is NULL or a live handle; sql is NULL or a C string; params
         // holds n_params values; out_changes is NULL or writable.
         let handle = unsafe { handle::borrow(db, "db") }?;
-        let sql = unsafe { handle::str_arg(sql, "sql") }?;
-        let params = unsafe { value::params(params, n_params) }?;
-        let changes = handle.db.execute(sql, &params)?;
-        if let Some(out) = unsafe { out_changes.as_mut() } {
-            *out = changes;
+        unsafe {
+            value::execute(sql, params, n_params, out_changes, |sql, params| handle.db.execute(sql, params))
         }
-        Ok(())
     })
 }
 
@@ -180,21 +176,24 @@ pub extern "C" fn lease_db_query(
         // SAFETY: the C contract: db is NULL or a live handle; sql is NULL or a C string; params
         // holds n_params values.
         let handle = unsafe { handle::borrow(db, "db") }?;
-        let sql = unsafe { handle::str_arg(sql, "sql") }?;
-        let params = unsafe { value::params(params, n_params) }?;
-        let mut sink = RowSink::new(on_row, context)?;
-        let me = thread_token();
-        // Only this thread ever stores its own token, so reading it back means we are inside
-        // one of our own callbacks.
-        if handle.delivering_to.load(Ordering::Relaxed) == me {
-            return Err(Error::Misuse("called from a row callback of a query on the same handle".into()));
+        unsafe {
+            value::query(sql, params, n_params, on_row, context, |sql, params, sink| {
+                let me = thread_token();
+                // Only this thread ever stores its own token, so reading it back means we are
+                // inside one of our own callbacks.
+                if handle.delivering_to.load(Ordering::Relaxed) == me {
+                    return Err(Error::Misuse(
+                        "called from a row callback of a query on the same handle".into(),
+                    ));
+                }
+                handle.db.query(sql, params, |row| {
+                    handle.delivering_to.store(me, Ordering::Relaxed);
+                    let go_on = sink.deliver(row);
+                    handle.delivering_to.store(0, Ordering::Relaxed);
+                    go_on
+                })
+            })
         }
-        handle.db.query(sql, &params, |row| {
-            handle.delivering_to.store(me, Ordering::Relaxed);
-            let go_on = sink.deliver(row);
-            handle.delivering_to.store(0, Ordering::Relaxed);
-            go_on
-        })
     })
 }
 

@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard, TryLockError};
 use super::handle::{self, Boxed, Castable};
 use super::panic::{catch_status, catch_value};
 use super::status::LeaseStatus;
-use super::value::{self, LeaseRowCallback, LeaseValue, RowSink};
+use super::value::{self, LeaseRowCallback, LeaseValue};
 use crate::{Error, Result, Transaction};
 
 /// An open write transaction. Opaque; made by lease_db_begin, lease_db_begin_chunked or
@@ -76,13 +76,11 @@ pub extern "C" fn lease_tx_execute(
         // SAFETY: the C contract: tx is NULL or a live transaction; sql is NULL or a C string;
         // params holds n_params values; out_changes is NULL or writable.
         let handle = unsafe { handle::borrow(tx, "tx") }?;
-        let sql = unsafe { handle::str_arg(sql, "sql") }?;
-        let params = unsafe { value::params(params, n_params) }?;
-        let changes = handle.using()?.execute(sql, &params)?;
-        if let Some(out) = unsafe { out_changes.as_mut() } {
-            *out = changes;
+        unsafe {
+            value::execute(sql, params, n_params, out_changes, |sql, params| {
+                handle.using()?.execute(sql, params)
+            })
         }
-        Ok(())
     })
 }
 
@@ -111,10 +109,11 @@ pub extern "C" fn lease_tx_query(
         // SAFETY: the C contract: tx is NULL or a live transaction; sql is NULL or a C string;
         // params holds n_params values.
         let handle = unsafe { handle::borrow(tx, "tx") }?;
-        let sql = unsafe { handle::str_arg(sql, "sql") }?;
-        let params = unsafe { value::params(params, n_params) }?;
-        let mut sink = RowSink::new(on_row, context)?;
-        handle.using()?.query(sql, &params, |row| sink.deliver(row))
+        unsafe {
+            value::query(sql, params, n_params, on_row, context, |sql, params, sink| {
+                handle.using()?.query(sql, params, |row| sink.deliver(row))
+            })
+        }
     })
 }
 

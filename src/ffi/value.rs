@@ -1,8 +1,10 @@
-//! SQL values across the boundary: `LeaseValue` parameters in, rows out through a
-//! `LeaseRowCallback`. Shared by the database (`db`) and the transaction (`tx`) faces.
+//! SQL statements across the boundary: the SQL and its `LeaseValue` parameters in, changes and
+//! rows out through a `LeaseRowCallback`. Shared by the database (`db`) and the transaction
+//! (`tx`) faces.
 
-use std::ffi::c_void;
+use std::ffi::{c_char, c_void};
 
+use super::handle;
 use crate::{Error, Result, Value};
 
 /// A NULL value (LeaseValue.kind).
@@ -57,6 +59,49 @@ pub struct LeaseValue {
 /// and freeing that handle there is not allowed.
 pub type LeaseRowCallback =
     Option<unsafe extern "C" fn(context: *mut c_void, columns: *const LeaseValue, n_columns: usize) -> i32>;
+
+/// The body of lease_db_execute and lease_tx_execute once the handle is checked: checks sql and
+/// the parameters, runs the statement with `run`, and on success writes how many rows it changed
+/// to `out_changes` unless that is NULL.
+///
+/// # Safety
+/// `sql` is NULL or a C string; `params` is as for [`params`]; `out_changes` is NULL or writable.
+pub(crate) unsafe fn execute(
+    sql: *const c_char,
+    params: *const LeaseValue,
+    n_params: usize,
+    out_changes: *mut u64,
+    run: impl FnOnce(&str, &[Value]) -> Result<u64>,
+) -> Result<()> {
+    // SAFETY: by the caller's promise.
+    let sql = unsafe { handle::str_arg(sql, "sql") }?;
+    let params = unsafe { self::params(params, n_params) }?;
+    let changes = run(sql, &params)?;
+    if let Some(out) = unsafe { out_changes.as_mut() } {
+        *out = changes;
+    }
+    Ok(())
+}
+
+/// The body of lease_db_query and lease_tx_query once the handle is checked: checks sql, the
+/// parameters and on_row, then runs the statement with `run`, which hands each row to the sink.
+///
+/// # Safety
+/// `sql` is NULL or a C string; `params` is as for [`params`].
+pub(crate) unsafe fn query(
+    sql: *const c_char,
+    params: *const LeaseValue,
+    n_params: usize,
+    on_row: LeaseRowCallback,
+    context: *mut c_void,
+    run: impl FnOnce(&str, &[Value], &mut RowSink) -> Result<()>,
+) -> Result<()> {
+    // SAFETY: by the caller's promise.
+    let sql = unsafe { handle::str_arg(sql, "sql") }?;
+    let params = unsafe { self::params(params, n_params) }?;
+    let mut sink = RowSink::new(on_row, context)?;
+    run(sql, &params, &mut sink)
+}
 
 /// The parameters of a statement; `InvalidArgument` naming the bad one.
 ///
