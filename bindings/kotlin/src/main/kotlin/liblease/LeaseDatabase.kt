@@ -25,6 +25,11 @@ import kotlin.time.Duration
 class LeaseDatabase private constructor(pointer: Pointer) : AutoCloseable {
     private val handle = NativeHandle(pointer, "LeaseDatabase", LeaseNative::lease_db_free)
     private val cleanup = HandleCleaner.register(this, handle)
+    private val statements = Statements(
+        handle,
+        "lease_db_execute", LeaseNative::lease_db_execute,
+        "lease_db_query", LeaseNative::lease_db_query,
+    )
 
     /**
      * Sets how long a write through this handle may wait for the database (its turn among this
@@ -45,16 +50,7 @@ class LeaseDatabase private constructor(pointer: Pointer) : AutoCloseable {
      * @throws LeaseException.Database when SQLite refuses the SQL or a constraint fails.
      * @throws LeaseException.Busy when other writers kept the database for the whole busy timeout.
      */
-    fun execute(sql: String, vararg params: Any?): Long {
-        val cSql = sql.toCString("sql", "lease_db_execute")
-        val changes = LongArray(1)
-        NativeParams(params, "lease_db_execute").use { values ->
-            handle.use { db ->
-                checkStatus(LeaseNative.lease_db_execute(db, cSql, values.pointer, values.count, changes))
-            }
-        }
-        return changes[0]
-    }
+    fun execute(sql: String, vararg params: Any?): Long = statements.execute(sql, params)
 
     /**
      * Runs one read-only statement outside any transaction and returns its rows. It sees what is
@@ -62,38 +58,13 @@ class LeaseDatabase private constructor(pointer: Pointer) : AutoCloseable {
      *
      * @throws LeaseException.InvalidArgument when the statement writes.
      */
-    fun query(sql: String, vararg params: Any?): List<Row> {
-        val rows = ArrayList<Row>()
-        forEachRow(sql, *params) { rows.add(it) }
-        return rows
-    }
+    fun query(sql: String, vararg params: Any?): List<Row> = statements.query(sql, params)
 
     /** The first row of a read-only statement, or null; the rest are not read. */
-    fun queryFirst(sql: String, vararg params: Any?): Row? {
-        var first: Row? = null
-        rows(sql, params) { row ->
-            first = row
-            false
-        }
-        return first
-    }
+    fun queryFirst(sql: String, vararg params: Any?): Row? = statements.queryFirst(sql, params)
 
     /** Hands each row of a read-only statement to [action] as it is read, on this thread. */
-    fun forEachRow(sql: String, vararg params: Any?, action: (Row) -> Unit) = rows(sql, params) { row ->
-        action(row)
-        true
-    }
-
-    private fun rows(sql: String, params: Array<out Any?>, onRow: (Row) -> Boolean) {
-        val cSql = sql.toCString("sql", "lease_db_query")
-        NativeParams(params, "lease_db_query").use { values ->
-            handle.use { db ->
-                RowSink.run(onRow) { context ->
-                    LeaseNative.lease_db_query(db, cSql, values.pointer, values.count, RowSink.callback, context)
-                }
-            }
-        }
-    }
+    fun forEachRow(sql: String, vararg params: Any?, action: (Row) -> Unit) = statements.forEachRow(sql, params, action)
 
     /**
      * Begins a write transaction: waits for its turn, then holds SQLite's write lock until it is

@@ -14,52 +14,23 @@ import com.sun.jna.Pointer
 class LeaseTransaction internal constructor(pointer: Pointer, private val name: String) : AutoCloseable {
     private val handle = NativeHandle(pointer, name, LeaseNative::lease_tx_rollback)
     private val cleanup = HandleCleaner.register(this, handle)
+    private val statements = Statements(
+        handle,
+        "lease_tx_execute", LeaseNative::lease_tx_execute,
+        "lease_tx_query", LeaseNative::lease_tx_query,
+    )
 
     /** Runs one statement in the transaction; returns SQLite's count of changed rows. */
-    fun execute(sql: String, vararg params: Any?): Long {
-        val cSql = sql.toCString("sql", "lease_tx_execute")
-        val changes = LongArray(1)
-        NativeParams(params, "lease_tx_execute").use { values ->
-            handle.use { tx ->
-                checkStatus(LeaseNative.lease_tx_execute(tx, cSql, values.pointer, values.count, changes))
-            }
-        }
-        return changes[0]
-    }
+    fun execute(sql: String, vararg params: Any?): Long = statements.execute(sql, params)
 
     /** Runs one statement in the transaction, seeing its own writes, and returns its rows. */
-    fun query(sql: String, vararg params: Any?): List<Row> {
-        val rows = ArrayList<Row>()
-        forEachRow(sql, *params) { rows.add(it) }
-        return rows
-    }
+    fun query(sql: String, vararg params: Any?): List<Row> = statements.query(sql, params)
 
     /** The first row of a statement in the transaction, or null; the rest are not read. */
-    fun queryFirst(sql: String, vararg params: Any?): Row? {
-        var first: Row? = null
-        rows(sql, params) { row ->
-            first = row
-            false
-        }
-        return first
-    }
+    fun queryFirst(sql: String, vararg params: Any?): Row? = statements.queryFirst(sql, params)
 
     /** Hands each row to [action] as it is read; [action] must not use this transaction. */
-    fun forEachRow(sql: String, vararg params: Any?, action: (Row) -> Unit) = rows(sql, params) { row ->
-        action(row)
-        true
-    }
-
-    private fun rows(sql: String, params: Array<out Any?>, onRow: (Row) -> Boolean) {
-        val cSql = sql.toCString("sql", "lease_tx_query")
-        NativeParams(params, "lease_tx_query").use { values ->
-            handle.use { tx ->
-                RowSink.run(onRow) { context ->
-                    LeaseNative.lease_tx_query(tx, cSql, values.pointer, values.count, RowSink.callback, context)
-                }
-            }
-        }
-    }
+    fun forEachRow(sql: String, vararg params: Any?, action: (Row) -> Unit) = statements.forEachRow(sql, params, action)
 
     /**
      * For a chunked transaction: commits the chunk and begins the next one if the chunk is due, and

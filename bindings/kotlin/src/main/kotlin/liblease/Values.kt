@@ -201,3 +201,59 @@ internal class RowSink(private val onRow: (Row) -> Boolean) {
         }
     }
 }
+
+/**
+ * The SQL calls of a handle that runs statements, a database or a transaction: they marshal the
+ * SQL, the parameters and the rows, so that the handle's class says only which native functions it
+ * calls. [nativeExecute] and [nativeQuery] are `lease_<handle>_execute` and `lease_<handle>_query`,
+ * named by [executeName] and [queryName] in error messages.
+ */
+internal class Statements(
+    private val handle: NativeHandle,
+    private val executeName: String,
+    private val nativeExecute: (Pointer, ByteArray, Pointer?, SizeT, LongArray) -> Int,
+    private val queryName: String,
+    private val nativeQuery: (Pointer, ByteArray, Pointer?, SizeT, RowCallback, Pointer?) -> Int,
+) {
+    fun execute(sql: String, params: Array<out Any?>): Long {
+        val cSql = sql.toCString("sql", executeName)
+        val changes = LongArray(1)
+        NativeParams(params, executeName).use { values ->
+            handle.use { pointer ->
+                checkStatus(nativeExecute(pointer, cSql, values.pointer, values.count, changes))
+            }
+        }
+        return changes[0]
+    }
+
+    fun query(sql: String, params: Array<out Any?>): List<Row> {
+        val rows = ArrayList<Row>()
+        forEachRow(sql, params) { rows.add(it) }
+        return rows
+    }
+
+    fun queryFirst(sql: String, params: Array<out Any?>): Row? {
+        var first: Row? = null
+        rows(sql, params) { row ->
+            first = row
+            false
+        }
+        return first
+    }
+
+    fun forEachRow(sql: String, params: Array<out Any?>, action: (Row) -> Unit) = rows(sql, params) { row ->
+        action(row)
+        true
+    }
+
+    private fun rows(sql: String, params: Array<out Any?>, onRow: (Row) -> Boolean) {
+        val cSql = sql.toCString("sql", queryName)
+        NativeParams(params, queryName).use { values ->
+            handle.use { pointer ->
+                RowSink.run(onRow) { context ->
+                    nativeQuery(pointer, cSql, values.pointer, values.count, RowSink.callback, context)
+                }
+            }
+        }
+    }
+}
