@@ -61,15 +61,9 @@ public final class LeaseDatabase: @unchecked Sendable {
 
     @discardableResult
     public func execute(_ sql: String, parameters: [SQLValue]) throws -> Int {
-        var changes: UInt64 = 0
-        try withCheckedCString(sql, "sql", in: "lease_db_execute") { cSql in
-            try withNativeValues(parameters) { values, count in
-                try withExtendedLifetime(self) {
-                    try throwIfFailed(lease_db_execute(pointer, cSql, values, count, &changes))
-                }
-            }
+        try runExecute("lease_db_execute", sql, parameters) { cSql, values, count, changes in
+            withExtendedLifetime(self) { lease_db_execute(pointer, cSql, values, count, changes) }
         }
-        return Int(clamping: changes)
     }
 
     /// Runs one read-only statement outside any transaction and returns its rows. It sees what is
@@ -81,28 +75,18 @@ public final class LeaseDatabase: @unchecked Sendable {
     }
 
     public func query(_ sql: String, parameters: [SQLValue]) throws -> [[SQLValue]] {
-        var rows: [[SQLValue]] = []
-        try forEachRow(sql, parameters: parameters) { rows.append($0) }
-        return rows
+        try allRows(rows, sql, parameters)
     }
 
     /// The first row of a read-only statement, or nil; the rest are not read.
     public func queryFirst(_ sql: String, _ parameters: SQLValue...) throws -> [SQLValue]? {
-        var first: [SQLValue]?
-        try rows(sql, parameters) { row in
-            first = row
-            return false
-        }
-        return first
+        try firstRow(rows, sql, parameters)
     }
 
     /// Hands each row of a read-only statement to `body` as it is read, on this thread. `body` may
     /// use liblease, but not query this same handle.
     public func forEachRow(_ sql: String, parameters: [SQLValue] = [], _ body: ([SQLValue]) throws -> Void) throws {
-        try rows(sql, parameters) { row in
-            try body(row)
-            return true
-        }
+        try eachRow(rows, sql, parameters, body)
     }
 
     private func rows(_ sql: String, _ parameters: [SQLValue], _ onRow: ([SQLValue]) throws -> Bool) throws {

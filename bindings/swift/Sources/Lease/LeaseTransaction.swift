@@ -40,15 +40,9 @@ public final class LeaseTransaction {
 
     @discardableResult
     public func execute(_ sql: String, parameters: [SQLValue]) throws -> Int {
-        var changes: UInt64 = 0
-        try withCheckedCString(sql, "sql", in: "lease_tx_execute") { cSql in
-            try withNativeValues(parameters) { values, count in
-                try use("lease_tx_execute") { tx in
-                    try throwIfFailed(lease_tx_execute(tx, cSql, values, count, &changes))
-                }
-            }
+        try runExecute("lease_tx_execute", sql, parameters) { cSql, values, count, changes in
+            try use("lease_tx_execute") { tx in lease_tx_execute(tx, cSql, values, count, changes) }
         }
-        return Int(clamping: changes)
     }
 
     /// Runs one statement in the transaction, seeing its own writes, and returns its rows.
@@ -57,27 +51,17 @@ public final class LeaseTransaction {
     }
 
     public func query(_ sql: String, parameters: [SQLValue]) throws -> [[SQLValue]] {
-        var rows: [[SQLValue]] = []
-        try forEachRow(sql, parameters: parameters) { rows.append($0) }
-        return rows
+        try allRows(rows, sql, parameters)
     }
 
     /// The first row of a statement in the transaction, or nil; the rest are not read.
     public func queryFirst(_ sql: String, _ parameters: SQLValue...) throws -> [SQLValue]? {
-        var first: [SQLValue]?
-        try rows(sql, parameters) { row in
-            first = row
-            return false
-        }
-        return first
+        try firstRow(rows, sql, parameters)
     }
 
     /// Hands each row to `body` as it is read; `body` must not use this transaction.
     public func forEachRow(_ sql: String, parameters: [SQLValue] = [], _ body: ([SQLValue]) throws -> Void) throws {
-        try rows(sql, parameters) { row in
-            try body(row)
-            return true
-        }
+        try eachRow(rows, sql, parameters, body)
     }
 
     private func rows(_ sql: String, _ parameters: [SQLValue], _ onRow: ([SQLValue]) throws -> Bool) throws {

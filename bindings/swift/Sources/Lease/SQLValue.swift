@@ -185,3 +185,51 @@ func runQuery(
         }
     }
 }
+
+/// The signature of `lease_db_execute` and `lease_tx_execute` past their handle; it throws when the
+/// handle cannot be used.
+typealias ExecuteFunction = (
+    UnsafePointer<CChar>, UnsafePointer<LeaseValue>?, Int, UnsafeMutablePointer<UInt64>
+) throws -> LeaseStatus
+
+/// Runs one statement and returns SQLite's count of changed rows.
+func runExecute(_ function: String, _ sql: String, _ parameters: [SQLValue], execute: ExecuteFunction) throws -> Int {
+    var changes: UInt64 = 0
+    try withCheckedCString(sql, "sql", in: function) { cSql in
+        try withNativeValues(parameters) { values, count in
+            try throwIfFailed(execute(cSql, values, count, &changes))
+        }
+    }
+    return Int(clamping: changes)
+}
+
+/// A handle's way of running a query: it hands each row to its last argument until that returns
+/// false (`rows` of `LeaseDatabase` and of `LeaseTransaction`).
+typealias RowsFunction = (String, [SQLValue], ([SQLValue]) throws -> Bool) throws -> Void
+
+/// Every row of a query.
+func allRows(_ rows: RowsFunction, _ sql: String, _ parameters: [SQLValue]) throws -> [[SQLValue]] {
+    var all: [[SQLValue]] = []
+    try eachRow(rows, sql, parameters) { all.append($0) }
+    return all
+}
+
+/// The first row of a query, or nil; the rest are not read.
+func firstRow(_ rows: RowsFunction, _ sql: String, _ parameters: [SQLValue]) throws -> [SQLValue]? {
+    var first: [SQLValue]?
+    try rows(sql, parameters) { row in
+        first = row
+        return false
+    }
+    return first
+}
+
+/// Hands each row of a query to `body` as it is read.
+func eachRow(
+    _ rows: RowsFunction, _ sql: String, _ parameters: [SQLValue], _ body: ([SQLValue]) throws -> Void
+) throws {
+    try rows(sql, parameters) { row in
+        try body(row)
+        return true
+    }
+}
