@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 _Static_assert(LEASE_VALUE_NULL == 0 && LEASE_VALUE_INTEGER == 1 && LEASE_VALUE_REAL == 2, "stable kinds");
@@ -195,31 +194,17 @@ static void child_fenced_thief(const char *path, const char *key, pid_t victim, 
     LeaseGuard *guard = NULL;
     LeaseDb *db = NULL;
     LeaseTx *tx = NULL;
-    LeaseStatus status = LEASE_BUSY;
-    int attempt;
     REQUIRE(CHECK_STATUS(lease_store_open(path, &store), LEASE_OK));
     REQUIRE(CHECK_STATUS(lease_lock_new(store, key, "thief", NULL, &lock), LEASE_OK));
     REQUIRE(CHECK_STATUS(lease_db_open(path, &db), LEASE_OK));
-    for (attempt = 0; attempt < 5 && status != LEASE_OK; attempt++) {
-        kill(victim, SIGSTOP);
-        sleep_ms(wait_ms);
-        status = lease_lock_try_acquire(lock, &guard);
-        if (status != LEASE_OK) {
-            /* The victim was stopped while it held the write lock (renewing): let it finish. */
-            fprintf(stderr, "child: %s; trying again\n", lease_last_error_message());
-            kill(victim, SIGCONT);
-            sleep_ms(200);
-        }
-    }
-    if (CHECK_STATUS(status, LEASE_OK) && CHECK_STATUS(lease_db_begin_fenced(db, guard, &tx), LEASE_OK)) {
+    if (CHECK_STATUS(steal_lease(lock, victim, wait_ms, &guard), LEASE_OK)
+        && CHECK_STATUS(lease_db_begin_fenced(db, guard, &tx), LEASE_OK)) {
         CHECK_STATUS(insert(tx, "thief"), LEASE_OK);
         CHECK_STATUS(lease_tx_commit(tx), LEASE_OK);
         report("wrote", lease_guard_generation(guard), 1);
     }
     kill(victim, SIGCONT);
-    await_order();
-    lease_guard_release(guard);
-    report("released", 0, 0);
+    release_when_told(guard);
     lease_db_free(db);
     lease_lock_free(lock);
     lease_store_free(store);
@@ -893,7 +878,7 @@ static void test_fenced_transaction_after_a_lost_lease(void)
     LeaseTx *tx = NULL, *untouched = (LeaseTx *)&untouched;
     LeaseLockOptions options = lease_lock_options_default();
     Child thief;
-    char pid[32], line[64], key[] = "sync";
+    char pid[32], key[] = "sync";
     unsigned long long ours, theirs = 0;
 
     REQUIRE(db != NULL);
@@ -910,8 +895,7 @@ static void test_fenced_transaction_after_a_lost_lease(void)
     /* The child stops this process for three lease lengths, takes the lease, writes, continues us. */
     snprintf(pid, sizeof pid, "%d", (int)getpid());
     REQUIRE(CHECK(child_start(&thief, "fenced-thief", path, key, pid, "6000")));
-    if (CHECK(child_read(&thief, line, sizeof line, CHILD_REPLY_MS)))
-        CHECK(sscanf(line, "wrote %llu", &theirs) == 1);
+    theirs = child_read_number(&thief, "wrote");
     CHECK(theirs > ours);
 
     CHECK_STATUS(lease_db_begin_fenced(db, guard, &untouched), LEASE_LOST);
@@ -924,8 +908,7 @@ static void test_fenced_transaction_after_a_lost_lease(void)
     CHECK_STATUS(lease_db_execute(db, "DELETE FROM t WHERE who = 'victim, in time'", NULL, 0, NULL), LEASE_OK);
 
     child_order(&thief, "release\n");
-    CHECK(child_read(&thief, line, sizeof line, CHILD_REPLY_MS) && strcmp(line, "released") == 0);
-    CHECK(exited_cleanly(child_wait(&thief, CHILD_REPLY_MS)));
+    check_child_ends_with(&thief, "released");
     lease_guard_release(guard);
     lease_lock_free(lock);
     lease_store_free(store);
@@ -1025,8 +1008,7 @@ static void test_busy_database(void)
     CHECK_STATUS(lease_db_set_busy_timeout(db, 60000), LEASE_OK);
     child_order(&holder, "commit\n");
     CHECK_STATUS(lease_db_execute(db, "INSERT INTO t(who) VALUES ('after')", NULL, 0, NULL), LEASE_OK);
-    CHECK(child_read(&holder, line, sizeof line, CHILD_REPLY_MS) && strcmp(line, "committed") == 0);
-    CHECK(exited_cleanly(child_wait(&holder, CHILD_REPLY_MS)));
+    check_child_ends_with(&holder, "committed");
     CHECK(query_integer(db, "SELECT count(*) FROM t") == 2);
     lease_db_free(db);
 }
@@ -1034,58 +1016,54 @@ static void test_busy_database(void)
 /* Several threads write through one LeaseDb at once: every write gets in, none is lost. */
 static LeaseDb *shared_db;
 
-static void *write_repeatedly(void *unused)
+/* One round of a thread: a transaction, then a write of its own; returns what failed. */
+static int write_once_each_way(void)
 {
-    long failed = 0;
-    int round;
-    (void)unused;
-    for (round = 0; round < 25; round++) {
-        LeaseTx *tx = NULL;
-        if (lease_db_begin(shared_db, &tx) != LEASE_OK) {
-            failed++;
-            continue;
-        }
-        if (lease_tx_execute(tx, "UPDATE counter SET n = n + 1", NULL, 0, NULL) != LEASE_OK)
-            failed++;
-        if (lease_tx_commit(tx) != LEASE_OK)
-            failed++;
-        if (lease_db_execute(shared_db, "INSERT INTO t(who) VALUES ('thread')", NULL, 0, NULL) != LEASE_OK)
-            failed++;
-    }
-    return (void *)(intptr_t)failed;
+    LeaseTx *tx = NULL;
+    int failed = 0;
+    if (lease_db_begin(shared_db, &tx) != LEASE_OK)
+        return 1;
+    if (lease_tx_execute(tx, "UPDATE counter SET n = n + 1", NULL, 0, NULL) != LEASE_OK)
+        failed++;
+    if (lease_tx_commit(tx) != LEASE_OK)
+        failed++;
+    if (lease_db_execute(shared_db, "INSERT INTO t(who) VALUES ('thread')", NULL, 0, NULL) != LEASE_OK)
+        failed++;
+    return failed;
 }
 
 static void test_threads_share_a_database(void)
 {
-    pthread_t threads[4];
-    int i;
     shared_db = open_with_table(db_path("threads"));
     REQUIRE(shared_db != NULL);
     CHECK_STATUS(lease_db_execute(shared_db, "CREATE TABLE counter(n INTEGER)", NULL, 0, NULL), LEASE_OK);
     CHECK_STATUS(lease_db_execute(shared_db, "INSERT INTO counter VALUES (0)", NULL, 0, NULL), LEASE_OK);
     CHECK_STATUS(lease_db_set_busy_timeout(shared_db, 60000), LEASE_OK);
-    for (i = 0; i < 4; i++)
-        CHECK(pthread_create(&threads[i], NULL, write_repeatedly, NULL) == 0);
-    for (i = 0; i < 4; i++) {
-        void *failed = NULL;
-        pthread_join(threads[i], &failed);
-        CHECK(failed == NULL);
-    }
+    check_rounds_on_threads(write_once_each_way, 4, 25);
     CHECK(query_integer(shared_db, "SELECT n FROM counter") == 100);
     CHECK(query_integer(shared_db, "SELECT count(*) FROM t") == 100);
     lease_db_free(shared_db);
 }
 
+/* The parent's handles that a forked child is given. */
+typedef struct {
+    LeaseDb *db;
+    LeaseTx *tx, *other_tx;
+    LeaseGuard *guard;
+} ParentHandles;
+
 /* In a child forked without exec, the parent's database and transaction handles refuse to work;
  * freeing them there touches nothing of the parent's. */
-static void forked_child_db_checks(LeaseDb *db, LeaseTx *tx, LeaseTx *other_tx, LeaseGuard *guard,
-                                   int result_pipe)
+static void forked_child_db_checks(void *handles)
 {
+    const ParentHandles *parent = handles;
+    LeaseDb *db = parent->db;
+    LeaseTx *tx = parent->tx, *other_tx = parent->other_tx;
+    LeaseGuard *guard = parent->guard;
     LeaseTx *untouched = (LeaseTx *)&untouched;
     LeaseDb *own = NULL;
     Rows *rows = rows_new();
     bool committed = true;
-    ssize_t written;
 
     CHECK_STATUS(lease_db_execute(db, "INSERT INTO t(who) VALUES ('child')", NULL, 0, NULL), LEASE_MISUSE);
     CHECK(error_mentions("fork"));
@@ -1108,8 +1086,6 @@ static void forked_child_db_checks(LeaseDb *db, LeaseTx *tx, LeaseTx *other_tx, 
     lease_db_free(own);
     lease_db_free(db);
     free(rows);
-    written = write(result_pipe, &failures, sizeof failures);
-    (void)written;
 }
 
 static void test_fork_child_cannot_use_db_handles(void)
@@ -1120,8 +1096,7 @@ static void test_fork_child_cannot_use_db_handles(void)
     LeaseLock *lock = NULL;
     LeaseGuard *guard = NULL;
     LeaseLockOptions quiet = lease_lock_options_default();
-    int results[2], child_failures = -1, status = 0;
-    pid_t pid;
+    ParentHandles parent;
 
     REQUIRE(db != NULL && other != NULL);
     /* A long renewal period keeps the library's thread out of SQLite around the fork. */
@@ -1134,21 +1109,11 @@ static void test_fork_child_cannot_use_db_handles(void)
     CHECK_STATUS(insert(tx, "parent, before the fork"), LEASE_OK);
     REQUIRE(CHECK_STATUS(lease_db_begin(other, &other_tx), LEASE_OK));
     CHECK_STATUS(insert(other_tx, "parent"), LEASE_OK);
-    REQUIRE(CHECK(pipe(results) == 0));
-
-    fflush(NULL);
-    pid = fork();
-    if (pid == 0) {
-        close(results[0]);
-        failures = 0;
-        forked_child_db_checks(db, tx, other_tx, guard, results[1]);
-        _exit(0); /* the result goes through the pipe (see the lock's fork test) */
-    }
-    close(results[1]);
-    CHECK(read(results[0], &child_failures, sizeof child_failures) == sizeof child_failures);
-    close(results[0]);
-    CHECK(child_failures == 0);
-    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status));
+    parent.db = db;
+    parent.tx = tx;
+    parent.other_tx = other_tx;
+    parent.guard = guard;
+    REQUIRE(check_in_forked_child(forked_child_db_checks, &parent));
 
     /* The parent's transactions are as they were: open, with their rows, and they commit. */
     CHECK(query_integer(db, "SELECT count(*) FROM t") == 0);

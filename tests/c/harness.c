@@ -14,7 +14,9 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,6 +198,112 @@ void await_order(void)
     char order[64];
     if (fgets(order, sizeof order, stdin) == NULL)
         fprintf(stderr, "child: no order\n");
+}
+
+void release_when_told(LeaseGuard *guard)
+{
+    await_order();
+    lease_guard_release(guard);
+    report("released", 0, 0);
+}
+
+LeaseStatus steal_lease(LeaseLock *lock, pid_t victim, long wait_ms, LeaseGuard **guard)
+{
+    LeaseStatus status = LEASE_BUSY;
+    int attempt;
+    for (attempt = 0; attempt < 5 && status != LEASE_OK; attempt++) {
+        kill(victim, SIGSTOP);
+        sleep_ms(wait_ms);
+        status = lease_lock_try_acquire(lock, guard);
+        if (status != LEASE_OK) {
+            /* The victim was stopped while it held the database's write lock (renewing): let
+             * it finish, then stop it again. */
+            fprintf(stderr, "child: %s; trying again\n", lease_last_error_message());
+            kill(victim, SIGCONT);
+            sleep_ms(200);
+        }
+    }
+    return status;
+}
+
+unsigned long long child_read_number(Child *child, const char *word)
+{
+    char line[64];
+    unsigned long long number = 0;
+    size_t len = strlen(word);
+    if (CHECK(child_read(child, line, sizeof line, CHILD_REPLY_MS)))
+        CHECK(strncmp(line, word, len) == 0 && sscanf(line + len, " %llu", &number) == 1);
+    return number;
+}
+
+void check_child_ends_with(Child *child, const char *last)
+{
+    char line[64];
+    CHECK(child_read(child, line, sizeof line, CHILD_REPLY_MS) && strcmp(line, last) == 0);
+    CHECK(exited_cleanly(child_wait(child, CHILD_REPLY_MS)));
+}
+
+int check_in_forked_child(void (*checks)(void *handles), void *handles)
+{
+    int results[2], child_failures = -1, status = 0;
+    pid_t pid;
+    if (!CHECK(pipe(results) == 0))
+        return 0;
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        ssize_t written;
+        close(results[0]);
+        failures = 0;
+        checks(handles);
+        written = write(results[1], &failures, sizeof failures);
+        (void)written;
+        /* The exit status says nothing: under valgrind, what the child leaks on purpose (the
+         * parent's state, never freed here) makes it 1. The result goes through the pipe. */
+        _exit(0);
+    }
+    close(results[1]);
+    CHECK(read(results[0], &child_failures, sizeof child_failures) == sizeof child_failures);
+    close(results[0]);
+    CHECK(child_failures == 0);
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status)); /* it did not crash */
+    return 1;
+}
+
+/* ---- Threads --------------------------------------------------------------------------------- */
+
+typedef struct {
+    int (*round)(void);
+    int rounds;
+} Rounds;
+
+static void *run_rounds(void *context)
+{
+    const Rounds *rounds = context;
+    long failed = 0;
+    int i;
+    for (i = 0; i < rounds->rounds; i++)
+        failed += rounds->round();
+    return (void *)(intptr_t)failed;
+}
+
+void check_rounds_on_threads(int (*round)(void), int threads, int rounds)
+{
+    pthread_t thread[16];
+    int started[16] = {0};
+    Rounds each = {round, rounds};
+    int i;
+    if (!CHECK(threads <= 16))
+        return;
+    for (i = 0; i < threads; i++)
+        started[i] = CHECK(pthread_create(&thread[i], NULL, run_rounds, &each) == 0);
+    for (i = 0; i < threads; i++) {
+        void *failed = NULL;
+        if (!started[i])
+            continue;
+        pthread_join(thread[i], &failed);
+        CHECK(failed == NULL);
+    }
 }
 
 /* ---- main ------------------------------------------------------------------------------------ */

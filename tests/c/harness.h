@@ -1,6 +1,6 @@
 /*
- * The C tests' harness: checks, time, temporary files, and child processes that run this same
- * program again with a role. Plain C11. The cases live in lock_test.c and db_test.c; harness.c
+ * The C tests' harness: checks, time, temporary files, child processes that run this same
+ * program again with a role (or are forked without exec), and threads. Plain C11. The cases live in lock_test.c and db_test.c; harness.c
  * has main().
  */
 #ifndef LEASE_TEST_HARNESS_H
@@ -62,9 +62,32 @@ void child_order(Child *child, const char *order);
 int child_wait(Child *child, long timeout_ms);
 int exited_cleanly(int status);
 
+/* Reads the child's next report, "WORD NUMBER" with the given word, and returns NUMBER; checks
+ * that it came, and returns 0 when it did not. */
+unsigned long long child_read_number(Child *child, const char *word);
+/* Checks that the child's next report is `last` and that it then exits cleanly. */
+void check_child_ends_with(Child *child, const char *last);
+
 /* In a child: reports one line to the parent ("WORD" or "WORD NUMBER"); waits for an order. */
 void report(const char *word, unsigned long long number, int with_number);
 void await_order(void);
+/* In a child: waits for an order, releases guard (which may be NULL), and reports "released". */
+void release_when_told(LeaseGuard *guard);
+/* In a child: takes lock's lease from process `victim` by stopping it (SIGSTOP) for wait_ms and
+ * then trying to acquire, up to five times. On LEASE_OK *guard is set and the victim is still
+ * stopped; the caller continues it (SIGCONT). Returns the last try's status. */
+LeaseStatus steal_lease(LeaseLock *lock, pid_t victim, long wait_ms, LeaseGuard **guard);
+
+/* Runs checks(handles) in a child forked without exec, where it may use the parent's handles;
+ * checks that it counted no failure there and did not crash. Returns 0 when no child could be
+ * started. */
+int check_in_forked_child(void (*checks)(void *handles), void *handles);
+
+/* ---- Threads --------------------------------------------------------------------------------- */
+
+/* Runs `rounds` calls of round() on each of `threads` threads at once (at most 16); checks that
+ * every thread started and that every call returned 0 (round returns its failures). */
+void check_rounds_on_threads(int (*round)(void), int threads, int rounds);
 
 /* ---- The cases ------------------------------------------------------------------------------- */
 

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 _Static_assert(LEASE_OK == 0 && LEASE_BUSY == 1 && LEASE_TIMEOUT == 2 && LEASE_LOST == 3, "stable codes");
@@ -153,9 +152,7 @@ static void child_hold(const char *db, const char *key, unsigned lease_ms)
     REQUIRE(CHECK_STATUS(lease_lock_new(store, key, "child-holder", &options, &lock), LEASE_OK));
     if (CHECK_STATUS(lease_lock_acquire(lock, CHILD_REPLY_MS, &guard), LEASE_OK))
         report("held", lease_guard_generation(guard), 1);
-    await_order();
-    lease_guard_release(guard);
-    report("released", 0, 0);
+    release_when_told(guard);
     lease_lock_free(lock);
     lease_store_free(store);
     CHECK_STATUS(lease_shutdown(), LEASE_OK);
@@ -168,28 +165,12 @@ static void child_steal(const char *db, const char *key, pid_t victim, long wait
     LeaseStore *store = NULL;
     LeaseLock *lock = NULL;
     LeaseGuard *guard = NULL;
-    LeaseStatus status = LEASE_BUSY;
-    int attempt;
     REQUIRE(CHECK_STATUS(lease_store_open(db, &store), LEASE_OK));
     REQUIRE(CHECK_STATUS(lease_lock_new(store, key, "thief", NULL, &lock), LEASE_OK));
-    for (attempt = 0; attempt < 5 && status != LEASE_OK; attempt++) {
-        kill(victim, SIGSTOP);
-        sleep_ms(wait_ms);
-        status = lease_lock_try_acquire(lock, &guard);
-        if (status != LEASE_OK) {
-            /* The victim was stopped while it held the database's write lock (renewing): let
-             * it finish, then stop it again. */
-            fprintf(stderr, "child: %s; trying again\n", lease_last_error_message());
-            kill(victim, SIGCONT);
-            sleep_ms(200);
-        }
-    }
-    if (CHECK_STATUS(status, LEASE_OK))
+    if (CHECK_STATUS(steal_lease(lock, victim, wait_ms, &guard), LEASE_OK))
         report("stole", lease_guard_generation(guard), 1);
     kill(victim, SIGCONT);
-    await_order();
-    lease_guard_release(guard);
-    report("released", 0, 0);
+    release_when_told(guard);
     lease_lock_free(lock);
     lease_store_free(store);
     CHECK_STATUS(lease_shutdown(), LEASE_OK);
@@ -465,34 +446,21 @@ static void test_cancel_races_with_the_guard(void)
 /* Several threads acquire and release through one lock handle at once. */
 static LeaseLock *shared_lock;
 
-static void *acquire_repeatedly(void *unused)
+/* One round of a thread: acquires, checks and releases; returns 1 when something failed. */
+static int acquire_once(void)
 {
-    long failed = 0;
-    int round;
-    (void)unused;
-    for (round = 0; round < 20; round++) {
-        LeaseGuard *guard = NULL;
-        if (lease_lock_acquire(shared_lock, 10000, &guard) != LEASE_OK || lease_guard_check(guard) != LEASE_OK)
-            failed++;
-        lease_guard_release(guard);
-    }
-    return (void *)(intptr_t)failed;
+    LeaseGuard *guard = NULL;
+    int failed = lease_lock_acquire(shared_lock, 10000, &guard) != LEASE_OK || lease_guard_check(guard) != LEASE_OK;
+    lease_guard_release(guard);
+    return failed;
 }
 
 static void test_threads_share_handles(void)
 {
     LeaseStore *store = NULL;
-    pthread_t threads[4];
-    int i;
     REQUIRE(CHECK_STATUS(lease_store_open(db_path("threads"), &store), LEASE_OK));
     REQUIRE(CHECK_STATUS(lease_lock_new(store, "sync", "app", NULL, &shared_lock), LEASE_OK));
-    for (i = 0; i < 4; i++)
-        CHECK(pthread_create(&threads[i], NULL, acquire_repeatedly, NULL) == 0);
-    for (i = 0; i < 4; i++) {
-        void *failed = NULL;
-        pthread_join(threads[i], &failed);
-        CHECK(failed == NULL);
-    }
+    check_rounds_on_threads(acquire_once, 4, 20);
     lease_lock_free(shared_lock);
     lease_store_free(store);
 }
@@ -506,7 +474,6 @@ static void test_contention_between_processes(void)
     LeaseGuard *untouched = (LeaseGuard *)&untouched;
     Child holder;
     Seen timed_out, cancelled;
-    char line[64];
     unsigned long long ours, theirs = 0;
     long long started;
 
@@ -520,8 +487,7 @@ static void test_contention_between_processes(void)
 
     /* Another process takes the lease (with a long lease: only a release lets us in early). */
     REQUIRE(CHECK(child_start(&holder, "hold", db, "sync", "30000", NULL)));
-    if (CHECK(child_read(&holder, line, sizeof line, CHILD_REPLY_MS)))
-        CHECK(sscanf(line, "held %llu", &theirs) == 1);
+    theirs = child_read_number(&holder, "held");
     CHECK(theirs > ours);
 
     CHECK_STATUS(lease_lock_try_acquire(lock, &untouched), LEASE_BUSY);
@@ -565,8 +531,7 @@ static void test_contention_between_processes(void)
     CHECK(now_ms() - started < 20000);
     CHECK(lease_guard_is_dirty(guard)); /* another process held it meanwhile */
     CHECK(lease_guard_generation(guard) > theirs);
-    CHECK(child_read(&holder, line, sizeof line, CHILD_REPLY_MS) && strcmp(line, "released") == 0);
-    CHECK(exited_cleanly(child_wait(&holder, CHILD_REPLY_MS)));
+    check_child_ends_with(&holder, "released");
 
     lease_guard_release(guard);
     sleep_ms(100);
@@ -586,7 +551,7 @@ static void test_lost_lease(void)
     LeaseLockOptions options = lease_lock_options_default();
     Seen lost;
     Child thief;
-    char pid[32], line[64];
+    char pid[32];
     unsigned long long ours, theirs = 0;
 
     seen_init(&lost);
@@ -601,8 +566,7 @@ static void test_lost_lease(void)
     /* The child stops this process for three lease lengths, takes the lease, and continues us. */
     snprintf(pid, sizeof pid, "%d", (int)getpid());
     REQUIRE(CHECK(child_start(&thief, "steal", db, "sync", pid, "6000")));
-    if (CHECK(child_read(&thief, line, sizeof line, CHILD_REPLY_MS)))
-        CHECK(sscanf(line, "stole %llu", &theirs) == 1);
+    theirs = child_read_number(&thief, "stole");
     CHECK(theirs > ours);
 
     /* Right after being continued, before anything else runs: the lease is not ours any more. */
@@ -617,8 +581,7 @@ static void test_lost_lease(void)
     CHECK_STATUS(lease_lock_try_acquire(lock, &again), LEASE_BUSY);
 
     child_order(&thief, "release\n");
-    CHECK(child_read(&thief, line, sizeof line, CHILD_REPLY_MS) && strcmp(line, "released") == 0);
-    CHECK(exited_cleanly(child_wait(&thief, CHILD_REPLY_MS)));
+    check_child_ends_with(&thief, "released");
 
     /* The next acquisition is a fresh one: dirty, a newer generation. */
     REQUIRE(CHECK_STATUS(lease_lock_acquire(lock, 5000, &again), LEASE_OK));
@@ -633,16 +596,26 @@ static void test_lost_lease(void)
     seen_destroy(&lost);
 }
 
+/* The parent's handles that a forked child is given. */
+typedef struct {
+    LeaseStore *store;
+    LeaseLock *lock;
+    LeaseGuard *guard;
+} ParentHandles;
+
 /* In a child forked without exec, the parent's handles must refuse to work. */
-static void forked_child_checks(LeaseStore *store, LeaseLock *lock, LeaseGuard *guard, int result_pipe)
+static void forked_child_checks(void *handles)
 {
+    const ParentHandles *parent = handles;
+    LeaseStore *store = parent->store;
+    LeaseLock *lock = parent->lock;
+    LeaseGuard *guard = parent->guard;
     LeaseGuard *untouched = (LeaseGuard *)&untouched;
     LeaseLock *no_lock = (LeaseLock *)&no_lock;
     LeaseStore *own = NULL;
     LeaseLock *own_lock = NULL;
     LeaseGuard *own_guard = NULL;
     Seen never;
-    ssize_t written;
 
     seen_init(&never);
     CHECK_STATUS(lease_lock_try_acquire(lock, &untouched), LEASE_MISUSE);
@@ -670,9 +643,6 @@ static void forked_child_checks(LeaseStore *store, LeaseLock *lock, LeaseGuard *
     lease_store_free(store);
     CHECK_STATUS(lease_shutdown(), LEASE_OK);
     CHECK(never.calls == 0);
-
-    written = write(result_pipe, &failures, sizeof failures);
-    (void)written;
 }
 
 static void test_fork_child_cannot_use_parent_handles(void)
@@ -683,8 +653,7 @@ static void test_fork_child_cannot_use_parent_handles(void)
     LeaseGuard *guard = NULL;
     LeaseLockOptions quiet = lease_lock_options_default();
     Seen lost;
-    int results[2], child_failures = -1, status = 0;
-    pid_t pid;
+    ParentHandles parent;
 
     seen_init(&lost);
     /* A long renewal period keeps the library's thread out of SQLite around the fork. */
@@ -694,23 +663,10 @@ static void test_fork_child_cannot_use_parent_handles(void)
     REQUIRE(CHECK_STATUS(lease_lock_new(store, "sync", "parent", &quiet, &lock), LEASE_OK));
     REQUIRE(CHECK_STATUS(lease_lock_set_lost_callback(lock, on_lost, &lost), LEASE_OK));
     REQUIRE(CHECK_STATUS(lease_lock_try_acquire(lock, &guard), LEASE_OK));
-    REQUIRE(CHECK(pipe(results) == 0));
-
-    fflush(NULL);
-    pid = fork();
-    if (pid == 0) {
-        close(results[0]);
-        failures = 0;
-        forked_child_checks(store, lock, guard, results[1]);
-        /* The exit status says nothing: under valgrind, what the child leaks on purpose (the
-         * parent's state, never freed here) makes it 1. The result goes through the pipe. */
-        _exit(0);
-    }
-    close(results[1]);
-    CHECK(read(results[0], &child_failures, sizeof child_failures) == sizeof child_failures);
-    close(results[0]);
-    CHECK(child_failures == 0);
-    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status)); /* it did not crash */
+    parent.store = store;
+    parent.lock = lock;
+    parent.guard = guard;
+    REQUIRE(check_in_forked_child(forked_child_checks, &parent));
 
     /* The child's release gave nothing back: the parent still holds the lease. */
     CHECK_STATUS(lease_guard_check(guard), LEASE_OK);
