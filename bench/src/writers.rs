@@ -101,7 +101,7 @@ impl Writers {
             }),
             Design::PlainSqlite => Box::new(plain_sqlite::PlainWriter::open(&self.path, job_period)?),
             Design::AppServices => {
-                Box::new(app_services::CoopWriter::open(&self.path, self.begin_mutex.clone(), job_period)?)
+                Box::new(app_services::open(&self.path, self.begin_mutex.clone(), job_period)?)
             }
         })
     }

@@ -1,8 +1,12 @@
 //! Writers on plain SQLite connections: `BEGIN IMMEDIATE` with a busy timeout, nothing else.
 //! A writer that finds the database locked is left to SQLite's busy handler, which sleeps and
 //! retries; nobody queues. The long job commits every second and begins again at once.
+//!
+//! The same writer, given a begin mutex, is the application-services design (see
+//! [`app_services`](super::app_services)).
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lease::Value;
@@ -25,14 +29,26 @@ pub fn open(path: &Path, busy_timeout: Duration) -> Result<Connection> {
 
 pub struct PlainWriter {
     connection: Connection,
+    /// Held while `BEGIN IMMEDIATE` is obtained, when the writers of the process share one.
+    begin_mutex: Option<Arc<Mutex<()>>>,
     /// The long job's period and when its chunk began.
     chunk: Option<(Duration, Instant)>,
 }
 
 impl PlainWriter {
     pub fn open(path: &Path, job_period: Option<Duration>) -> Result<PlainWriter> {
+        PlainWriter::open_with(path, None, job_period)
+    }
+
+    /// A writer that begins under `begin_mutex`, when given one.
+    pub(super) fn open_with(
+        path: &Path,
+        begin_mutex: Option<Arc<Mutex<()>>>,
+        job_period: Option<Duration>,
+    ) -> Result<PlainWriter> {
         Ok(PlainWriter {
             connection: open(path, BUSY_TIMEOUT)?,
+            begin_mutex,
             chunk: job_period.map(|p| (p, Instant::now())),
         })
     }
@@ -40,6 +56,7 @@ impl PlainWriter {
 
 impl Writer for PlainWriter {
     fn begin(&mut self) -> Result<()> {
+        let _turn = self.begin_mutex.as_ref().map(|m| m.lock().unwrap_or_else(|p| p.into_inner()));
         self.connection.execute_batch("BEGIN IMMEDIATE")?;
         if let Some((_, started)) = &mut self.chunk {
             *started = Instant::now();
@@ -69,7 +86,7 @@ impl Writer for PlainWriter {
 }
 
 /// Commits, rolling back if the commit fails.
-pub fn commit(connection: &Connection) -> Result<()> {
+fn commit(connection: &Connection) -> Result<()> {
     if let Err(e) = connection.execute_batch("COMMIT") {
         if !connection.is_autocommit() {
             let _ = connection.execute_batch("ROLLBACK");
