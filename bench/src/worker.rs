@@ -24,13 +24,13 @@ use std::io::BufRead;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use lease::{LockOptions, Value};
+use lease::LockOptions;
 
-use crate::clock::{ms_between, now_ns};
+use crate::clock::now_ns;
 use crate::contender::{self, LockKind};
 use crate::procfs;
 use crate::stats::Summary;
-use crate::writers::{Design, Writers, INSERT_SHORT};
+use crate::writers::{run_short, Design, Writers};
 use crate::Result;
 
 pub const SUBCOMMAND: &str = "worker";
@@ -192,27 +192,11 @@ fn writer(args: &Args) -> Result<()> {
         Some([go, end]) if go == "go" => end.parse::<u64>()?,
         other => return Err(format!("expected 'go <end>', got {other:?}").into()),
     };
-    let (mut commits, mut failures, mut waits) = (0u64, 0u64, Vec::new());
-    let mut n = 0;
-    while now_ns() < end {
-        let asked = now_ns();
-        let began = writer.begin();
-        waits.push(ms_between(asked, now_ns()));
-        if began.is_err() {
-            // The busy timeout ran out; the wait is counted all the same.
-            failures += 1;
-            continue;
-        }
-        n += 1;
-        writer.execute(INSERT_SHORT, &[Value::Integer(id), Value::Integer(n)])?;
-        std::thread::sleep(txn);
-        writer.commit()?;
-        commits += 1;
-    }
-    let summary = Summary::of(&waits).ok_or("no transaction was attempted")?;
+    let run = run_short(writer.as_mut(), id, txn, end)?;
+    let summary = Summary::of(&run.waits).ok_or("no transaction was attempted")?;
     println!(
-        "result commits={commits} failures={failures} waits={} p50_ms={} p99_ms={} max_ms={}",
-        summary.n, summary.p50, summary.p99, summary.max
+        "result commits={} failures={} waits={} p50_ms={} p99_ms={} max_ms={}",
+        run.commits, run.failures, summary.n, summary.p50, summary.p99, summary.max
     );
     Ok(())
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use lease::{ChunkOptions, Database, Transaction, Value};
 
 use crate::baselines::{app_services, plain_sqlite};
+use crate::clock::{ms_between, now_ns};
 use crate::Result;
 
 /// How often the baselines' long job commits (the application-services design's period; liblease
@@ -67,6 +68,38 @@ pub fn create_schema(path: &Path) -> Result<()> {
     let connection = plain_sqlite::open(path, Duration::from_secs(5))?;
     connection.execute_batch(SCHEMA)?;
     Ok(())
+}
+
+/// What a short writer did.
+pub struct ShortRun {
+    /// Its waits to begin, in ms, from asking to holding the transaction; a begin that failed
+    /// counts with its wait.
+    pub waits: Vec<f64>,
+    pub commits: u64,
+    /// Begins that failed (the busy timeout ran out).
+    pub failures: u64,
+}
+
+/// Runs short transactions on `writer` back to back until `end` (a [`now_ns`] time): begin, one
+/// insert as writer `id`, `txn` more holding the transaction, commit.
+pub fn run_short(writer: &mut dyn Writer, id: i64, txn: Duration, end: u64) -> Result<ShortRun> {
+    let mut run = ShortRun { waits: Vec::new(), commits: 0, failures: 0 };
+    while now_ns() < end {
+        let asked = now_ns();
+        let began = writer.begin();
+        run.waits.push(ms_between(asked, now_ns()));
+        if began.is_err() {
+            run.failures += 1;
+            continue;
+        }
+        writer.execute(INSERT_SHORT, &[Value::Integer(id), Value::Integer(run.commits as i64)])?;
+        if !txn.is_zero() {
+            std::thread::sleep(txn);
+        }
+        writer.commit()?;
+        run.commits += 1;
+    }
+    Ok(run)
 }
 
 /// Makes the writers of one design on one file, in this process.

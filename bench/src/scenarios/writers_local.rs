@@ -18,11 +18,11 @@ use lease::{Database, Value};
 
 use super::{failed, temp_dir};
 use crate::baselines::plain_sqlite;
-use crate::clock::{ms_between, now_ns};
+use crate::clock::now_ns;
 use crate::plot::Plot;
 use crate::report::{distribution, Figure, Section, Side};
 use crate::stats::Stat;
-use crate::writers::{create_schema, Design, Writer, Writers, INSERT_JOB, INSERT_SHORT};
+use crate::writers::{create_schema, run_short, Design, Writer, Writers, INSERT_JOB};
 use crate::{Config, Result};
 
 const SHORT_WRITERS: usize = 3;
@@ -194,12 +194,12 @@ fn contest(design: Design, db: &Path, duration: Duration) -> Result<Contest> {
     let mut job = writers.job()?;
     let mut shorts = (0..SHORT_WRITERS).map(|_| writers.short()).collect::<Result<Vec<_>>>()?;
     let start = Barrier::new(SHORT_WRITERS + 1);
-    let stop_at = Instant::now() + duration;
+    let end = now_ns() + duration.as_nanos() as u64;
     let (job_result, short_results) = std::thread::scope(|scope| {
         let start = &start;
         let job = scope.spawn(move || {
             start.wait();
-            run_job(job.as_mut(), stop_at)
+            run_job(job.as_mut(), end)
         });
         let shorts: Vec<_> = shorts
             .iter_mut()
@@ -207,7 +207,7 @@ fn contest(design: Design, db: &Path, duration: Duration) -> Result<Contest> {
             .map(|(id, writer)| {
                 scope.spawn(move || {
                     start.wait();
-                    run_short(writer.as_mut(), id as i64, stop_at)
+                    run_short(writer.as_mut(), id as i64, Duration::ZERO, end)
                 })
             })
             .collect();
@@ -230,21 +230,21 @@ fn contest(design: Design, db: &Path, duration: Duration) -> Result<Contest> {
         job_rows,
     };
     for result in short_results {
-        let (waits, commits, failures) = result?;
-        contest.waits.extend(waits);
-        contest.commits += commits;
-        contest.fewest_commits = contest.fewest_commits.min(commits);
-        contest.failures += failures;
+        let short = result?;
+        contest.waits.extend(short.waits);
+        contest.commits += short.commits;
+        contest.fewest_commits = contest.fewest_commits.min(short.commits);
+        contest.failures += short.failures;
     }
     Ok(contest)
 }
 
 /// The long job: seconds from asking to begin to its last commit, and its begins or chunk
 /// commits that failed (a job tries again after a busy timeout, as a real one would).
-fn run_job(job: &mut dyn Writer, stop_at: Instant) -> Result<(f64, u64)> {
+fn run_job(job: &mut dyn Writer, end: u64) -> Result<(f64, u64)> {
     let started = Instant::now();
     let (mut n, mut failures, mut open) = (0i64, 0u64, false);
-    while Instant::now() < stop_at {
+    while now_ns() < end {
         if !open {
             open = job.begin().is_ok();
             if !open {
@@ -269,24 +269,6 @@ fn run_job(job: &mut dyn Writer, stop_at: Instant) -> Result<(f64, u64)> {
 fn committed_rows(db: &Path) -> Result<u64> {
     let connection = plain_sqlite::open(db, plain_sqlite::BUSY_TIMEOUT)?;
     Ok(connection.query_row("SELECT count(*) FROM job", [], |row| row.get::<_, i64>(0))? as u64)
-}
-
-/// A short writer: its waits in ms, commits, and failed begins.
-fn run_short(writer: &mut dyn Writer, id: i64, stop_at: Instant) -> Result<(Vec<f64>, u64, u64)> {
-    let (mut waits, mut commits, mut failures) = (Vec::new(), 0, 0);
-    while Instant::now() < stop_at {
-        let asked = now_ns();
-        let began = writer.begin();
-        waits.push(ms_between(asked, now_ns()));
-        if began.is_err() {
-            failures += 1;
-            continue;
-        }
-        writer.execute(INSERT_SHORT, &[Value::Integer(id), Value::Integer(commits as i64)])?;
-        writer.commit()?;
-        commits += 1;
-    }
-    Ok((waits, commits, failures))
 }
 
 /// Runs `measure` on the database at `db`, then removes the database and its WAL.
