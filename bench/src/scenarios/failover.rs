@@ -14,7 +14,7 @@ use std::time::Duration;
 use lease::LockOptions;
 
 use super::handover::PREDECESSOR;
-use super::{failed, temp_dir};
+use super::scenario_dir;
 use crate::baselines::predecessor_lock;
 use crate::child::Worker;
 use crate::clock::{ms_between, now_ns};
@@ -70,10 +70,7 @@ pub fn run(config: &Config, plots: &mut Vec<Plot>) -> Section {
             predecessor_lock::MAX_BACKOFF.as_millis()
         ),
     );
-    let dir = match temp_dir("failover") {
-        Ok(dir) => dir,
-        Err(e) => return failed(section, e),
-    };
+    let Some(dir) = scenario_dir(&mut section, "failover") else { return section };
     let mut plot = Plot::new(
         "failover.svg",
         "Failover: holder killed or stopped -> held by the waiting process",

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use super::{failed, temp_dir};
+use super::scenario_dir;
 use crate::child::Worker;
 use crate::contender::LockKind;
 use crate::plot::Plot;
@@ -28,10 +28,7 @@ pub fn run(config: &Config, _plots: &mut Vec<Plot>) -> Section {
     let hold = config.pick(Duration::from_millis(2_500), Duration::from_millis(300));
     let mut section = Section::new(8, "footprint");
     section.parameter("hold_s", hold.as_secs_f64());
-    let dir = match temp_dir("footprint") {
-        Ok(dir) => dir,
-        Err(e) => return failed(section, e),
-    };
+    let Some(dir) = scenario_dir(&mut section, "footprint") else { return section };
 
     let library = shared_library(dir.path());
     let (stripped, unstripped) = match &library {

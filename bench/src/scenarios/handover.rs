@@ -11,7 +11,7 @@ use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{failed, temp_dir};
+use super::scenario_dir;
 use crate::child::Worker;
 use crate::clock::ms_between;
 use crate::contender::LockKind;
@@ -32,10 +32,7 @@ pub fn run(config: &Config, plots: &mut Vec<Plot>) -> Section {
     let mut section = Section::new(3, "handover between two processes");
     section.parameter("handovers", handovers);
     section.parameter("waiter_waits_ms", format!("{}..={}", HOLD_MS.start(), HOLD_MS.end()));
-    let dir = match temp_dir("handover") {
-        Ok(dir) => dir,
-        Err(e) => return failed(section, e),
-    };
+    let Some(dir) = scenario_dir(&mut section, "handover") else { return section };
     let liblease = Side::of(measure(LockKind::Liblease, &dir.path().join("liblease.db"), handovers));
     let predecessor = Side::of(measure(LockKind::Predecessor, &dir.path().join("predecessor.db"), handovers));
 
@@ -51,22 +48,19 @@ pub fn run(config: &Config, plots: &mut Vec<Plot>) -> Section {
     plot.add("predecessor's lock", latencies.1.samples());
     plots.push(plot);
 
-    section.figures.extend(distribution(
-        PREDECESSOR,
-        "release -> other holds",
-        "ms",
-        &latencies.0.summary(),
-        Some(&latencies.1.summary()),
-        &[Stat::P50, Stat::P99, Stat::Max, Stat::Mean],
-    ));
-    section.figures.extend(distribution(
-        PREDECESSOR,
-        "the release call itself",
-        "ms",
-        &release_calls.0.summary(),
-        Some(&release_calls.1.summary()),
-        &[Stat::P50, Stat::P99, Stat::Max],
-    ));
+    for (metric, (ours, theirs), stats) in [
+        ("release -> other holds", &latencies, &[Stat::P50, Stat::P99, Stat::Max, Stat::Mean][..]),
+        ("the release call itself", &release_calls, &[Stat::P50, Stat::P99, Stat::Max][..]),
+    ] {
+        section.figures.extend(distribution(
+            PREDECESSOR,
+            metric,
+            "ms",
+            &ours.summary(),
+            Some(&theirs.summary()),
+            stats,
+        ));
+    }
     section.note(format!(
         "two worker processes alternate on one key; the waiter is in acquire for {}..{} ms (uniformly \
          drawn) before the holder releases; release -> other holds is the waiter's CLOCK_MONOTONIC \

@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{failed, temp_dir};
+use super::scenario_dir;
 use crate::baselines::predecessor_lock;
 use crate::child::Worker;
 use crate::contender::LockKind;
@@ -37,10 +37,7 @@ pub fn run(config: &Config, _plots: &mut Vec<Plot>) -> Section {
     let window = config.pick(Duration::from_secs(10), Duration::from_secs(2));
     let mut section = Section::new(5, "heartbeat of a lease held idle");
     section.parameter("window_s", window.as_secs_f64());
-    let dir = match temp_dir("heartbeat") {
-        Ok(dir) => dir,
-        Err(e) => return failed(section, e),
-    };
+    let Some(dir) = scenario_dir(&mut section, "heartbeat") else { return section };
     let side = |kind: LockKind| {
         let db = dir.path().join(format!("{}.db", kind.name()));
         Side::unless(procfs::unavailable(), || measure(kind, &db, window))

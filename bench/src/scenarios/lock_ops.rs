@@ -16,7 +16,7 @@ use lease::ffi::{
     LeaseStore,
 };
 
-use super::{failed, temp_dir};
+use super::{scenario_dir, temp_dir};
 use crate::baselines::lease_statement::BareLeaseTable;
 use crate::clock::now_ns;
 use crate::plot::Plot;
@@ -32,10 +32,7 @@ pub fn uncontended(config: &Config, _plots: &mut Vec<Plot>) -> Section {
     let mut section = Section::new(1, "uncontended acquire + release (C ABI)");
     section.parameter("operations", ops);
     section.parameter("warmup_operations", warmup);
-    let dir = match temp_dir("uncontended") {
-        Ok(dir) => dir,
-        Err(e) => return failed(section, e),
-    };
+    let Some(dir) = scenario_dir(&mut section, "uncontended") else { return section };
     let in_dir = |name: &str| dir.path().join(name);
     let liblease = Side::of(through_c_abi(&in_dir("ffi.db"), warmup, ops, false));
     let take_only = Side::of(bare_statements(&in_dir("take.db"), warmup, ops, false));

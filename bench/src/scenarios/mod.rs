@@ -17,9 +17,17 @@ pub fn temp_dir(name: &str) -> Result<tempfile::TempDir> {
     Ok(tempfile::Builder::new().prefix(&format!("lease-bench-{name}-")).tempdir()?)
 }
 
-/// The section of a scenario that could not even start.
-pub fn failed(mut section: Section, error: Box<dyn std::error::Error + Send + Sync>) -> Section {
-    let error = Measure::Failed(error.to_string());
-    section.figures.push(Figure::new("", "scenario", "").liblease(error.clone(), None).baseline(error, None));
-    section
+/// A fresh temporary directory for a scenario's databases (see [`temp_dir`]); when none can be
+/// made, `None`, and `section` says that the scenario could not even start.
+pub fn scenario_dir(section: &mut Section, name: &str) -> Option<tempfile::TempDir> {
+    match temp_dir(name) {
+        Ok(dir) => Some(dir),
+        Err(e) => {
+            let error = Measure::Failed(e.to_string());
+            section
+                .figures
+                .push(Figure::new("", "scenario", "").liblease(error.clone(), None).baseline(error, None));
+            None
+        }
+    }
 }

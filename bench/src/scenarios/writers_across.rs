@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{failed, temp_dir};
+use super::scenario_dir;
 use crate::baselines::plain_sqlite;
 use crate::child::Worker;
 use crate::clock::now_ns;
@@ -30,10 +30,7 @@ pub fn run(config: &Config, _plots: &mut Vec<Plot>) -> Section {
     section.parameter("duration_s", duration.as_secs_f64());
     section.parameter("transaction_ms", TRANSACTION.as_millis() as u64);
     section.parameter("busy_timeout_s", plain_sqlite::BUSY_TIMEOUT.as_secs_f64());
-    let dir = match temp_dir("writers-across") {
-        Ok(dir) => dir,
-        Err(e) => return failed(section, e),
-    };
+    let Some(dir) = scenario_dir(&mut section, "writers-across") else { return section };
     let side = |design: Design| {
         Side::of(contest(design, &dir.path().join(format!("{}.db", design.name())), duration))
     };

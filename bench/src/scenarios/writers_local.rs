@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use lease::{Database, Value};
 
-use super::{failed, temp_dir};
+use super::scenario_dir;
 use crate::baselines::plain_sqlite;
 use crate::clock::now_ns;
 use crate::plot::Plot;
@@ -54,10 +54,7 @@ pub fn run(config: &Config, plots: &mut Vec<Plot>) -> Section {
     section.parameter("short_writers", SHORT_WRITERS);
     section.parameter("empty_transactions", empty_ops);
     section.parameter("busy_timeout_s", plain_sqlite::BUSY_TIMEOUT.as_secs_f64());
-    let dir = match temp_dir("writers-local") {
-        Ok(dir) => dir,
-        Err(e) => return failed(section, e),
-    };
+    let Some(dir) = scenario_dir(&mut section, "writers-local") else { return section };
     let db = |name: &str| dir.path().join(format!("{name}.db"));
     // Each database is removed once measured: a 10 s job writes hundreds of MB.
     let contest_of =
@@ -111,16 +108,16 @@ pub fn run(config: &Config, plots: &mut Vec<Plot>) -> Section {
             &[Stat::P50, Stat::P99, Stat::Max],
         ));
         let count = |side: &Side<Contest>, read: fn(&Contest) -> u64| side.measure(|c| read(c) as f64);
-        section.figures.push(
-            Figure::new(against, "short-writer commits, all three", "commits")
-                .liblease(count(&liblease, |c| c.commits), None)
-                .baseline(count(baseline, |c| c.commits), None),
-        );
-        section.figures.push(
-            Figure::new(against, "short-writer commits, the writer with fewest", "commits")
-                .liblease(count(&liblease, |c| c.fewest_commits), None)
-                .baseline(count(baseline, |c| c.fewest_commits), None),
-        );
+        // A count on both sides, given without a number of samples.
+        let counted = |metric: &str, unit: &str, read: fn(&Contest) -> u64| {
+            Figure::new(against, metric, unit)
+                .liblease(count(&liblease, read), None)
+                .baseline(count(baseline, read), None)
+        };
+        section.figures.push(counted("short-writer commits, all three", "commits", |c| c.commits));
+        section
+            .figures
+            .push(counted("short-writer commits, the writer with fewest", "commits", |c| c.fewest_commits));
         section.figures.push(
             Figure::new(against, "short-writer begins that failed (busy timeout)", "begins")
                 .liblease(count(&liblease, |c| c.failures), liblease.count(|c| c.waits.len()))
@@ -131,11 +128,9 @@ pub fn run(config: &Config, plots: &mut Vec<Plot>) -> Section {
                 .liblease(liblease.measure(|c| c.job_rows_per_s), liblease.count(|c| c.job_rows as usize))
                 .baseline(baseline.measure(|c| c.job_rows_per_s), baseline.count(|c| c.job_rows as usize)),
         );
-        section.figures.push(
-            Figure::new(against, "long job, begins or chunk commits that failed", "times")
-                .liblease(count(&liblease, |c| c.job_failures), None)
-                .baseline(count(baseline, |c| c.job_failures), None),
-        );
+        section
+            .figures
+            .push(counted("long job, begins or chunk commits that failed", "times", |c| c.job_failures));
         section.figures.push(
             Figure::new(against, "long job, % of one single transaction", "%")
                 .liblease(of_ceiling(&liblease, &liblease_ceiling), None)
