@@ -74,6 +74,11 @@ const SCENARIOS: &[Scenario] = &[
     Scenario { number: 6, title: "writers in one process", run: scenarios::writers_local::run },
     Scenario { number: 7, title: "writers across processes", run: scenarios::writers_across::run },
     Scenario { number: 8, title: "footprint", run: scenarios::footprint::run },
+    Scenario {
+        number: 9,
+        title: "a plain-SQLite writer beside a chunked job",
+        run: scenarios::plain_writer::run,
+    },
 ];
 
 const USAGE: &str = "\

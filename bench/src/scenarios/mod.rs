@@ -6,6 +6,7 @@ pub mod footprint;
 pub mod handover;
 pub mod heartbeat;
 pub mod lock_ops;
+pub mod plain_writer;
 pub mod writers_across;
 pub mod writers_local;
 
