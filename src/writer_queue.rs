@@ -74,15 +74,18 @@ impl WriterQueue {
         }))
     }
 
-    /// Checkpoints on `connection` (PASSIVE: it waits for nobody) if the WAL has grown past its
-    /// limit. Called after a write turn has ended, so that nobody waits for it.
+    /// Checkpoints on `connection` if the WAL has grown past its limit. Called after a write
+    /// turn has ended, so that no other writer waits for it.
     pub(crate) fn checkpoint_if_due(&self, connection: &Connection) {
-        if self.wal_pages.load(Ordering::Relaxed) >= CHECKPOINT_PAGES {
-            self.wal_pages.store(0, Ordering::Relaxed);
-            // A checkpoint that cannot run now (another process checkpoints, say) is simply
-            // left to the next writer past the limit.
-            let _ = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        if self.take_checkpoint() {
+            checkpoint(connection);
         }
+    }
+
+    /// True, once, when the WAL has grown past its limit: the caller then checkpoints.
+    pub(crate) fn take_checkpoint(&self) -> bool {
+        self.wal_pages.load(Ordering::Relaxed) >= CHECKPOINT_PAGES
+            && self.wal_pages.swap(0, Ordering::Relaxed) > 0
     }
 
     fn lock(&self) -> MutexGuard<'_, QueueState> {
@@ -203,6 +206,12 @@ impl Drop for WriteTurn {
             board.wake_all();
         }
     }
+}
+
+/// A PASSIVE checkpoint: it waits for nobody. One that cannot run now (another process is
+/// checkpointing, say) is simply left to the next writer past the limit.
+pub(crate) fn checkpoint(connection: &Connection) {
+    let _ = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
 }
 
 /// The time left before `deadline`; `None` once it has passed, or when there is no deadline

@@ -9,7 +9,7 @@ mod schema;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
@@ -19,6 +19,8 @@ pub use lease_table::LeaseRow;
 use crate::clock::{BootClock, Clock};
 use crate::error::{Error, Result};
 use crate::process::{self, OpenFile, Process};
+use crate::runtime;
+use crate::writer_queue;
 
 /// How long opening a store may wait for another connection's write lock (to create the table).
 const OPEN_BUSY_LIMIT: Duration = Duration::from_secs(5);
@@ -52,6 +54,8 @@ pub struct Store {
 }
 
 pub(crate) struct StoreInner {
+    /// This store itself, for the work it hands to the library's thread.
+    me: Weak<StoreInner>,
     connection: Mutex<Connection>,
     pub(crate) file: OpenFile,
     pub(crate) clock: Arc<dyn Clock>,
@@ -111,7 +115,8 @@ impl Store {
         };
         schema::migrate(&connection, begin).map_err(|e| e.in_file(path))?;
         Ok(Store {
-            inner: Arc::new(StoreInner {
+            inner: Arc::new_cyclic(|me| StoreInner {
+                me: me.clone(),
                 connection: Mutex::new(connection),
                 file,
                 clock,
@@ -167,8 +172,24 @@ impl StoreInner {
             .enter(deadline, || f(&self.connection()).map_err(Error::from))
             .map_err(|e| e.in_file(self.path.as_deref()))?;
         drop(turn);
-        queue.checkpoint_if_due(&self.connection());
+        if queue.take_checkpoint() {
+            self.checkpoint_in_background();
+        }
         Ok(value)
+    }
+
+    /// The lease's writes are waited for by their callers (a release may come from an app's main
+    /// thread), so a checkpoint that one of them made due runs on the library's thread instead.
+    fn checkpoint_in_background(&self) {
+        let me = self.me.clone();
+        let spawned = runtime::spawn(async move {
+            if let Some(store) = me.upgrade() {
+                writer_queue::checkpoint(&store.connection());
+            }
+        });
+        if spawned.is_err() {
+            writer_queue::checkpoint(&self.connection());
+        }
     }
 }
 
