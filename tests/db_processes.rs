@@ -20,6 +20,7 @@ const SHORT_LEASE: LockOptions = LockOptions {
 
 /// Run as a child by the tests below; does nothing in a normal test run.
 #[test]
+#[ignore = "not a test: the other process of the tests below, which run it with --ignored"]
 fn child_process() {
     let (Ok(path), Ok(role)) = (std::env::var(CHILD_DB), std::env::var(CHILD_ROLE)) else { return };
     match role.as_str() {
@@ -90,7 +91,7 @@ struct Child {
 impl Child {
     fn spawn(path: &Path, role: &str) -> Child {
         let mut process = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_process", "--nocapture", "--test-threads=1"])
+            .args(["--exact", "child_process", "--ignored", "--nocapture", "--test-threads=1"])
             .env(CHILD_DB, path)
             .env(CHILD_ROLE, role)
             .stdin(Stdio::piped())

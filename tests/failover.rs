@@ -19,6 +19,7 @@ const HOLDER_DB: &str = "LEASE_TEST_HOLDER_DB";
 /// Run as a child by the tests below (it does nothing in a normal test run): takes the lease,
 /// says so, and holds it until killed.
 #[test]
+#[ignore = "not a test: the other process of the tests below, which run it with --ignored"]
 fn holder_process() {
     let Ok(path) = std::env::var(HOLDER_DB) else { return };
     let store = Store::open(path).unwrap();
@@ -33,7 +34,7 @@ struct Holder(std::process::Child);
 impl Holder {
     fn spawn(path: &std::path::Path) -> Holder {
         let child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "holder_process", "--nocapture", "--test-threads=1"])
+            .args(["--exact", "holder_process", "--ignored", "--nocapture", "--test-threads=1"])
             .env(HOLDER_DB, path)
             .stdout(Stdio::piped())
             .spawn()

@@ -42,6 +42,7 @@ const INSERT: &str = "INSERT INTO written (writer, t) VALUES (?, ?)";
 
 /// Run as a child by the tests below; does nothing in a normal test run.
 #[test]
+#[ignore = "not a test: the other process of the tests below, which run it with --ignored"]
 fn child_process() {
     let (Ok(role), Ok(path)) = (std::env::var(CHILD_ROLE), std::env::var(CHILD_DB)) else { return };
     let spec = Spec::parse(&role);
@@ -909,7 +910,7 @@ struct Child {
 impl Child {
     fn spawn(path: &Path, name: &str, role: &str) -> Child {
         let mut process = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_process", "--nocapture", "--test-threads=1"])
+            .args(["--exact", "child_process", "--ignored", "--nocapture", "--test-threads=1"])
             .env(CHILD_ROLE, format!("{role} name={name}"))
             .env(CHILD_DB, path)
             .stdin(Stdio::piped())
