@@ -67,7 +67,7 @@ async fn renew(hold: &Hold) -> Result<(), String> {
             key: &hold.key,
             holder,
             hold: hold.number,
-            label: "",
+            label: "", // not written by a renewal
             boot: &hold.boot,
             now_ms,
             expires_ms: now_ms + hold.options.lease.as_millis() as u64,
