@@ -66,6 +66,16 @@
  * crosses into C: an internal error returns LEASE_PANIC, or a harmless default from functions
  * that return no status.
  *
+ * Durations are uint32_t milliseconds, and 0 means zero everywhere. A time limit of 0 (the
+ * timeout_ms of an acquisition, a LeaseDb's busy timeout) makes one attempt that never waits.
+ * A length of time that must pass (a lock option, a chunk's period) cannot be 0: it is
+ * LEASE_INVALID_ARGUMENT. UINT32_MAX is not special: it is about 49.7 days.
+ *
+ * A callback whose context outlives the call that gives it (a lock's lost callback, say) comes
+ * with an optional LeaseDestroyCallback, which the library calls exactly once when it no longer
+ * needs the context; a language binding can release the object behind the context there. A
+ * callback that is called exactly once (an asynchronous acquisition's) needs none.
+ *
  * THREADS
  *
  * Every function may be called from any thread, and every handle but LeaseTx may be used by
@@ -100,9 +110,9 @@
 
 /* The version of liblease this header describes; lease_version() gives the loaded one's. */
 #define LEASE_VERSION_MAJOR 0
-#define LEASE_VERSION_MINOR 1
+#define LEASE_VERSION_MINOR 2
 #define LEASE_VERSION_PATCH 0
-#define LEASE_VERSION_STRING "0.1.0"
+#define LEASE_VERSION_STRING "0.2.0"
 
 /**
  * A NULL value (LeaseValue.kind).
@@ -128,6 +138,11 @@
  * Bytes: len bytes at LeaseValue.data.
  */
 #define LEASE_VALUE_BLOB 4
+
+/**
+ * The period of lease_db_begin_chunked's chunks that suits most jobs, in milliseconds.
+ */
+#define LEASE_DEFAULT_CHUNK_MS 1000
 
 /**
  * What a call did. Returned by every function that can fail; the numbers are stable.
@@ -219,25 +234,37 @@ typedef struct LeaseStore LeaseStore;
 typedef struct LeaseTx LeaseTx;
 
 /**
- * The timing of a lock, in milliseconds. Start from lease_lock_options_default() and change
- * what you need; every field must be above zero.
+ * The timing of a lock, in milliseconds: give it to lease_lock_new. Set it up with
+ * lease_lock_options_init, which fills in the defaults, then change what you need.
+ *
+ * The struct may grow in later versions: size says how much of it the caller's header knew
+ * (lease_lock_options_init sets it to the size it was given, sizeof(LeaseLockOptions)). A
+ * library newer than the caller's header uses the defaults for the fields the caller did not
+ * know; one older than the caller's header accepts fields it does not know only when they are
+ * zero, and otherwise refuses the options (LEASE_INVALID_ARGUMENT), rather than ignore a
+ * setting the caller asked for.
  */
 typedef struct LeaseLockOptions {
   /**
+   * The size of the struct as the caller knows it, in bytes; set by lease_lock_options_init.
+   */
+  uint32_t size;
+  /**
    * How long a lease lasts without renewal: the longest another process waits for it after
-   * this one crashed, was killed or was suspended while holding it. At most one day.
+   * this one crashed, was killed or was suspended while holding it. Above 0, at most one day.
    */
   uint32_t lease_ms;
   /**
-   * How often the library's thread renews a held lease. At most half of lease_ms, so that a
-   * renewal delayed by a busy database still succeeds before the lease runs out.
+   * How often the library's thread renews a held lease. Above 0, and at most half of
+   * lease_ms, so that a renewal delayed by a busy database still succeeds before the lease
+   * runs out.
    */
   uint32_t renew_every_ms;
   /**
-   * The longest pause between two attempts of a waiting acquisition. A waiting acquisition is
-   * woken when the lease may have changed hands (the database was written, or the holder's
-   * process ended) where the system can tell (Linux and Android); elsewhere it polls, and a
-   * release is noticed within about this time.
+   * The longest pause between two attempts of a waiting acquisition; above 0. A waiting
+   * acquisition is woken when the lease may have changed hands (the database was written, or
+   * the holder's process ended) where the system can tell (Linux and Android); elsewhere it
+   * polls, and a release is noticed within about this time.
    */
   uint32_t max_backoff_ms;
 } LeaseLockOptions;
@@ -260,6 +287,16 @@ typedef void (*LeaseAcquireCallback)(void *context,
  * during the call. context is the pointer given to lease_lock_set_lost_callback.
  */
 typedef void (*LeaseLostCallback)(void *context, const char *key);
+
+/**
+ * Called exactly once when the library no longer needs a callback's context: after the last
+ * call of the callback that was given with it has returned, when that callback is replaced or
+ * removed, or when its handle is freed. Runs on the thread that replaced the callback or freed
+ * the handle, or on the library's thread ("liblease") when a call of the callback was still
+ * running then (it runs right after that call returns). It must not call back into liblease.
+ * context is the pointer given with the callback.
+ */
+typedef void (*LeaseDestroyCallback)(void *context);
 
 /**
  * One SQL value: a statement's parameter, or a column of a result row.
@@ -321,6 +358,12 @@ extern "C" {
 #endif // __cplusplus
 
 /**
+ * Returns the version of the library actually loaded, such as "0.2.0": compare it with
+ * LEASE_VERSION_STRING, the version of this header. Static text; any thread.
+ */
+const char *lease_version(void);
+
+/**
  * Returns a static, NUL-terminated description of a status code, such as
  * "LEASE_BUSY (held by another process)". Never returns NULL: a code that is not a LeaseStatus
  * gets "unknown LeaseStatus". Any thread; the text is never freed.
@@ -342,12 +385,6 @@ const char *lease_status_str(uint32_t status);
 const char *lease_last_error_message(void);
 
 /**
- * Returns the version of the library actually loaded, such as "0.1.0": compare it with
- * LEASE_VERSION_STRING, the version of this header. Static text; any thread.
- */
-const char *lease_version(void);
-
-/**
  * Stops the library's background thread ("liblease") and waits for it to end, so that nothing
  * of liblease runs any more: call it before unloading the library, or at the end of a program
  * checked for leaks. Any later call that needs the thread starts it again. Does nothing when the
@@ -356,7 +393,7 @@ const char *lease_version(void);
  * Call it from any thread but the library's own (not from a callback). Stores and locks may stay
  * open; every guard must have been released and every asynchronous acquisition called back. A
  * heartbeat that was just stopped by the last release ends a moment later; this call waits up
- * to a second for such work to end.
+ * to 100 ms for such work to end.
  *
  * Returns:
  * - LEASE_OK: the thread is stopped (or was not running).
@@ -403,34 +440,41 @@ enum LeaseStatus lease_store_open_memory(struct LeaseStore **out_store);
 void lease_store_free(struct LeaseStore *store);
 
 /**
- * Returns liblease's default lock options: a 6000 ms lease renewed every 2000 ms, and waiters
- * that pause at most 50 ms between attempts. These defaults keep a lease safe even when another
- * connection holds the database's write lock for a whole second. Any thread.
+ * Fills options with liblease's defaults: a 6000 ms lease renewed every 2000 ms, and waiters
+ * that pause at most 50 ms between attempts; these keep a lease safe even when another
+ * connection holds the database's write lock for a whole second. size is sizeof(LeaseLockOptions):
+ * the function writes that many bytes at most and records the size in options->size. Any
+ * thread.
+ *
+ * Returns:
+ * - LEASE_OK: options holds the defaults.
+ * - LEASE_INVALID_ARGUMENT: options is NULL, or size is less than any LeaseLockOptions.
  */
-struct LeaseLockOptions lease_lock_options_default(void);
+enum LeaseStatus lease_lock_options_init(struct LeaseLockOptions *options, size_t size);
 
 /**
  * Makes a lock on key in store. Nothing is acquired yet, and nothing is written to the database.
  *
  * key names the lease; every process that uses the same key in the same database file contends
- * for the same lease. holder is a label of this process (say "app" or "share-extension") written
- * beside the lease for diagnostics; processes are told apart by an id of their own, so two
- * processes with the same label still exclude each other. options is NULL for the defaults
- * (lease_lock_options_default()). The strings and options are copied.
+ * for the same lease. label names this process (say "app" or "share-extension") beside the
+ * lease, for diagnostics; processes are told apart by an id of their own, so two processes
+ * with the same label still exclude each other. options is NULL for the defaults, or options
+ * set up by lease_lock_options_init. The strings and options are copied.
  *
  * On LEASE_OK, *out_lock is a new lock that the caller frees with lease_lock_free. The lock keeps
  * the store's connection alive, so the store may be freed first. Any thread.
  *
  * Returns:
  * - LEASE_OK: *out_lock is set.
- * - LEASE_INVALID_ARGUMENT: store, key, holder or out_lock is NULL; key is empty; key or holder
- *   is not UTF-8; or an option is zero or contradictory (renew_every_ms above half of lease_ms,
- *   lease_ms above a day).
+ * - LEASE_INVALID_ARGUMENT: store, key, label or out_lock is NULL; key is empty; key or label is
+ *   not UTF-8; options->size is too small, or options sets fields this version does not know
+ *   (see LeaseLockOptions); or an option is zero or contradictory (renew_every_ms above half of
+ *   lease_ms, lease_ms above a day).
  * - LEASE_MISUSE: store was opened before fork() and this is the child.
  */
 enum LeaseStatus lease_lock_new(struct LeaseStore *store,
                                 const char *key,
-                                const char *holder,
+                                const char *label,
                                 const struct LeaseLockOptions *options,
                                 struct LeaseLock **out_lock);
 
@@ -483,7 +527,8 @@ enum LeaseStatus lease_lock_acquire(struct LeaseLock *lock,
  *
  * context is passed to callback unchanged, and names this acquisition to
  * lease_lock_cancel_acquire; it may be NULL. The caller keeps whatever it points at valid until
- * the callback has run. The lock may be freed before that; the acquisition goes on. Any thread.
+ * the callback has run; since the callback runs exactly once (when this returns LEASE_OK), it
+ * can free its context itself, and there is no destroy function. The lock may be freed before that; the acquisition goes on. Any thread.
  *
  * Returns:
  * - LEASE_OK: the acquisition started; callback will be called.
@@ -518,11 +563,15 @@ enum LeaseStatus lease_lock_cancel_acquire(struct LeaseLock *lock, void *context
  * replacing any previous one; a NULL callback removes it. The callback is called once per lost
  * hold, on the library's thread, for every lock through which a guard of that hold was taken.
  *
- * context is passed to callback unchanged; it may be NULL. The caller keeps whatever it points
- * at valid until the callback is replaced or the lock is freed. When this function (or
- * lease_lock_free) returns, the previous callback is not running and will not be called again,
- * so its context may be freed; the one exception is a call made from inside that very callback,
- * which is allowed and returns at once. Any thread.
+ * context is passed to callback unchanged; it may be NULL. destroy, which may be NULL, is called
+ * exactly once with context when the library no longer needs it (see LeaseDestroyCallback):
+ * after this callback is replaced or removed, or the lock freed, once no call of it is running.
+ * When this function (or lease_lock_free) returns, the previous callback is not running and
+ * will not be called again, and its destroy has run; the one exception is a call made from
+ * inside that very callback, which is allowed and returns at once (the previous destroy then
+ * runs when the callback returns). With a NULL callback, context and destroy are not used. On
+ * any status but LEASE_OK nothing changes and destroy is not called: context stays the
+ * caller's. Any thread.
  *
  * Returns:
  * - LEASE_OK: the callback is set (or removed).
@@ -531,12 +580,14 @@ enum LeaseStatus lease_lock_cancel_acquire(struct LeaseLock *lock, void *context
  */
 enum LeaseStatus lease_lock_set_lost_callback(struct LeaseLock *lock,
                                               LeaseLostCallback callback,
-                                              void *context);
+                                              void *context,
+                                              LeaseDestroyCallback destroy);
 
 /**
  * Frees a lock. Guards taken through it stay valid and keep their lease until released. Its
  * lost callback is removed first (see lease_lock_set_lost_callback: when this returns, the
- * callback is not running and will not run). NULL is a no-op. Any thread, but no other thread
+ * callback is not running and will not run, and its destroy has run). NULL is a no-op. In a
+ * forked child it frees the handle without calling the parent's destroy. Any thread, but no other thread
  * may be using this lock handle.
  */
 void lease_lock_free(struct LeaseLock *lock);
@@ -710,9 +761,9 @@ enum LeaseStatus lease_db_begin(struct LeaseDb *db, struct LeaseTx **out_tx);
  * chunks by calling lease_tx_maybe_commit after every small piece of work: each call commits
  * the chunk and begins the next one when the chunk is due, letting waiting writers in between.
  *
- * A chunk is due once it has lasted chunk_ms milliseconds (0 means the default, 1000), or once
- * it has lasted 4 ms (or chunk_ms, if less) while another writer that uses liblease waits for
- * the file, in this process or another. After a chunk that lasted its whole chunk_ms, the job
+ * A chunk is due once it has lasted chunk_ms milliseconds (above 0; LEASE_DEFAULT_CHUNK_MS,
+ * 1000, suits most jobs), or once it has lasted 4 ms (or chunk_ms, if less) while another
+ * writer that uses liblease waits for the file, in this process or another. After a chunk that lasted its whole chunk_ms, the job
  * leaves SQLite's write lock free for 100 ms or a tenth of chunk_ms, whichever is less (less
  * still if another connection commits meanwhile), so that writers using plain SQLite, which
  * liblease cannot see waiting, get in too. See lease_tx_maybe_commit for what this bounds.
@@ -720,7 +771,7 @@ enum LeaseStatus lease_db_begin(struct LeaseDb *db, struct LeaseTx **out_tx);
  * On LEASE_OK, *out_tx is a new transaction, as for lease_db_begin. Any thread, as for
  * lease_db_begin.
  *
- * Returns as lease_db_begin does.
+ * Returns as lease_db_begin does, and LEASE_INVALID_ARGUMENT when chunk_ms is 0.
  */
 enum LeaseStatus lease_db_begin_chunked(struct LeaseDb *db,
                                         uint32_t chunk_ms,
@@ -848,29 +899,30 @@ enum LeaseStatus lease_tx_maybe_commit(struct LeaseTx *tx, bool *out_committed);
 /**
  * Commits the transaction (a chunked one: its current chunk), ends it, and frees tx. tx is
  * consumed whatever the outcome: if the commit fails, the transaction is rolled back, so the
- * connection is never left inside a transaction and the next writer gets in at once. The one
- * exception is misuse: called while another call on tx is running (from tx's own row callback,
- * say), it returns LEASE_MISUSE and does nothing, since freeing tx would pull it from under
- * that call. Any thread, one call on tx at a time.
+ * connection is never left inside a transaction and the next writer gets in at once. Called
+ * while another call on tx is running (on another thread, or from tx's own row callback), it
+ * commits nothing and returns LEASE_MISUSE, and tx is rolled back and freed as soon as that
+ * call returns. Either way, do not use tx again. Any thread.
  *
  * Returns:
  * - LEASE_OK: committed.
  * - LEASE_INVALID_ARGUMENT: tx is NULL.
  * - LEASE_DATABASE: the commit failed (a deferred foreign key, a full disk...): everything since
  *   the transaction (or the chunk) began was rolled back. SQLite's message says why.
- * - LEASE_MISUSE: the transaction had already ended (see lease_tx_execute and
- *   lease_tx_maybe_commit: nothing was committed now), or tx was begun before fork() and this is
- *   the child (tx is freed, and the parent's transaction is untouched); or, without freeing tx,
- *   another call on tx is running.
+ * - LEASE_MISUSE: nothing was committed now: the transaction had already ended (see
+ *   lease_tx_execute and lease_tx_maybe_commit); another call on tx was running (see above);
+ *   or tx was begun before fork() and this is the child (the parent's transaction is
+ *   untouched).
  */
 enum LeaseStatus lease_tx_commit(struct LeaseTx *tx);
 
 /**
  * Rolls the transaction back (a chunked one: its current chunk only; chunks committed by
  * lease_tx_maybe_commit stay), ends it, and frees tx. Also the way to free a transaction that
- * has ended by itself. NULL is a no-op. Any thread, one call on tx at a time. Misuse, as for lease_tx_commit,
- * does nothing but record the message for lease_last_error_message. In a forked child it frees
- * tx without touching the parent's transaction.
+ * has ended by itself. Called while another call on tx is running, it rolls back and frees tx
+ * when that call returns, as lease_tx_commit does (and records a message for
+ * lease_last_error_message). Either way, do not use tx again. NULL is a no-op. In a forked
+ * child it frees tx without touching the parent's transaction. Any thread.
  */
 void lease_tx_rollback(struct LeaseTx *tx);
 

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::sync::MutexExt;
 
 /// The time source of a store. Tests inject a [`ManualClock`]; everything else uses [`BootClock`].
 pub trait Clock: Send + Sync + 'static {
@@ -37,7 +38,7 @@ impl BootClock {
     /// The clock of this machine's current boot.
     pub fn system() -> Result<Arc<BootClock>> {
         static SYSTEM: Mutex<Option<Arc<BootClock>>> = Mutex::new(None);
-        let mut system = SYSTEM.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut system = SYSTEM.locked();
         if let Some(clock) = system.as_ref() {
             return Ok(clock.clone());
         }
@@ -145,7 +146,7 @@ impl ManualClock {
 
     /// Simulates a reboot: a new boot whose clock starts again at `start_ms`.
     pub fn reboot(&self, boot_id: &str, start_ms: u64) {
-        *self.boot_id.lock().unwrap_or_else(|p| p.into_inner()) = boot_id.into();
+        *self.boot_id.locked() = boot_id.into();
         self.now_ms.store(start_ms, Ordering::SeqCst);
     }
 }
@@ -156,7 +157,7 @@ impl Clock for ManualClock {
     }
 
     fn boot_id(&self) -> Arc<str> {
-        self.boot_id.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.boot_id.locked().clone()
     }
 }
 

@@ -17,6 +17,7 @@ mod lock;
 mod process;
 pub mod runtime;
 mod store;
+mod sync;
 mod wait;
 mod writer_board;
 mod writer_queue;

@@ -21,6 +21,7 @@ use crate::fork_local::ForkLocal;
 use crate::liveness::Identity;
 use crate::lock::HoldTable;
 use crate::store::FileId;
+use crate::sync::MutexExt;
 use crate::writer_board::WriterBoard;
 use crate::writer_queue::WriterQueue;
 
@@ -120,7 +121,7 @@ impl Process {
     /// Registers one more handle of the database file `id`. `path` names the file (`None` for
     /// an in-memory store) so that its board can be mapped when the file is first opened.
     pub(crate) fn open_file(self: &Arc<Self>, id: FileId, path: Option<&Path>) -> OpenFile {
-        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        let mut files = self.files.locked();
         let entry = files.entry(id.clone()).or_insert_with(|| FileEntry {
             queue: Arc::new(WriterQueue::new(path.and_then(WriterBoard::open))),
             handles: 0,
@@ -135,7 +136,7 @@ impl Process {
     }
 
     fn close_file(&self, id: &FileId) {
-        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        let mut files = self.files.locked();
         if let Some(entry) = files.get_mut(id) {
             entry.handles -= 1;
             if entry.handles == 0 {

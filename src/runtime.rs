@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 use crate::fork_local::ForkLocal;
+use crate::sync::MutexExt;
 
 /// The name of the library's thread, on which every callback into foreign code runs.
 pub const THREAD_NAME: &str = "liblease";
@@ -44,7 +45,7 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let slot = slot()?;
-    let mut running = slot.running.lock().unwrap_or_else(|p| p.into_inner());
+    let mut running = slot.running.locked();
     if running.is_none() {
         *running = Some(start()?);
     }
@@ -87,7 +88,7 @@ fn start() -> Result<Running> {
                 Ok(runtime) => (Ok(runtime.handle().clone()), Some(runtime)),
                 Err(e) => (Err(e.to_string()), None),
             };
-            *report.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+            *report.0.locked() = Some(result);
             report.1.notify_one();
             // Any message or the sender being dropped ends the thread; dropping the runtime then
             // cancels whatever tasks are left.
@@ -97,7 +98,7 @@ fn start() -> Result<Running> {
         })
         .map_err(|e| Error::Misuse(format!("cannot start the library's thread: {e}")))?;
     let (result, ready) = &*built;
-    let mut result = result.lock().unwrap_or_else(|p| p.into_inner());
+    let mut result = result.locked();
     while result.is_none() {
         result = ready.wait(result).unwrap_or_else(|p| p.into_inner());
     }
@@ -115,7 +116,7 @@ pub fn on_library_thread() -> bool {
 
 /// True while the library's thread is running.
 pub fn is_running() -> bool {
-    slot().is_ok_and(|slot| slot.running.lock().unwrap_or_else(|p| p.into_inner()).is_some())
+    slot().is_ok_and(|slot| slot.running.locked().is_some())
 }
 
 /// Stops and joins the library's thread.
@@ -135,7 +136,7 @@ pub fn shutdown() -> Result<()> {
     while slot.tasks.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
-    let mut running = slot.running.lock().unwrap_or_else(|p| p.into_inner());
+    let mut running = slot.running.locked();
     let busy = slot.tasks.load(Ordering::SeqCst);
     if busy > 0 {
         return Err(Error::Misuse(format!(

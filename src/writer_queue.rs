@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 
 use crate::error::{Error, Result};
+use crate::sync::MutexExt;
 use crate::writer_board::{Notice, WriterBoard, REFRESH};
 
 /// The longest pause of the head between two tries while another process writes.
@@ -89,7 +90,7 @@ impl WriterQueue {
     }
 
     fn lock(&self) -> MutexGuard<'_, QueueState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.locked()
     }
 
     /// True while another writer waits for the file: of this process, or of another one that

@@ -166,7 +166,8 @@ static LeaseLock *open_lock(const char *path)
 {
     LeaseStore *store = NULL;
     LeaseLock *lock = NULL;
-    LeaseLockOptions options = lease_lock_options_default();
+    LeaseLockOptions options;
+    check(lease_lock_options_init(&options, sizeof options), "lease_lock_options_init");
     /* A short lease makes act 3 quick to watch (the default is 6 s). */
     options.lease_ms = LEASE_MS;
     options.renew_every_ms = RENEW_EVERY_MS;
@@ -219,7 +220,7 @@ static void import_rows(void)
     long long started = now_ms();
     int row, chunks = 1;
     say("imports %d rows in a chunked transaction, with maybe_commit after each row", IMPORT_ROWS);
-    check(lease_db_begin_chunked(db, 0, &tx), "lease_db_begin_chunked");
+    check(lease_db_begin_chunked(db, LEASE_DEFAULT_CHUNK_MS, &tx), "lease_db_begin_chunked");
     for (row = 1; row <= IMPORT_ROWS; row++) {
         LeaseValue n = integer_value(row);
         bool committed = false;
@@ -264,7 +265,7 @@ static void extension(const char *path)
 {
     LeaseLock *lock = open_lock(path);
     LeaseGuard *guard;
-    check(lease_lock_set_lost_callback(lock, on_lost, NULL), "lease_lock_set_lost_callback");
+    check(lease_lock_set_lost_callback(lock, on_lost, NULL, NULL), "lease_lock_set_lost_callback");
     open_database(path);
     take_turns(lock, "uploading keys");
 

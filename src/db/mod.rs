@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::lock::Guard;
 use crate::process::{self, OpenFile, Process};
 use crate::store::{self, file_id, FileId};
+use crate::sync::MutexExt;
 use crate::writer_queue::WriterQueue;
 
 /// What a database handle is opened with.
@@ -106,7 +107,7 @@ impl Database {
     /// wait only while another connection recovers the database or switches its journal).
     pub fn set_busy_timeout(&self, timeout: Duration) {
         self.inner.busy_timeout_ms.store(timeout.as_millis() as u64, Ordering::Relaxed);
-        if let Some(reader) = self.inner.reader.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if let Some(reader) = self.inner.reader.locked().as_ref() {
             let _ = reader.busy_timeout(timeout);
         }
     }
@@ -144,7 +145,7 @@ impl Database {
     /// it returns `false`. Sees what is committed; never waits for writers.
     pub fn query(&self, sql: &str, params: &[Value], mut on_row: impl FnMut(&[Value]) -> bool) -> Result<()> {
         self.inner.ensure_not_forked()?;
-        let mut reader = self.inner.reader.lock().unwrap_or_else(|p| p.into_inner());
+        let mut reader = self.inner.reader.locked();
         if reader.is_none() {
             let busy_timeout = Duration::from_millis(self.inner.busy_timeout_ms.load(Ordering::Relaxed));
             *reader = Some(open_connection(&self.inner.path, busy_timeout)?);
@@ -185,7 +186,7 @@ impl DbInner {
     }
 
     pub(crate) fn writer(&self) -> MutexGuard<'_, Connection> {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+        self.writer.locked()
     }
 
     pub(crate) fn busy_deadline(&self) -> Instant {

@@ -230,9 +230,9 @@ pub extern "C" fn lease_db_begin(db: *mut LeaseDb, out_tx: *mut *mut LeaseTx) ->
 /// chunks by calling lease_tx_maybe_commit after every small piece of work: each call commits
 /// the chunk and begins the next one when the chunk is due, letting waiting writers in between.
 ///
-/// A chunk is due once it has lasted chunk_ms milliseconds (0 means the default, 1000), or once
-/// it has lasted 4 ms (or chunk_ms, if less) while another writer that uses liblease waits for
-/// the file, in this process or another. After a chunk that lasted its whole chunk_ms, the job
+/// A chunk is due once it has lasted chunk_ms milliseconds (above 0; LEASE_DEFAULT_CHUNK_MS,
+/// 1000, suits most jobs), or once it has lasted 4 ms (or chunk_ms, if less) while another
+/// writer that uses liblease waits for the file, in this process or another. After a chunk that lasted its whole chunk_ms, the job
 /// leaves SQLite's write lock free for 100 ms or a tenth of chunk_ms, whichever is less (less
 /// still if another connection commits meanwhile), so that writers using plain SQLite, which
 /// liblease cannot see waiting, get in too. See lease_tx_maybe_commit for what this bounds.
@@ -240,7 +240,7 @@ pub extern "C" fn lease_db_begin(db: *mut LeaseDb, out_tx: *mut *mut LeaseTx) ->
 /// On LEASE_OK, *out_tx is a new transaction, as for lease_db_begin. Any thread, as for
 /// lease_db_begin.
 ///
-/// Returns as lease_db_begin does.
+/// Returns as lease_db_begin does, and LEASE_INVALID_ARGUMENT when chunk_ms is 0.
 #[no_mangle]
 pub extern "C" fn lease_db_begin_chunked(
     db: *mut LeaseDb,
@@ -251,18 +251,23 @@ pub extern "C" fn lease_db_begin_chunked(
         // SAFETY: the C contract: out_tx is NULL or writable; db is NULL or a live handle.
         let out = unsafe { Out::new(out_tx, "out_tx") }?;
         let handle = unsafe { handle::borrow(db, "db") }?;
+        if chunk_ms == 0 {
+            return Err(Error::InvalidArgument(
+                "chunk_ms is 0; a chunk must last some time (LEASE_DEFAULT_CHUNK_MS is 1000)".into(),
+            ));
+        }
         out.set(TxHandle::new(handle.db.begin_chunked(chunk_options(chunk_ms))?));
         Ok(())
     })
 }
 
+/// The period of lease_db_begin_chunked's chunks that suits most jobs, in milliseconds.
+pub const LEASE_DEFAULT_CHUNK_MS: u32 = 1000;
+
 /// The chunks of lease_db_begin_chunked: the core's defaults, shortened with the period.
 fn chunk_options(chunk_ms: u32) -> ChunkOptions {
     let defaults = ChunkOptions::DEFAULT;
-    let period = match chunk_ms {
-        0 => defaults.period,
-        ms => Duration::from_millis(ms.into()),
-    };
+    let period = Duration::from_millis(chunk_ms.into());
     ChunkOptions { period, slice: defaults.slice.min(period), gap: defaults.gap.min(period / 10) }
 }
 
@@ -325,8 +330,7 @@ mod tests {
 
     #[test]
     fn chunks_keep_their_slice_and_gap_within_the_period() {
-        assert_eq!(chunk_options(0), ChunkOptions::DEFAULT);
-        assert_eq!(chunk_options(1000), ChunkOptions::DEFAULT);
+        assert_eq!(chunk_options(LEASE_DEFAULT_CHUNK_MS), ChunkOptions::DEFAULT);
         for ms in [1, 2, 3, 40, 999, 1001, u32::MAX] {
             let options = chunk_options(ms);
             assert_eq!(options.period, Duration::from_millis(ms.into()));

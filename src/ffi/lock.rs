@@ -5,12 +5,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::context::{Context, LeaseDestroyCallback, OwnedContext};
 use super::guard::LeaseGuard;
 use super::handle::{self, Boxed, Castable, Out};
 use super::panic::{catch_status, catch_value};
 use super::status::{self, LeaseStatus};
 use super::store::LeaseStore;
-use crate::{Lock, LockOptions, PendingAcquire};
+use crate::sync::MutexExt;
+use crate::{Error, Lock, LockOptions, PendingAcquire, Result};
 
 /// A named lease in a store. Opaque; made by lease_lock_new, freed by lease_lock_free.
 /// Thread-safe.
@@ -43,32 +45,46 @@ struct Pending {
 
 impl LockHandle {
     fn pending(&self) -> std::sync::MutexGuard<'_, Vec<Pending>> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+        self.pending.locked()
     }
 }
 
-/// The timing of a lock, in milliseconds. Start from lease_lock_options_default() and change
-/// what you need; every field must be above zero.
+/// The timing of a lock, in milliseconds: give it to lease_lock_new. Set it up with
+/// lease_lock_options_init, which fills in the defaults, then change what you need.
+///
+/// The struct may grow in later versions: size says how much of it the caller's header knew
+/// (lease_lock_options_init sets it to the size it was given, sizeof(LeaseLockOptions)). A
+/// library newer than the caller's header uses the defaults for the fields the caller did not
+/// know; one older than the caller's header accepts fields it does not know only when they are
+/// zero, and otherwise refuses the options (LEASE_INVALID_ARGUMENT), rather than ignore a
+/// setting the caller asked for.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeaseLockOptions {
+    /// The size of the struct as the caller knows it, in bytes; set by lease_lock_options_init.
+    pub size: u32,
     /// How long a lease lasts without renewal: the longest another process waits for it after
-    /// this one crashed, was killed or was suspended while holding it. At most one day.
+    /// this one crashed, was killed or was suspended while holding it. Above 0, at most one day.
     pub lease_ms: u32,
-    /// How often the library's thread renews a held lease. At most half of lease_ms, so that a
-    /// renewal delayed by a busy database still succeeds before the lease runs out.
+    /// How often the library's thread renews a held lease. Above 0, and at most half of
+    /// lease_ms, so that a renewal delayed by a busy database still succeeds before the lease
+    /// runs out.
     pub renew_every_ms: u32,
-    /// The longest pause between two attempts of a waiting acquisition. A waiting acquisition is
-    /// woken when the lease may have changed hands (the database was written, or the holder's
-    /// process ended) where the system can tell (Linux and Android); elsewhere it polls, and a
-    /// release is noticed within about this time.
+    /// The longest pause between two attempts of a waiting acquisition; above 0. A waiting
+    /// acquisition is woken when the lease may have changed hands (the database was written, or
+    /// the holder's process ended) where the system can tell (Linux and Android); elsewhere it
+    /// polls, and a release is noticed within about this time.
     pub max_backoff_ms: u32,
 }
+
+/// The size of the first LeaseLockOptions (liblease 0.2): the least a caller may give.
+const OPTIONS_V1_SIZE: usize = 16;
 
 impl From<LockOptions> for LeaseLockOptions {
     fn from(options: LockOptions) -> LeaseLockOptions {
         let ms = |duration: Duration| u32::try_from(duration.as_millis()).unwrap_or(u32::MAX);
         LeaseLockOptions {
+            size: size_of::<LeaseLockOptions>() as u32,
             lease_ms: ms(options.lease),
             renew_every_ms: ms(options.renew_every),
             max_backoff_ms: ms(options.max_backoff),
@@ -76,15 +92,39 @@ impl From<LockOptions> for LeaseLockOptions {
     }
 }
 
-impl From<LeaseLockOptions> for LockOptions {
-    fn from(options: LeaseLockOptions) -> LockOptions {
-        let ms = |ms: u32| Duration::from_millis(ms.into());
-        LockOptions {
-            lease: ms(options.lease_ms),
-            renew_every: ms(options.renew_every_ms),
-            max_backoff: ms(options.max_backoff_ms),
+/// Reads the caller's options: as many fields as its `size` covers, the defaults for the rest.
+///
+/// # Safety
+/// `options` points at `options.size` readable bytes.
+unsafe fn read_options(options: &LeaseLockOptions) -> Result<LockOptions> {
+    let size = options.size as usize;
+    let known = size_of::<LeaseLockOptions>();
+    if size < OPTIONS_V1_SIZE {
+        return Err(Error::InvalidArgument(format!(
+            "options.size is {size}, less than any LeaseLockOptions; set it up with \
+             lease_lock_options_init"
+        )));
+    }
+    if size > known {
+        // SAFETY: the caller's header says the struct has `size` bytes.
+        let tail = unsafe {
+            std::slice::from_raw_parts(std::ptr::from_ref(options).cast::<u8>().add(known), size - known)
+        };
+        if tail.iter().any(|&byte| byte != 0) {
+            return Err(Error::InvalidArgument(format!(
+                "options sets fields that this liblease ({}) does not know; it knows the first {known} \
+                 bytes of LeaseLockOptions, and the caller's header {size}",
+                env!("CARGO_PKG_VERSION")
+            )));
         }
     }
+    // Every field of this version lies within the first version's size.
+    let ms = |ms: u32| Duration::from_millis(ms.into());
+    Ok(LockOptions {
+        lease: ms(options.lease_ms),
+        renew_every: ms(options.renew_every_ms),
+        max_backoff: ms(options.max_backoff_ms),
+    })
 }
 
 /// Called once when an asynchronous acquisition ends, on the library's thread ("liblease").
@@ -101,65 +141,79 @@ pub type LeaseAcquireCallback =
 /// during the call. context is the pointer given to lease_lock_set_lost_callback.
 pub type LeaseLostCallback = Option<unsafe extern "C" fn(context: *mut c_void, key: *const c_char)>;
 
-/// A caller's context pointer, carried to the library's thread. liblease never dereferences it;
-/// the caller promises that it may be used there (see each function's documentation).
-struct Context(*mut c_void);
-
-// SAFETY: the pointer is only handed back to the caller's own callback; making that safe on the
-// library's thread is the caller's documented duty.
-unsafe impl Send for Context {}
-unsafe impl Sync for Context {}
-
-impl Context {
-    fn get(&self) -> *mut c_void {
-        self.0
-    }
-}
-
-/// Returns liblease's default lock options: a 6000 ms lease renewed every 2000 ms, and waiters
-/// that pause at most 50 ms between attempts. These defaults keep a lease safe even when another
-/// connection holds the database's write lock for a whole second. Any thread.
+/// Fills options with liblease's defaults: a 6000 ms lease renewed every 2000 ms, and waiters
+/// that pause at most 50 ms between attempts; these keep a lease safe even when another
+/// connection holds the database's write lock for a whole second. size is sizeof(LeaseLockOptions):
+/// the function writes that many bytes at most and records the size in options->size. Any
+/// thread.
+///
+/// Returns:
+/// - LEASE_OK: options holds the defaults.
+/// - LEASE_INVALID_ARGUMENT: options is NULL, or size is less than any LeaseLockOptions.
 #[no_mangle]
-pub extern "C" fn lease_lock_options_default() -> LeaseLockOptions {
-    let zero = LeaseLockOptions { lease_ms: 0, renew_every_ms: 0, max_backoff_ms: 0 };
-    catch_value("lease_lock_options_default", zero, || Ok(LockOptions::DEFAULT.into()))
+pub extern "C" fn lease_lock_options_init(options: *mut LeaseLockOptions, size: usize) -> LeaseStatus {
+    catch_status("lease_lock_options_init", || {
+        if options.is_null() {
+            return Err(Error::InvalidArgument("options is NULL".into()));
+        }
+        if size < OPTIONS_V1_SIZE || size > u32::MAX as usize {
+            return Err(Error::InvalidArgument(format!("size is {size}; pass sizeof(LeaseLockOptions)")));
+        }
+        let defaults = LeaseLockOptions::from(LockOptions::DEFAULT);
+        let known = size_of::<LeaseLockOptions>();
+        // SAFETY: the C contract: options points at `size` writable bytes. The fields this
+        // version knows are written as far as they fit; any bytes beyond them are zeroed.
+        unsafe {
+            let bytes = options.cast::<u8>();
+            std::ptr::copy_nonoverlapping(std::ptr::from_ref(&defaults).cast::<u8>(), bytes, known.min(size));
+            if size > known {
+                std::ptr::write_bytes(bytes.add(known), 0, size - known);
+            }
+            (*options).size = size as u32;
+        }
+        Ok(())
+    })
 }
 
 /// Makes a lock on key in store. Nothing is acquired yet, and nothing is written to the database.
 ///
 /// key names the lease; every process that uses the same key in the same database file contends
-/// for the same lease. holder is a label of this process (say "app" or "share-extension") written
-/// beside the lease for diagnostics; processes are told apart by an id of their own, so two
-/// processes with the same label still exclude each other. options is NULL for the defaults
-/// (lease_lock_options_default()). The strings and options are copied.
+/// for the same lease. label names this process (say "app" or "share-extension") beside the
+/// lease, for diagnostics; processes are told apart by an id of their own, so two processes
+/// with the same label still exclude each other. options is NULL for the defaults, or options
+/// set up by lease_lock_options_init. The strings and options are copied.
 ///
 /// On LEASE_OK, *out_lock is a new lock that the caller frees with lease_lock_free. The lock keeps
 /// the store's connection alive, so the store may be freed first. Any thread.
 ///
 /// Returns:
 /// - LEASE_OK: *out_lock is set.
-/// - LEASE_INVALID_ARGUMENT: store, key, holder or out_lock is NULL; key is empty; key or holder
-///   is not UTF-8; or an option is zero or contradictory (renew_every_ms above half of lease_ms,
-///   lease_ms above a day).
+/// - LEASE_INVALID_ARGUMENT: store, key, label or out_lock is NULL; key is empty; key or label is
+///   not UTF-8; options->size is too small, or options sets fields this version does not know
+///   (see LeaseLockOptions); or an option is zero or contradictory (renew_every_ms above half of
+///   lease_ms, lease_ms above a day).
 /// - LEASE_MISUSE: store was opened before fork() and this is the child.
 #[no_mangle]
 pub extern "C" fn lease_lock_new(
     store: *mut LeaseStore,
     key: *const c_char,
-    holder: *const c_char,
+    label: *const c_char,
     options: *const LeaseLockOptions,
     out_lock: *mut *mut LeaseLock,
 ) -> LeaseStatus {
     catch_status("lease_lock_new", || {
         // SAFETY: the C contract: out_lock is NULL or writable; store is NULL or a live store; key
-        // and holder are NULL or C strings; options is NULL or points at options.
+        // and label are NULL or C strings; options is NULL or points at options->size bytes.
         let out = unsafe { Out::new(out_lock, "out_lock") }?;
         let store = unsafe { handle::borrow(store, "store") }?;
         let key = unsafe { handle::str_arg(key, "key") }?;
-        let holder = unsafe { handle::str_arg(holder, "holder") }?;
-        let options = unsafe { options.as_ref() }.copied().map_or(LockOptions::DEFAULT, LockOptions::from);
+        let label = unsafe { handle::str_arg(label, "label") }?;
+        let options = match unsafe { options.as_ref() } {
+            None => LockOptions::DEFAULT,
+            Some(options) => unsafe { read_options(options) }?,
+        };
         out.set(LockHandle {
-            lock: Lock::new(store, key, holder, options)?,
+            lock: Lock::new(store, key, label, options)?,
             made_in: crate::process::fork_generation(),
             pending: Arc::default(),
             next_id: AtomicU64::new(0),
@@ -235,7 +289,8 @@ pub extern "C" fn lease_lock_acquire(
 ///
 /// context is passed to callback unchanged, and names this acquisition to
 /// lease_lock_cancel_acquire; it may be NULL. The caller keeps whatever it points at valid until
-/// the callback has run. The lock may be freed before that; the acquisition goes on. Any thread.
+/// the callback has run; since the callback runs exactly once (when this returns LEASE_OK), it
+/// can free its context itself, and there is no destroy function. The lock may be freed before that; the acquisition goes on. Any thread.
 ///
 /// Returns:
 /// - LEASE_OK: the acquisition started; callback will be called.
@@ -254,14 +309,14 @@ pub extern "C" fn lease_lock_acquire_async(
     catch_status("lease_lock_acquire_async", || {
         // SAFETY: the C contract: lock is NULL or a live lock.
         let handle = unsafe { handle::borrow(lock, "lock") }?;
-        let callback = callback.ok_or_else(|| crate::Error::InvalidArgument("callback is NULL".into()))?;
+        let callback = callback.ok_or_else(|| Error::InvalidArgument("callback is NULL".into()))?;
         let id = handle.next_id.fetch_add(1, Ordering::Relaxed);
         let pending = handle.pending.clone();
         let name = context.addr();
-        let context = Context(context);
+        let context = Context::new(context);
         let done = move |result: crate::Result<crate::Guard>| {
             // Unlisted first: from now on, cancelling it does nothing.
-            pending.lock().unwrap_or_else(|p| p.into_inner()).retain(|pending| pending.id != id);
+            pending.locked().retain(|pending| pending.id != id);
             let (status, guard) = match result {
                 Ok(guard) => (LeaseStatus::LEASE_OK, handle::into_handle::<LeaseGuard>(guard)),
                 // Recorded on this thread, where the callback can read it.
@@ -309,11 +364,15 @@ pub extern "C" fn lease_lock_cancel_acquire(lock: *mut LeaseLock, context: *mut 
 /// replacing any previous one; a NULL callback removes it. The callback is called once per lost
 /// hold, on the library's thread, for every lock through which a guard of that hold was taken.
 ///
-/// context is passed to callback unchanged; it may be NULL. The caller keeps whatever it points
-/// at valid until the callback is replaced or the lock is freed. When this function (or
-/// lease_lock_free) returns, the previous callback is not running and will not be called again,
-/// so its context may be freed; the one exception is a call made from inside that very callback,
-/// which is allowed and returns at once. Any thread.
+/// context is passed to callback unchanged; it may be NULL. destroy, which may be NULL, is called
+/// exactly once with context when the library no longer needs it (see LeaseDestroyCallback):
+/// after this callback is replaced or removed, or the lock freed, once no call of it is running.
+/// When this function (or lease_lock_free) returns, the previous callback is not running and
+/// will not be called again, and its destroy has run; the one exception is a call made from
+/// inside that very callback, which is allowed and returns at once (the previous destroy then
+/// runs when the callback returns). With a NULL callback, context and destroy are not used. On
+/// any status but LEASE_OK nothing changes and destroy is not called: context stays the
+/// caller's. Any thread.
 ///
 /// Returns:
 /// - LEASE_OK: the callback is set (or removed).
@@ -324,12 +383,15 @@ pub extern "C" fn lease_lock_set_lost_callback(
     lock: *mut LeaseLock,
     callback: LeaseLostCallback,
     context: *mut c_void,
+    destroy: LeaseDestroyCallback,
 ) -> LeaseStatus {
     catch_status("lease_lock_set_lost_callback", || {
         // SAFETY: the C contract: lock is NULL or a live lock.
         let lock = &unsafe { handle::borrow(lock, "lock") }?.lock;
-        let context = Context(context);
+        // Checked before the context is taken, so that a refusal leaves it the caller's.
+        lock.ensure_usable()?;
         let callback = callback.map(|callback| -> Box<dyn Fn(&str) + Send + Sync> {
+            let context = OwnedContext::new(context, destroy);
             Box::new(move |key: &str| {
                 // A key came from C as a C string, so it has no NUL inside.
                 let key = CString::new(key).unwrap_or_default();
@@ -343,7 +405,8 @@ pub extern "C" fn lease_lock_set_lost_callback(
 
 /// Frees a lock. Guards taken through it stay valid and keep their lease until released. Its
 /// lost callback is removed first (see lease_lock_set_lost_callback: when this returns, the
-/// callback is not running and will not run). NULL is a no-op. Any thread, but no other thread
+/// callback is not running and will not run, and its destroy has run). NULL is a no-op. In a
+/// forked child it frees the handle without calling the parent's destroy. Any thread, but no other thread
 /// may be using this lock handle.
 #[no_mangle]
 pub extern "C" fn lease_lock_free(lock: *mut LeaseLock) {

@@ -65,6 +65,16 @@
 //! crosses into C: an internal error returns LEASE_PANIC, or a harmless default from functions
 //! that return no status.
 //!
+//! Durations are uint32_t milliseconds, and 0 means zero everywhere. A time limit of 0 (the
+//! timeout_ms of an acquisition, a LeaseDb's busy timeout) makes one attempt that never waits.
+//! A length of time that must pass (a lock option, a chunk's period) cannot be 0: it is
+//! LEASE_INVALID_ARGUMENT. UINT32_MAX is not special: it is about 49.7 days.
+//!
+//! A callback whose context outlives the call that gives it (a lock's lost callback, say) comes
+//! with an optional LeaseDestroyCallback, which the library calls exactly once when it no longer
+//! needs the context; a language binding can release the object behind the context there. A
+//! callback that is called exactly once (an asynchronous acquisition's) needs none.
+//!
 //! THREADS
 //!
 //! Every function may be called from any thread, and every handle but LeaseTx may be used by
@@ -91,7 +101,9 @@
 // cannot be `unsafe fn` to C. Each dereference is in a helper of `handle` with its own contract.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
-// Shared machinery: pointers from C, the panic boundary, statuses and the last error.
+// Shared machinery: pointers from C, callers' contexts, the panic boundary, statuses and the
+// last error.
+mod context;
 mod handle;
 mod panic;
 mod status;
@@ -113,6 +125,7 @@ mod db;
 // LeaseTx.
 mod tx;
 
+pub use context::*;
 pub use db::*;
 pub use guard::*;
 pub use library::*;

@@ -1,7 +1,11 @@
 //! Statuses and the last error message: how a failure reaches C.
+//!
+//! The enum is the list of statuses (cbindgen reads it as it is written); the list of all of
+//! them, the conversion from a code and their texts are derived from one table that the compiler
+//! checks is complete, so a new status cannot be forgotten in one of them.
 
 use std::cell::RefCell;
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{CStr, CString};
 
 use crate::Error;
 
@@ -44,39 +48,48 @@ pub enum LeaseStatus {
     LEASE_CANCELLED = 8,
 }
 
-impl LeaseStatus {
-    /// The status for a code from C, if it is one.
-    pub fn from_code(code: u32) -> Option<LeaseStatus> {
-        use LeaseStatus::*;
-        [
-            LEASE_OK,
-            LEASE_BUSY,
-            LEASE_TIMEOUT,
-            LEASE_LOST,
-            LEASE_INVALID_ARGUMENT,
-            LEASE_DATABASE,
-            LEASE_MISUSE,
-            LEASE_PANIC,
-            LEASE_CANCELLED,
-        ]
-        .into_iter()
-        .find(|status| *status as u32 == code)
-    }
+/// Derives everything else about the statuses from one table of `NAME => "meaning"`: the list
+/// of all of them, the conversion from a code, and each one's text. The table must name every
+/// status (the match in `text` is exhaustive, so the compiler refuses one that is missing).
+macro_rules! derive_status_tables {
+    ($($name:ident => $meaning:literal,)+) => {
+        impl LeaseStatus {
+            /// Every status, in the order of the table.
+            pub const ALL: &'static [LeaseStatus] = &[$(LeaseStatus::$name),+];
 
-    /// A short description, for logs.
-    pub fn text(self) -> &'static CStr {
-        match self {
-            LeaseStatus::LEASE_OK => c"LEASE_OK (success)",
-            LeaseStatus::LEASE_BUSY => c"LEASE_BUSY (held by another process)",
-            LeaseStatus::LEASE_TIMEOUT => c"LEASE_TIMEOUT (still held when the time limit ran out)",
-            LeaseStatus::LEASE_LOST => c"LEASE_LOST (the lease was lost)",
-            LeaseStatus::LEASE_INVALID_ARGUMENT => c"LEASE_INVALID_ARGUMENT (invalid argument)",
-            LeaseStatus::LEASE_DATABASE => c"LEASE_DATABASE (database error)",
-            LeaseStatus::LEASE_MISUSE => c"LEASE_MISUSE (not allowed now)",
-            LeaseStatus::LEASE_PANIC => c"LEASE_PANIC (internal error in liblease)",
-            LeaseStatus::LEASE_CANCELLED => c"LEASE_CANCELLED (the acquisition was cancelled)",
+            /// The status for a code from C, if it is one.
+            pub fn from_code(code: u32) -> Option<LeaseStatus> {
+                LeaseStatus::ALL.iter().copied().find(|status| *status as u32 == code)
+            }
+
+            /// A short description, for logs: the name, then what it means.
+            pub fn text(self) -> &'static CStr {
+                match self {
+                    $(LeaseStatus::$name => {
+                        const TEXT: &CStr = match CStr::from_bytes_with_nul(
+                            concat!(stringify!($name), " (", $meaning, ")\0").as_bytes(),
+                        ) {
+                            Ok(text) => text,
+                            Err(_) => panic!("a status's meaning holds no NUL"),
+                        };
+                        TEXT
+                    })+
+                }
+            }
         }
-    }
+    };
+}
+
+derive_status_tables! {
+    LEASE_OK => "success",
+    LEASE_BUSY => "held by another process",
+    LEASE_TIMEOUT => "still held when the time limit ran out",
+    LEASE_LOST => "the lease was lost",
+    LEASE_INVALID_ARGUMENT => "invalid argument",
+    LEASE_DATABASE => "database error",
+    LEASE_MISUSE => "not allowed now",
+    LEASE_PANIC => "internal error in liblease",
+    LEASE_CANCELLED => "the acquisition was cancelled",
 }
 
 impl From<&Error> for LeaseStatus {
@@ -116,31 +129,43 @@ fn set_last_error(message: String) {
     let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = Some(message));
 }
 
-/// Returns a static, NUL-terminated description of a status code, such as
-/// "LEASE_BUSY (held by another process)". Never returns NULL: a code that is not a LeaseStatus
-/// gets "unknown LeaseStatus". Any thread; the text is never freed.
-#[no_mangle]
-pub extern "C" fn lease_status_str(status: u32) -> *const c_char {
-    crate::ffi::panic::catch_value("lease_status_str", c"".as_ptr(), || {
-        Ok(LeaseStatus::from_code(status).map_or(c"unknown LeaseStatus", LeaseStatus::text).as_ptr())
-    })
+/// This thread's last failure message, NUL-terminated, or "" before the first. The text stays in
+/// place, unchanged, until this thread's next failure.
+pub(crate) fn last_error() -> *const std::ffi::c_char {
+    let message = LAST_ERROR.try_with(|slot| slot.borrow().as_ref().map(|message| message.as_ptr()));
+    message.ok().flatten().unwrap_or(c"".as_ptr())
 }
 
-/// Returns the message of the last call on this thread that failed: English text naming the
-/// function and saying what went wrong, for logs (do not parse it). Returns "" if no call on this
-/// thread has failed. Never returns NULL.
-///
-/// The text belongs to the library and stays valid until the next lease_* call on this thread
-/// that fails: only a failing call replaces it. Calls that succeed, lease_status_str,
-/// lease_version and lease_last_error_message itself leave it alone, so a caller may read the
-/// status's text and the message in either order.
-/// Each thread has its own message, so read it on the thread that made the failing call; for an
-/// asynchronous acquisition that failed, that is the callback's thread.
-#[no_mangle]
-pub extern "C" fn lease_last_error_message() -> *const c_char {
-    crate::ffi::panic::catch_value("lease_last_error_message", c"".as_ptr(), || {
-        let message = LAST_ERROR.try_with(|slot| slot.borrow().as_ref().map(|message| message.as_ptr()));
-        // The CString stays in the slot, unchanged, until this thread's next failure.
-        Ok(message.ok().flatten().unwrap_or(c"".as_ptr()))
-    })
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_round_trips_through_its_code_and_has_its_own_text() {
+        for (index, status) in LeaseStatus::ALL.iter().enumerate() {
+            assert_eq!(*status as u32, index as u32, "codes are dense, in order");
+            assert_eq!(LeaseStatus::from_code(*status as u32), Some(*status));
+            let text = status.text().to_str().unwrap();
+            assert!(text.starts_with(&format!("{status:?} (")), "{text}");
+        }
+        assert_eq!(LeaseStatus::from_code(LeaseStatus::ALL.len() as u32), None);
+    }
+
+    #[test]
+    fn every_error_has_a_status_other_than_ok_and_panic() {
+        let errors = [
+            Error::Busy(String::new()),
+            Error::Timeout(String::new()),
+            Error::Lost(String::new()),
+            Error::InvalidArgument(String::new()),
+            Error::Database(String::new()),
+            Error::Cancelled(String::new()),
+            Error::Misuse(String::new()),
+        ];
+        let statuses: std::collections::BTreeSet<u32> =
+            errors.iter().map(|error| LeaseStatus::from(error) as u32).collect();
+        assert_eq!(statuses.len(), errors.len(), "each error its own status");
+        assert!(!statuses.contains(&(LeaseStatus::LEASE_OK as u32)));
+        assert!(!statuses.contains(&(LeaseStatus::LEASE_PANIC as u32)));
+    }
 }

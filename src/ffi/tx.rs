@@ -1,12 +1,14 @@
 //! The C face of a transaction: `LeaseTx`.
 
 use std::ffi::{c_char, c_void};
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use super::handle::{self, Boxed, Castable};
 use super::panic::{catch_status, catch_value};
 use super::status::LeaseStatus;
 use super::value::{self, LeaseRowCallback, LeaseValue};
+use crate::sync::MutexExt;
 use crate::{Error, Result, Transaction};
 
 /// An open write transaction. Opaque; made by lease_db_begin, lease_db_begin_chunked or
@@ -21,30 +23,89 @@ impl Castable for LeaseTx {
     type RustType = TxHandle;
 }
 
-/// What a `LeaseTx` points at. The mutex is never waited for: a call that finds it taken is a
-/// call that overlaps another on the same transaction, which the contract forbids; it is refused
-/// rather than queued, so that a row callback calling back into its own transaction fails
-/// instead of deadlocking.
+/// What a `LeaseTx` points at.
+///
+/// Every call on a transaction is a [`TxCall`], and two never overlap: a call that comes while
+/// another runs (on another thread, or from that call's own row callback) is refused rather than
+/// queued, so a callback that calls back into its own transaction fails instead of deadlocking.
+/// Commit and rollback consume the handle on every path: one that comes while a call runs marks
+/// the handle, and that call rolls the transaction back and frees it when it returns.
 pub(crate) struct TxHandle {
+    /// Only ever locked by the one call running, so never waited for.
     tx: Mutex<Transaction>,
+    /// [`RUNNING`] while a call runs, and [`ENDED`] once commit or rollback came during one.
+    /// Atomic rather than a mutex, so that a forked child never waits for a parent's thread.
+    calls: AtomicU8,
 }
+
+const RUNNING: u8 = 1;
+const ENDED: u8 = 2;
 
 impl TxHandle {
     pub(crate) fn new(tx: Transaction) -> TxHandle {
-        TxHandle { tx: Mutex::new(tx) }
+        TxHandle { tx: Mutex::new(tx), calls: AtomicU8::new(0) }
     }
+}
 
-    fn using(&self) -> Result<MutexGuard<'_, Transaction>> {
-        match self.tx.try_lock() {
-            Ok(tx) => Ok(tx),
-            Err(TryLockError::Poisoned(poisoned)) => Ok(poisoned.into_inner()),
-            Err(TryLockError::WouldBlock) => Err(Error::Misuse(
+/// One call on a transaction, from its start to its return.
+struct TxCall {
+    handle: *mut LeaseTx,
+}
+
+impl TxCall {
+    /// # Safety
+    /// `tx` is NULL or a live transaction, not freed by anyone but this call's end.
+    unsafe fn enter(tx: *mut LeaseTx) -> Result<TxCall> {
+        // SAFETY: by the caller's promise.
+        let handle = unsafe { handle::borrow(tx, "tx") }?;
+        if handle.calls.compare_exchange(0, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            return Err(Error::Misuse(
                 "another call on this transaction is running (on another thread, or from its row \
                  callback); a LeaseTx is used by one thread at a time"
                     .into(),
-            )),
+            ));
+        }
+        Ok(TxCall { handle: tx })
+    }
+
+    fn handle(&self) -> &TxHandle {
+        // SAFETY: `enter` checked the handle, and nothing frees it while this call runs.
+        unsafe { &*self.handle.cast::<TxHandle>() }
+    }
+
+    fn transaction(&self) -> MutexGuard<'_, Transaction> {
+        self.handle().tx.locked()
+    }
+}
+
+impl Drop for TxCall {
+    fn drop(&mut self) {
+        if self.handle().calls.fetch_and(!RUNNING, Ordering::AcqRel) & ENDED != 0 {
+            // SAFETY: commit or rollback gave the handle up to this call, the last to use it.
+            // Dropping the transaction rolls it back.
+            drop(unsafe { handle::take(self.handle) });
         }
     }
+}
+
+/// Takes the handle back from C to end it. While a call on it runs, marks it instead (that call
+/// frees it) and fails with `Misuse`.
+///
+/// # Safety
+/// `tx` is NULL or a live transaction that the caller gives up.
+unsafe fn take_to_end(tx: *mut LeaseTx) -> Result<Box<TxHandle>> {
+    // SAFETY: by the caller's promise.
+    let handle = unsafe { handle::borrow(tx, "tx") }?;
+    if handle.calls.fetch_or(ENDED, Ordering::AcqRel) & RUNNING != 0 {
+        return Err(Error::Misuse(
+            "another call on this transaction is running (on another thread, or from its row \
+             callback): nothing was committed, and the transaction is rolled back and freed when \
+             that call returns"
+                .into(),
+        ));
+    }
+    // SAFETY: by the caller's promise, and no call runs on it.
+    Ok(unsafe { handle::take(tx) }.expect("checked non-NULL above"))
 }
 
 /// Runs one SQL statement in the transaction. sql, params, n_params and out_changes are as for
@@ -75,10 +136,10 @@ pub extern "C" fn lease_tx_execute(
     catch_status("lease_tx_execute", || {
         // SAFETY: the C contract: tx is NULL or a live transaction; sql is NULL or a C string;
         // params holds n_params values; out_changes is NULL or writable.
-        let handle = unsafe { handle::borrow(tx, "tx") }?;
+        let call = unsafe { TxCall::enter(tx) }?;
         unsafe {
             value::execute(sql, params, n_params, out_changes, |sql, params| {
-                handle.using()?.execute(sql, params)
+                call.transaction().execute(sql, params)
             })
         }
     })
@@ -108,10 +169,10 @@ pub extern "C" fn lease_tx_query(
     catch_status("lease_tx_query", || {
         // SAFETY: the C contract: tx is NULL or a live transaction; sql is NULL or a C string;
         // params holds n_params values.
-        let handle = unsafe { handle::borrow(tx, "tx") }?;
+        let call = unsafe { TxCall::enter(tx) }?;
         unsafe {
             value::query(sql, params, n_params, on_row, context, |sql, params, sink| {
-                handle.using()?.query(sql, params, |row| sink.deliver(row))
+                call.transaction().query(sql, params, |row| sink.deliver(row))
             })
         }
     })
@@ -156,8 +217,8 @@ pub extern "C" fn lease_tx_maybe_commit(tx: *mut LeaseTx, out_committed: *mut bo
     catch_status("lease_tx_maybe_commit", || {
         // SAFETY: the C contract: tx is NULL or a live transaction; out_committed is NULL or
         // writable.
-        let handle = unsafe { handle::borrow(tx, "tx") }?;
-        let committed = handle.using()?.maybe_commit()?;
+        let call = unsafe { TxCall::enter(tx) }?;
+        let committed = call.transaction().maybe_commit()?;
         if let Some(out) = unsafe { out_committed.as_mut() } {
             *out = committed;
         }
@@ -167,45 +228,44 @@ pub extern "C" fn lease_tx_maybe_commit(tx: *mut LeaseTx, out_committed: *mut bo
 
 /// Commits the transaction (a chunked one: its current chunk), ends it, and frees tx. tx is
 /// consumed whatever the outcome: if the commit fails, the transaction is rolled back, so the
-/// connection is never left inside a transaction and the next writer gets in at once. The one
-/// exception is misuse: called while another call on tx is running (from tx's own row callback,
-/// say), it returns LEASE_MISUSE and does nothing, since freeing tx would pull it from under
-/// that call. Any thread, one call on tx at a time.
+/// connection is never left inside a transaction and the next writer gets in at once. Called
+/// while another call on tx is running (on another thread, or from tx's own row callback), it
+/// commits nothing and returns LEASE_MISUSE, and tx is rolled back and freed as soon as that
+/// call returns. Either way, do not use tx again. Any thread.
 ///
 /// Returns:
 /// - LEASE_OK: committed.
 /// - LEASE_INVALID_ARGUMENT: tx is NULL.
 /// - LEASE_DATABASE: the commit failed (a deferred foreign key, a full disk...): everything since
 ///   the transaction (or the chunk) began was rolled back. SQLite's message says why.
-/// - LEASE_MISUSE: the transaction had already ended (see lease_tx_execute and
-///   lease_tx_maybe_commit: nothing was committed now), or tx was begun before fork() and this is
-///   the child (tx is freed, and the parent's transaction is untouched); or, without freeing tx,
-///   another call on tx is running.
+/// - LEASE_MISUSE: nothing was committed now: the transaction had already ended (see
+///   lease_tx_execute and lease_tx_maybe_commit); another call on tx was running (see above);
+///   or tx was begun before fork() and this is the child (the parent's transaction is
+///   untouched).
 #[no_mangle]
 pub extern "C" fn lease_tx_commit(tx: *mut LeaseTx) -> LeaseStatus {
     catch_status("lease_tx_commit", || {
         // SAFETY: the C contract: tx is NULL or a live transaction that the caller gives up.
-        drop(unsafe { handle::borrow(tx, "tx") }?.using()?);
-        let handle =
-            unsafe { handle::take(tx) }.ok_or_else(|| Error::InvalidArgument("tx is NULL".into()))?;
+        let handle = unsafe { take_to_end(tx) }?;
         handle.tx.into_inner().unwrap_or_else(|p| p.into_inner()).commit()
     })
 }
 
 /// Rolls the transaction back (a chunked one: its current chunk only; chunks committed by
 /// lease_tx_maybe_commit stay), ends it, and frees tx. Also the way to free a transaction that
-/// has ended by itself. NULL is a no-op. Any thread, one call on tx at a time. Misuse, as for lease_tx_commit,
-/// does nothing but record the message for lease_last_error_message. In a forked child it frees
-/// tx without touching the parent's transaction.
+/// has ended by itself. Called while another call on tx is running, it rolls back and frees tx
+/// when that call returns, as lease_tx_commit does (and records a message for
+/// lease_last_error_message). Either way, do not use tx again. NULL is a no-op. In a forked
+/// child it frees tx without touching the parent's transaction. Any thread.
 #[no_mangle]
 pub extern "C" fn lease_tx_rollback(tx: *mut LeaseTx) {
     catch_value("lease_tx_rollback", (), || {
-        // SAFETY: the C contract: tx is NULL or a live transaction that the caller gives up.
-        let Ok(handle) = (unsafe { handle::borrow(tx, "tx") }) else { return Ok(()) };
-        drop(handle.using()?);
-        if let Some(handle) = unsafe { handle::take(tx) } {
-            handle.tx.into_inner().unwrap_or_else(|p| p.into_inner()).rollback();
+        if tx.is_null() {
+            return Ok(());
         }
+        // SAFETY: the C contract: tx is a live transaction that the caller gives up.
+        let handle = unsafe { take_to_end(tx) }?;
+        handle.tx.into_inner().unwrap_or_else(|p| p.into_inner()).rollback();
         Ok(())
     })
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{Attempt, Guard, LockShared};
 use crate::error::{Error, Result};
+use crate::sync::MutexExt;
 use crate::wait::ChangeWait;
 
 /// The first pause of a waiting acquisition; it doubles up to `max_backoff` while no wake-up
@@ -102,7 +103,7 @@ impl Drop for Acquisition {
     /// every acquisition that had to wait.
     fn drop(&mut self) {
         if let Some(wait) = self.wait.take() {
-            let mut idle = self.shared.idle_wait.lock().unwrap_or_else(|p| p.into_inner());
+            let mut idle = self.shared.idle_wait.locked();
             if idle.is_none() {
                 *idle = Some(wait);
             }

@@ -18,6 +18,7 @@ use crate::lock::LockOptions;
 use crate::process;
 use crate::runtime;
 use crate::store::{lease_table, FileId, StoreInner};
+use crate::sync::MutexExt;
 
 /// How long one background attempt to give a lease back waits in the writer queue, and the
 /// pause between attempts.
@@ -34,18 +35,18 @@ pub(crate) struct HoldTable {
 
 impl HoldTable {
     pub(crate) fn slot(&self, file: &FileId, key: &str) -> Arc<KeySlot> {
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slots = self.slots.locked();
         slots.entry((file.clone(), key.to_owned())).or_default().clone()
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.slots.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.slots.locked().len()
     }
 
     /// Forgets every key of a file nobody can use any more (a dropped in-memory store).
     pub(crate) fn forget_file(&self, file: &FileId) {
-        self.slots.lock().unwrap_or_else(|p| p.into_inner()).retain(|(slot_file, _), _| slot_file != file);
+        self.slots.locked().retain(|(slot_file, _), _| slot_file != file);
     }
 }
 
@@ -65,7 +66,7 @@ pub(crate) struct SlotState {
 
 impl KeySlot {
     pub(crate) fn lock(&self) -> MutexGuard<'_, SlotState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.locked()
     }
 }
 
@@ -137,7 +138,7 @@ impl Hold {
     /// Adds a guard; the caller holds the slot mutex.
     pub(crate) fn add_guard(&self, _slot: &SlotState, lock: &Arc<LockShared>) {
         self.guards.fetch_add(1, Ordering::SeqCst);
-        let mut watchers = self.watchers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut watchers = self.watchers.locked();
         if !watchers.iter().any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(lock))) {
             watchers.push(Arc::downgrade(lock));
         }
@@ -183,7 +184,7 @@ impl Hold {
     }
 
     fn lost_reason(&self) -> String {
-        let reason = self.lost_reason.lock().unwrap_or_else(|p| p.into_inner());
+        let reason = self.lost_reason.locked();
         reason.clone().unwrap_or_else(|| format!("the lease on '{}' was lost", self.key))
     }
 
@@ -194,7 +195,7 @@ impl Hold {
             return;
         }
         {
-            let mut lost_reason = self.lost_reason.lock().unwrap_or_else(|p| p.into_inner());
+            let mut lost_reason = self.lost_reason.locked();
             if lost_reason.is_some() {
                 return;
             }
@@ -202,7 +203,7 @@ impl Hold {
         }
         self.lost.store(true, Ordering::SeqCst);
         self.stop.notify_one();
-        let watchers = self.watchers.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let watchers = self.watchers.locked().clone();
         let key = self.key.clone();
         // If the thread cannot start there is nobody to call back on; the loss still shows in
         // every check.

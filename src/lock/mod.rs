@@ -27,6 +27,7 @@ use crate::liveness::Identity;
 use crate::runtime;
 use crate::store::lease_table::{self, Claim, DeadHold};
 use crate::store::Store;
+use crate::sync::MutexExt;
 use crate::wait::ChangeWait;
 
 /// How long an asynchronous attempt may wait in the writer queue on the library's thread: long
@@ -97,6 +98,11 @@ impl Lock {
 
     pub fn key(&self) -> &str {
         &self.shared.key
+    }
+
+    /// `Err(Misuse)` in a child forked after the lock was made, where every call on it fails.
+    pub fn ensure_usable(&self) -> Result<()> {
+        self.shared.store.inner.ensure_not_forked()
     }
 
     pub fn options(&self) -> LockOptions {
@@ -172,11 +178,12 @@ impl Lock {
     /// callback is not running and will not be called again (unless this is called from inside
     /// that very callback, which is allowed).
     pub fn set_lost_callback(&self, callback: Option<Box<LostCallback>>) -> Result<()> {
+        self.ensure_usable()?;
         self.shared.store.inner.ensure_not_forked()?;
-        *self.shared.lost_callback.lock().unwrap_or_else(|p| p.into_inner()) = callback.map(Arc::from);
+        *self.shared.lost_callback.locked() = callback.map(Arc::from);
         let inside_own_callback = IN_LOST_CALLBACK.with(|current| std::ptr::eq(current.get(), &*self.shared));
         if !inside_own_callback {
-            drop(self.shared.callback_running.lock().unwrap_or_else(|p| p.into_inner()));
+            drop(self.shared.callback_running.locked());
         }
         Ok(())
     }
@@ -187,6 +194,17 @@ impl Drop for Lock {
         // After a lock is gone its callback must not run: its context may be freed next.
         if !crate::process::forked_since(self.shared.store.inner.fork_generation()) {
             let _ = self.set_lost_callback(None);
+        }
+    }
+}
+
+impl Drop for LockShared {
+    fn drop(&mut self) {
+        if crate::process::forked_since(self.store.inner.fork_generation()) {
+            // The callback is the parent's: dropping it here would run the parent's destroy.
+            std::mem::forget(
+                self.lost_callback.get_mut().map_or_else(|p| p.into_inner().take(), Option::take),
+            );
         }
     }
 }
@@ -283,8 +301,8 @@ impl LockShared {
 
     /// Calls the lost callback, on the library's thread.
     pub(crate) fn notify_lost(&self, key: &str) {
-        let _running = self.callback_running.lock().unwrap_or_else(|p| p.into_inner());
-        let callback = self.lost_callback.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let _running = self.callback_running.locked();
+        let callback = self.lost_callback.locked().clone();
         if let Some(callback) = callback {
             IN_LOST_CALLBACK.with(|current| current.set(self));
             callback(key);

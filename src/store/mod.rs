@@ -20,6 +20,7 @@ use crate::clock::{BootClock, Clock};
 use crate::error::{Error, Result};
 use crate::process::{self, OpenFile, Process};
 use crate::runtime;
+use crate::sync::MutexExt;
 use crate::writer_queue;
 
 /// How long opening a store may wait for another connection's write lock (to create the table).
@@ -148,7 +149,7 @@ impl StoreInner {
     }
 
     fn connection(&self) -> MutexGuard<'_, Connection> {
-        self.connection.lock().unwrap_or_else(|p| p.into_inner())
+        self.connection.locked()
     }
 
     /// Runs a read. In WAL mode reads are not blocked by writers.

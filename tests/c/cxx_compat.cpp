@@ -67,11 +67,12 @@ int main()
     LeaseStore *store = nullptr;
     LeaseLock *lock = nullptr;
     LeaseGuard *guard = nullptr;
-    LeaseLockOptions options = lease_lock_options_default();
+    LeaseLockOptions options;
     bool passed = std::strcmp(lease_version(), LEASE_VERSION_STRING) == 0
+                  && ok(lease_lock_options_init(&options, sizeof options), "lease_lock_options_init")
                   && ok(lease_store_open_memory(&store), "lease_store_open_memory")
                   && ok(lease_lock_new(store, "cxx", "c++", &options, &lock), "lease_lock_new")
-                  && ok(lease_lock_set_lost_callback(lock, on_lost, nullptr), "lease_lock_set_lost_callback")
+                  && ok(lease_lock_set_lost_callback(lock, on_lost, nullptr, nullptr), "lease_lock_set_lost_callback")
                   && ok(lease_lock_acquire(lock, 1000, &guard), "lease_lock_acquire")
                   && lease_guard_is_dirty(guard) && ok(lease_guard_check(guard), "lease_guard_check");
     lease_guard_release(guard);

@@ -654,6 +654,7 @@ typedef struct {
     LeaseTx *tx;
     LeaseStatus tx_execute, tx_query, tx_maybe_commit, tx_commit, db_query, other_query, db_execute;
     int calls;
+    int end_with; /* 0: only use the transaction; 1: commit it; 2: roll it back */
 } Reentry;
 
 static int32_t call_own_tx(void *context, const LeaseValue *columns, size_t n_columns)
@@ -666,8 +667,12 @@ static int32_t call_own_tx(void *context, const LeaseValue *columns, size_t n_co
     seen->tx_execute = lease_tx_execute(seen->tx, "SELECT 1", NULL, 0, NULL);
     seen->tx_query = lease_tx_query(seen->tx, "SELECT 1", NULL, 0, ignore_row, NULL);
     seen->tx_maybe_commit = lease_tx_maybe_commit(seen->tx, &committed);
-    seen->tx_commit = lease_tx_commit(seen->tx); /* refused: the query is using it */
-    lease_tx_rollback(seen->tx);                  /* likewise */
+    /* Refused while the query uses it, and consumed all the same: the query rolls it back and
+     * frees it when it returns. */
+    if (seen->end_with == 1)
+        seen->tx_commit = lease_tx_commit(seen->tx);
+    else if (seen->end_with == 2)
+        lease_tx_rollback(seen->tx);
     return 0;
 }
 
@@ -684,7 +689,9 @@ static int32_t call_own_db(void *context, const LeaseValue *columns, size_t n_co
 }
 
 /* A row callback that calls its own transaction, or queries its own database handle, gets
- * LEASE_MISUSE rather than a deadlock; the transaction survives it. */
+ * LEASE_MISUSE rather than a deadlock; the transaction survives it. One that commits or rolls
+ * back its own transaction gets LEASE_MISUSE too, and the transaction is rolled back and freed
+ * when the query returns (valgrind checks that it is freed). */
 static void test_callbacks_calling_back(void)
 {
     const char *path = db_path("reentry");
@@ -701,11 +708,30 @@ static void test_callbacks_calling_back(void)
     CHECK_STATUS(seen.tx_execute, LEASE_MISUSE);
     CHECK_STATUS(seen.tx_query, LEASE_MISUSE);
     CHECK_STATUS(seen.tx_maybe_commit, LEASE_MISUSE);
-    CHECK_STATUS(seen.tx_commit, LEASE_MISUSE);
-    CHECK(error_mentions("lease_tx_rollback") && error_mentions("another call on this transaction"));
+    CHECK(error_mentions("lease_tx_maybe_commit") && error_mentions("another call on this transaction"));
     CHECK_STATUS(insert(seen.tx, "still open"), LEASE_OK);
     CHECK_STATUS(lease_tx_commit(seen.tx), LEASE_OK);
     CHECK(query_integer(seen.other, "SELECT count(*) FROM t") == 2);
+
+    for (int end_with = 1; end_with <= 2; end_with++) {
+        seen.end_with = end_with;
+        seen.calls = 0;
+        REQUIRE(CHECK_STATUS(lease_db_begin(seen.db, &seen.tx), LEASE_OK));
+        CHECK_STATUS(insert(seen.tx, "ended from its own callback"), LEASE_OK);
+        CHECK_STATUS(lease_tx_query(seen.tx, "SELECT who FROM t LIMIT 1", NULL, 0, call_own_tx, &seen),
+                     LEASE_OK);
+        CHECK(seen.calls == 1);
+        if (end_with == 1)
+            CHECK_STATUS(seen.tx_commit, LEASE_MISUSE);
+        CHECK(error_mentions(end_with == 1 ? "lease_tx_commit" : "lease_tx_rollback")
+              && error_mentions("rolled back and freed when that call returns"));
+        /* Gone, rolled back, and the write lock free: another transaction begins at once. */
+        CHECK(query_integer(seen.other, "SELECT count(*) FROM t") == 2);
+        LeaseTx *next;
+        REQUIRE(CHECK_STATUS(lease_db_begin(seen.other, &next), LEASE_OK));
+        CHECK_STATUS(lease_tx_commit(next), LEASE_OK);
+    }
+    seen.end_with = 0;
 
     /* Reading the same handle from its own callback is refused; another handle, or a write
      * through the same one, is fine. */
@@ -749,8 +775,11 @@ static void test_chunked_transaction(void)
     CHECK(query_integer(db, "SELECT count(*) FROM t") == 1);
     CHECK(query_integer(db, "SELECT count(*) FROM t WHERE who = 'first chunk'") == 1);
 
-    /* chunk_ms 0 is the default (1 s); any other value is valid, down to 1 ms. */
-    REQUIRE(CHECK_STATUS(lease_db_begin_chunked(db, 0, &tx), LEASE_OK));
+    /* chunk_ms 0 is no time at all, which no chunk can last; any other value is valid, down to
+     * 1 ms. */
+    CHECK_STATUS(lease_db_begin_chunked(db, 0, &tx), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("lease_db_begin_chunked") && error_mentions("chunk_ms is 0"));
+    REQUIRE(CHECK_STATUS(lease_db_begin_chunked(db, LEASE_DEFAULT_CHUNK_MS, &tx), LEASE_OK));
     CHECK_STATUS(lease_tx_commit(tx), LEASE_OK);
     REQUIRE(CHECK_STATUS(lease_db_begin_chunked(db, 1, &tx), LEASE_OK));
     CHECK_STATUS(insert(tx, "short chunks"), LEASE_OK);
@@ -876,7 +905,8 @@ static void test_fenced_transaction_after_a_lost_lease(void)
     LeaseGuard *guard = NULL;
     LeaseDb *db = open_with_table(path);
     LeaseTx *tx = NULL, *untouched = (LeaseTx *)&untouched;
-    LeaseLockOptions options = lease_lock_options_default();
+    LeaseLockOptions options;
+    CHECK_STATUS(lease_lock_options_init(&options, sizeof options), LEASE_OK);
     Child thief;
     char pid[32], key[] = "sync";
     unsigned long long ours, theirs = 0;
@@ -996,7 +1026,7 @@ static void test_busy_database(void)
     started = now_ms();
     CHECK_STATUS(lease_db_begin(db, &untouched), LEASE_BUSY);
     CHECK(now_ms() - started >= 290);
-    CHECK_STATUS(lease_db_begin_chunked(db, 0, &untouched), LEASE_BUSY);
+    CHECK_STATUS(lease_db_begin_chunked(db, LEASE_DEFAULT_CHUNK_MS, &untouched), LEASE_BUSY);
     CHECK_STATUS(lease_db_set_busy_timeout(db, 0), LEASE_OK); /* a single try */
     started = now_ms();
     CHECK_STATUS(lease_db_execute(db, "INSERT INTO t(who) VALUES ('refused')", NULL, 0, NULL), LEASE_BUSY);
@@ -1070,7 +1100,7 @@ static void forked_child_db_checks(void *handles)
     CHECK_STATUS(lease_db_query(db, "SELECT 1", NULL, 0, collect, rows), LEASE_MISUSE);
     CHECK_STATUS(lease_db_set_busy_timeout(db, 1), LEASE_MISUSE);
     CHECK_STATUS(lease_db_begin(db, &untouched), LEASE_MISUSE);
-    CHECK_STATUS(lease_db_begin_chunked(db, 0, &untouched), LEASE_MISUSE);
+    CHECK_STATUS(lease_db_begin_chunked(db, LEASE_DEFAULT_CHUNK_MS, &untouched), LEASE_MISUSE);
     CHECK_STATUS(lease_db_begin_fenced(db, guard, &untouched), LEASE_MISUSE);
     CHECK_STATUS(lease_tx_execute(tx, "INSERT INTO t(who) VALUES ('child')", NULL, 0, NULL), LEASE_MISUSE);
     CHECK(error_mentions("fork"));
@@ -1095,7 +1125,8 @@ static void test_fork_child_cannot_use_db_handles(void)
     LeaseStore *store = NULL;
     LeaseLock *lock = NULL;
     LeaseGuard *guard = NULL;
-    LeaseLockOptions quiet = lease_lock_options_default();
+    LeaseLockOptions quiet;
+    CHECK_STATUS(lease_lock_options_init(&quiet, sizeof quiet), LEASE_OK);
     ParentHandles parent;
 
     REQUIRE(db != NULL && other != NULL);

@@ -36,6 +36,14 @@ typedef struct {
     int release_in_callback;       /* whether the callback releases the guard itself */
     char thread[16];
     char text[256]; /* the error message (acquire) or the key (lost) */
+    /* Lost callbacks: the lock whose callback on_lost replaces from inside itself, and with what. */
+    LeaseLock *replace_on;
+    void *replacement;
+    volatile int inside; /* on_lost is running */
+    /* Destroy callbacks (on_destroy) of this context. */
+    int destroys;
+    int inside_at_destroy; /* on_lost was running when the destroy came */
+    char destroy_thread[16];
 } Seen;
 
 static void seen_init(Seen *seen)
@@ -91,15 +99,48 @@ static void on_acquired(void *context, LeaseStatus status, LeaseGuard *guard)
     pthread_mutex_unlock(&seen->mutex);
 }
 
+static void on_destroy(void *context);
+
 static void on_lost(void *context, const char *key)
 {
     Seen *seen = context;
+    seen->inside = 1;
+    if (seen->replace_on != NULL) /* allowed inside; this context's destroy must wait for us */
+        CHECK_STATUS(lease_lock_set_lost_callback(seen->replace_on, on_lost, seen->replacement, on_destroy),
+                     LEASE_OK);
     pthread_mutex_lock(&seen->mutex);
     seen->calls++;
     pthread_getname_np(pthread_self(), seen->thread, sizeof seen->thread);
     snprintf(seen->text, sizeof seen->text, "%s", key);
     pthread_cond_broadcast(&seen->changed);
     pthread_mutex_unlock(&seen->mutex);
+    seen->inside = 0;
+}
+
+static void on_destroy(void *context)
+{
+    Seen *seen = context;
+    pthread_mutex_lock(&seen->mutex);
+    seen->destroys++;
+    seen->inside_at_destroy = seen->inside;
+    pthread_getname_np(pthread_self(), seen->destroy_thread, sizeof seen->destroy_thread);
+    pthread_cond_broadcast(&seen->changed);
+    pthread_mutex_unlock(&seen->mutex);
+}
+
+/* Waits until on_destroy ran `destroys` times or `timeout_ms` passed; returns the count seen. */
+static int seen_wait_destroyed(Seen *seen, int destroys, long timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    int seen_destroys;
+    for (;;) {
+        pthread_mutex_lock(&seen->mutex);
+        seen_destroys = seen->destroys;
+        pthread_mutex_unlock(&seen->mutex);
+        if (seen_destroys >= destroys || now_ms() >= deadline)
+            return seen_destroys;
+        sleep_ms(1);
+    }
 }
 
 /* The number of this process's threads named "liblease", from /proc. */
@@ -145,7 +186,8 @@ static void child_hold(const char *db, const char *key, unsigned lease_ms)
     LeaseStore *store = NULL;
     LeaseLock *lock = NULL;
     LeaseGuard *guard = NULL;
-    LeaseLockOptions options = lease_lock_options_default();
+    LeaseLockOptions options;
+    CHECK_STATUS(lease_lock_options_init(&options, sizeof options), LEASE_OK);
     options.lease_ms = lease_ms;
     options.renew_every_ms = lease_ms / 4;
     REQUIRE(CHECK_STATUS(lease_store_open(db, &store), LEASE_OK));
@@ -548,18 +590,23 @@ static void test_lost_lease(void)
     LeaseStore *store = NULL;
     LeaseLock *lock = NULL;
     LeaseGuard *guard = NULL, *again = NULL;
-    LeaseLockOptions options = lease_lock_options_default();
-    Seen lost;
+    LeaseLockOptions options;
+    Seen lost, replacement;
     Child thief;
     char pid[32];
     unsigned long long ours, theirs = 0;
 
     seen_init(&lost);
+    seen_init(&replacement);
+    CHECK_STATUS(lease_lock_options_init(&options, sizeof options), LEASE_OK);
     options.lease_ms = 2000;
     options.renew_every_ms = 500;
     REQUIRE(CHECK_STATUS(lease_store_open(db, &store), LEASE_OK));
     REQUIRE(CHECK_STATUS(lease_lock_new(store, "sync", "victim", &options, &lock), LEASE_OK));
-    REQUIRE(CHECK_STATUS(lease_lock_set_lost_callback(lock, on_lost, &lost), LEASE_OK));
+    /* The callback replaces itself when it runs: its context is destroyed once it has returned. */
+    lost.replace_on = lock;
+    lost.replacement = &replacement;
+    REQUIRE(CHECK_STATUS(lease_lock_set_lost_callback(lock, on_lost, &lost, on_destroy), LEASE_OK));
     REQUIRE(CHECK_STATUS(lease_lock_acquire(lock, 1000, &guard), LEASE_OK));
     ours = lease_guard_generation(guard);
 
@@ -575,6 +622,9 @@ static void test_lost_lease(void)
     CHECK(seen_wait(&lost, 1, CALLBACK_MS) == 1);
     CHECK(strcmp(lost.text, "sync") == 0);
     CHECK(strcmp(lost.thread, "liblease") == 0);
+    CHECK(seen_wait_destroyed(&lost, 1, CALLBACK_MS) == 1);
+    CHECK(!lost.inside_at_destroy && strcmp(lost.destroy_thread, "liblease") == 0);
+    CHECK(replacement.destroys == 0);
     CHECK_STATUS(lease_guard_check(guard), LEASE_LOST); /* for good */
     CHECK_STATUS(lease_lock_try_acquire(lock, &again), LEASE_BUSY);
     lease_guard_release(guard); /* harmless: it gives back nothing */
@@ -590,10 +640,14 @@ static void test_lost_lease(void)
     lease_guard_release(again);
 
     sleep_ms(200);
-    CHECK(lost.calls == 1); /* once */
-    lease_lock_free(lock);
+    CHECK(lost.calls == 1 && replacement.calls == 0); /* once */
+    CHECK(lost.destroys == 1 && replacement.destroys == 0);
+    lease_lock_free(lock); /* destroys the replacement's context, here and now */
+    CHECK(replacement.destroys == 1 && strcmp(replacement.destroy_thread, "liblease") != 0);
+    CHECK(lost.destroys == 1);
     lease_store_free(store);
     seen_destroy(&lost);
+    seen_destroy(&replacement);
 }
 
 /* The parent's handles that a forked child is given. */
@@ -601,6 +655,7 @@ typedef struct {
     LeaseStore *store;
     LeaseLock *lock;
     LeaseGuard *guard;
+    Seen *lost; /* the context of the lock's lost callback */
 } ParentHandles;
 
 /* In a child forked without exec, the parent's handles must refuse to work. */
@@ -622,7 +677,7 @@ static void forked_child_checks(void *handles)
     CHECK(error_mentions("fork"));
     CHECK_STATUS(lease_lock_acquire(lock, 10, &untouched), LEASE_MISUSE);
     CHECK_STATUS(lease_lock_acquire_async(lock, 10, on_acquired, &never), LEASE_MISUSE);
-    CHECK_STATUS(lease_lock_set_lost_callback(lock, on_lost, &never), LEASE_MISUSE);
+    CHECK_STATUS(lease_lock_set_lost_callback(lock, on_lost, &never, on_destroy), LEASE_MISUSE);
     CHECK_STATUS(lease_lock_cancel_acquire(lock, &never), LEASE_MISUSE);
     CHECK_STATUS(lease_lock_new(store, "other", "child", NULL, &no_lock), LEASE_MISUSE);
     CHECK_STATUS(lease_guard_check(guard), LEASE_MISUSE);
@@ -637,12 +692,14 @@ static void forked_child_checks(void *handles)
     lease_lock_free(own_lock);
     lease_store_free(own);
 
-    /* Freeing the parent's handles here gives back nothing and does not crash. */
+    /* Freeing the parent's handles here gives back nothing, does not crash, and leaves the
+     * parent's contexts alone. */
     lease_guard_release(guard);
     lease_lock_free(lock);
     lease_store_free(store);
     CHECK_STATUS(lease_shutdown(), LEASE_OK);
-    CHECK(never.calls == 0);
+    CHECK(never.calls == 0 && never.destroys == 0);
+    CHECK(parent->lost->destroys == 0);
 }
 
 static void test_fork_child_cannot_use_parent_handles(void)
@@ -651,21 +708,23 @@ static void test_fork_child_cannot_use_parent_handles(void)
     LeaseStore *store = NULL;
     LeaseLock *lock = NULL;
     LeaseGuard *guard = NULL;
-    LeaseLockOptions quiet = lease_lock_options_default();
+    LeaseLockOptions quiet;
     Seen lost;
     ParentHandles parent;
 
     seen_init(&lost);
+    CHECK_STATUS(lease_lock_options_init(&quiet, sizeof quiet), LEASE_OK);
     /* A long renewal period keeps the library's thread out of SQLite around the fork. */
     quiet.lease_ms = 60000;
     quiet.renew_every_ms = 20000;
     REQUIRE(CHECK_STATUS(lease_store_open(db, &store), LEASE_OK));
     REQUIRE(CHECK_STATUS(lease_lock_new(store, "sync", "parent", &quiet, &lock), LEASE_OK));
-    REQUIRE(CHECK_STATUS(lease_lock_set_lost_callback(lock, on_lost, &lost), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_set_lost_callback(lock, on_lost, &lost, on_destroy), LEASE_OK));
     REQUIRE(CHECK_STATUS(lease_lock_try_acquire(lock, &guard), LEASE_OK));
     parent.store = store;
     parent.lock = lock;
     parent.guard = guard;
+    parent.lost = &lost;
     REQUIRE(check_in_forked_child(forked_child_checks, &parent));
 
     /* The child's release gave nothing back: the parent still holds the lease. */
@@ -673,8 +732,9 @@ static void test_fork_child_cannot_use_parent_handles(void)
     CHECK(probe(db, "sync") == LEASE_BUSY);
     lease_guard_release(guard);
     CHECK(probe(db, "sync") == LEASE_OK);
-    CHECK(lost.calls == 0);
+    CHECK(lost.calls == 0 && lost.destroys == 0);
     lease_lock_free(lock);
+    CHECK(lost.destroys == 1);
     lease_store_free(store);
     seen_destroy(&lost);
 }
@@ -685,11 +745,12 @@ static void test_bad_arguments(void)
     LeaseStore *store = NULL, *no_store = (LeaseStore *)&no_store;
     LeaseLock *lock = NULL, *no_lock = (LeaseLock *)&no_lock;
     LeaseGuard *no_guard = (LeaseGuard *)&no_guard;
-    LeaseLockOptions defaults = lease_lock_options_default(), options;
+    LeaseLockOptions defaults, options;
     Seen never;
     char path[PATH_MAX + 64];
 
     seen_init(&never);
+    REQUIRE(CHECK_STATUS(lease_lock_options_init(&defaults, sizeof defaults), LEASE_OK));
     REQUIRE(CHECK_STATUS(lease_store_open_memory(&store), LEASE_OK));
     REQUIRE(CHECK_STATUS(lease_lock_new(store, "sync", "app", NULL, &lock), LEASE_OK));
 
@@ -714,18 +775,44 @@ static void test_bad_arguments(void)
     CHECK_STATUS(lease_lock_new(store, NULL, "app", NULL, &no_lock), LEASE_INVALID_ARGUMENT);
     CHECK(error_mentions("key is NULL"));
     CHECK_STATUS(lease_lock_new(store, "sync", NULL, NULL, &no_lock), LEASE_INVALID_ARGUMENT);
-    CHECK(error_mentions("holder is NULL"));
+    CHECK(error_mentions("label is NULL"));
     CHECK_STATUS(lease_lock_new(store, "sync", "app", NULL, NULL), LEASE_INVALID_ARGUMENT);
     CHECK(error_mentions("out_lock is NULL"));
     CHECK_STATUS(lease_lock_new(store, bad_utf8, "app", NULL, &no_lock), LEASE_INVALID_ARGUMENT);
     CHECK(error_mentions("key is not valid UTF-8"));
     CHECK_STATUS(lease_lock_new(store, "sync", bad_utf8, NULL, &no_lock), LEASE_INVALID_ARGUMENT);
-    CHECK(error_mentions("holder is not valid UTF-8"));
+    CHECK(error_mentions("label is not valid UTF-8"));
     CHECK_STATUS(lease_lock_new(store, "", "app", NULL, &no_lock), LEASE_INVALID_ARGUMENT);
     CHECK(error_mentions("empty"));
 
     /* Options: the defaults are the documented ones; zero and contradictory values are refused. */
+    CHECK(defaults.size == sizeof defaults);
     CHECK(defaults.lease_ms == 6000 && defaults.renew_every_ms == 2000 && defaults.max_backoff_ms == 50);
+    CHECK_STATUS(lease_lock_options_init(NULL, sizeof options), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("lease_lock_options_init") && error_mentions("options is NULL"));
+    CHECK_STATUS(lease_lock_options_init(&options, sizeof options - 1), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("sizeof(LeaseLockOptions)"));
+    options = defaults;
+    options.size = 0; /* not set up */
+    CHECK_STATUS(lease_lock_new(store, "sync", "app", &options, &no_lock), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("lease_lock_options_init"));
+    {
+        /* A caller whose header knows a longer struct: the fields this library does not know are
+         * accepted while zero, and refused otherwise. */
+        struct {
+            LeaseLockOptions known;
+            uint32_t later_field;
+        } longer;
+        CHECK_STATUS(lease_lock_options_init(&longer.known, sizeof longer), LEASE_OK);
+        CHECK(longer.known.size == sizeof longer && longer.later_field == 0);
+        CHECK(longer.known.lease_ms == 6000);
+        CHECK_STATUS(lease_lock_new(store, "sync", "app", &longer.known, &no_lock), LEASE_OK);
+        lease_lock_free(no_lock);
+        no_lock = (LeaseLock *)&no_lock;
+        longer.later_field = 7;
+        CHECK_STATUS(lease_lock_new(store, "sync", "app", &longer.known, &no_lock), LEASE_INVALID_ARGUMENT);
+        CHECK(error_mentions("does not know"));
+    }
     options = defaults;
     options.lease_ms = 0;
     CHECK_STATUS(lease_lock_new(store, "sync", "app", &options, &no_lock), LEASE_INVALID_ARGUMENT);
@@ -760,10 +847,27 @@ static void test_bad_arguments(void)
     CHECK_STATUS(lease_lock_cancel_acquire(NULL, &never), LEASE_INVALID_ARGUMENT);
     CHECK(error_mentions("lease_lock_cancel_acquire") && error_mentions("lock is NULL"));
     CHECK_STATUS(lease_lock_cancel_acquire(lock, NULL), LEASE_OK); /* names nothing under way */
-    CHECK_STATUS(lease_lock_set_lost_callback(NULL, on_lost, &never), LEASE_INVALID_ARGUMENT);
+    CHECK_STATUS(lease_lock_set_lost_callback(NULL, on_lost, &never, on_destroy), LEASE_INVALID_ARGUMENT);
     CHECK(error_mentions("lease_lock_set_lost_callback") && error_mentions("lock is NULL"));
-    CHECK_STATUS(lease_lock_set_lost_callback(lock, on_lost, NULL), LEASE_OK); /* NULL context is fine */
-    CHECK_STATUS(lease_lock_set_lost_callback(lock, NULL, NULL), LEASE_OK);    /* NULL callback clears */
+    CHECK(never.destroys == 0); /* a refused context stays the caller's */
+    CHECK_STATUS(lease_lock_set_lost_callback(lock, on_lost, NULL, NULL), LEASE_OK); /* NULL context is fine */
+    CHECK_STATUS(lease_lock_set_lost_callback(lock, NULL, NULL, NULL), LEASE_OK);    /* NULL callback clears */
+    /* Each context is destroyed once, when its callback is replaced or removed; NULL does nothing. */
+    {
+        Seen first, second;
+        seen_init(&first);
+        seen_init(&second);
+        CHECK_STATUS(lease_lock_set_lost_callback(lock, on_lost, &first, on_destroy), LEASE_OK);
+        CHECK(first.destroys == 0);
+        CHECK_STATUS(lease_lock_set_lost_callback(lock, on_lost, &second, on_destroy), LEASE_OK);
+        CHECK(first.destroys == 1 && second.destroys == 0);
+        CHECK_STATUS(lease_lock_set_lost_callback(lock, NULL, &first, on_destroy), LEASE_OK);
+        CHECK(first.destroys == 1 && second.destroys == 1);
+        CHECK_STATUS(lease_lock_set_lost_callback(lock, NULL, NULL, NULL), LEASE_OK);
+        CHECK(first.destroys == 1 && second.destroys == 1 && first.calls == 0 && second.calls == 0);
+        seen_destroy(&first);
+        seen_destroy(&second);
+    }
     lease_lock_free(NULL);
     CHECK(no_guard == (LeaseGuard *)&no_guard);
 

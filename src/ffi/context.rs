@@ -1,0 +1,57 @@
+//! Callers' context pointers: carried to the library's thread, and given back through their
+//! destroy function once nothing can call with them any more.
+
+use std::ffi::c_void;
+
+/// Called exactly once when the library no longer needs a callback's context: after the last
+/// call of the callback that was given with it has returned, when that callback is replaced or
+/// removed, or when its handle is freed. Runs on the thread that replaced the callback or freed
+/// the handle, or on the library's thread ("liblease") when a call of the callback was still
+/// running then (it runs right after that call returns). It must not call back into liblease.
+/// context is the pointer given with the callback.
+pub type LeaseDestroyCallback = Option<unsafe extern "C" fn(context: *mut c_void)>;
+
+/// A caller's context pointer, carried to the library's thread. liblease never dereferences it;
+/// the caller promises that it may be used there (see each function's documentation).
+pub(crate) struct Context(*mut c_void);
+
+// SAFETY: the pointer is only handed back to the caller's own callbacks; making that safe on the
+// library's thread is the caller's documented duty.
+unsafe impl Send for Context {}
+unsafe impl Sync for Context {}
+
+impl Context {
+    pub(crate) fn new(context: *mut c_void) -> Context {
+        Context(context)
+    }
+
+    pub(crate) fn get(&self) -> *mut c_void {
+        self.0
+    }
+}
+
+/// A context with its destroy function, which runs when this is dropped: put it in whatever
+/// holds the callback, so that it is dropped after the callback's last call.
+pub(crate) struct OwnedContext {
+    context: Context,
+    destroy: LeaseDestroyCallback,
+}
+
+impl OwnedContext {
+    pub(crate) fn new(context: *mut c_void, destroy: LeaseDestroyCallback) -> OwnedContext {
+        OwnedContext { context: Context(context), destroy }
+    }
+
+    pub(crate) fn get(&self) -> *mut c_void {
+        self.context.get()
+    }
+}
+
+impl Drop for OwnedContext {
+    fn drop(&mut self) {
+        if let Some(destroy) = self.destroy {
+            // SAFETY: the caller's destroy function with its own context, once, as documented.
+            unsafe { destroy(self.context.get()) }
+        }
+    }
+}
