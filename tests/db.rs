@@ -5,7 +5,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use lease::{
-    ChunkOptions, Database, DatabaseOptions, Error, Lock, LockOptions, ManualClock, Process, Store,
+    ChunkOptions, Database, DatabaseOptions, Error, Holder, Lock, LockOptions, ManualClock, Store,
     StoreOptions, Value,
 };
 
@@ -268,7 +268,7 @@ fn a_busy_database_waits_up_to_the_busy_timeout() {
     assert!(matches!(db.begin(), Err(Error::Busy(_))));
     assert!(matches!(db.execute("INSERT INTO item (name) VALUES ('x')", &[]), Err(Error::Busy(_))));
 
-    db.set_busy_timeout(Duration::from_secs(30));
+    db.set_busy_timeout(Duration::from_secs(30)).unwrap();
     let release = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(100));
         other.execute_batch("COMMIT").unwrap();
@@ -288,13 +288,13 @@ impl Fenced {
         Fenced { fixture: Fixture::new(), clock: ManualClock::new(1_000_000, "boot") }
     }
 
-    fn store(&self, process: Arc<Process>) -> Store {
-        let options = StoreOptions { clock: Some(self.clock.clone()), process: Some(process) };
+    fn store(&self, process: Arc<Holder>) -> Store {
+        let options = StoreOptions { clock: Some(self.clock.clone()), holder: Some(process) };
         Store::open_with(Some(&self.fixture.path()), options).unwrap()
     }
 
-    fn db(&self, process: Arc<Process>) -> Database {
-        let options = DatabaseOptions { process: Some(process), ..DatabaseOptions::default() };
+    fn db(&self, process: Arc<Holder>) -> Database {
+        let options = DatabaseOptions { holder: Some(process), ..DatabaseOptions::default() };
         Database::open_with(&self.fixture.path(), options).unwrap()
     }
 }
@@ -308,7 +308,7 @@ const FENCE_LOCK: LockOptions = LockOptions {
 #[test]
 fn a_fenced_transaction_writes_while_the_lease_is_held_and_never_after_it_was_lost() {
     let world = Fenced::new();
-    let (first, second) = (Process::new().unwrap(), Process::new().unwrap());
+    let (first, second) = (Holder::new().unwrap(), Holder::new().unwrap());
     let first_lock = Lock::new(&world.store(first.clone()), "sync", "first", FENCE_LOCK).unwrap();
     let first_db = world.db(first);
     let guard = first_lock.try_acquire().unwrap();
@@ -334,7 +334,7 @@ fn a_fenced_transaction_writes_while_the_lease_is_held_and_never_after_it_was_lo
 #[test]
 fn the_fence_is_checked_in_the_database_not_only_in_memory() {
     let world = Fenced::new();
-    let process = Process::new().unwrap();
+    let process = Holder::new().unwrap();
     let guard =
         Lock::new(&world.store(process.clone()), "sync", "app", FENCE_LOCK).unwrap().try_acquire().unwrap();
     let db = world.db(process);
@@ -398,7 +398,7 @@ fn the_locks_writes_share_the_queue_with_a_long_job() {
 #[test]
 fn releasing_a_guard_does_not_wait_for_an_open_transaction() {
     let world = Fenced::new();
-    let process = Process::new().unwrap();
+    let process = Holder::new().unwrap();
     let store = world.store(process.clone());
     let guard = Lock::new(&store, "sync", "app", FENCE_LOCK).unwrap().try_acquire().unwrap();
     let db = world.db(process);

@@ -1,12 +1,12 @@
 //! The lock's rules, through the public Rust API. Time is a `ManualClock` wherever expiry matters;
-//! other processes are played by other `Process` values (the real multi-process tests are in
+//! other processes are played by other `Holder` values (the real multi-process tests are in
 //! `multiprocess.rs`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use lease::{Error, Lock, LockOptions, ManualClock, Process, Store, StoreOptions};
+use lease::{Error, Holder, Lock, LockOptions, ManualClock, Store, StoreOptions};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -35,11 +35,11 @@ impl World {
 
     /// A store of a new simulated process.
     fn process(&self) -> Store {
-        self.store_of(Process::new().unwrap())
+        self.store_of(Holder::new().unwrap())
     }
 
-    fn store_of(&self, process: Arc<Process>) -> Store {
-        let options = StoreOptions { clock: Some(self.clock.clone()), process: Some(process) };
+    fn store_of(&self, process: Arc<Holder>) -> Store {
+        let options = StoreOptions { clock: Some(self.clock.clone()), holder: Some(process) };
         Store::open_with(Some(&self.path()), options).unwrap()
     }
 
@@ -97,13 +97,13 @@ fn two_processes_with_the_same_label_still_exclude_each_other() {
 #[test]
 fn the_lock_is_reentrant_within_a_process_across_handles_threads_and_path_spellings() {
     let world = World::new();
-    let process = Process::new().unwrap();
+    let process = Holder::new().unwrap();
     let store = world.store_of(process.clone());
     let first = world.lock(&store, "app", SLOW_HEARTBEAT);
     let guard = first.try_acquire().unwrap();
 
     // Another handle, another store of the same file under another spelling, another thread.
-    let options = StoreOptions { clock: Some(world.clock.clone()), process: Some(process) };
+    let options = StoreOptions { clock: Some(world.clock.clone()), holder: Some(process) };
     let respelled = world.dir.path().join(".").join("shared.db");
     let other_store = Store::open_with(Some(&respelled), options).unwrap();
     let second = Lock::new(&other_store, "sync", "app-thread", SLOW_HEARTBEAT).unwrap();
@@ -116,7 +116,7 @@ fn the_lock_is_reentrant_within_a_process_across_handles_threads_and_path_spelli
     drop(guard);
     assert!(is_busy(rival.try_acquire()));
     drop(other_guard);
-    rival.try_acquire().unwrap();
+    drop(rival.try_acquire().unwrap());
 }
 
 #[test]
@@ -227,8 +227,8 @@ fn a_changed_row_makes_the_hold_lost_and_the_lost_callback_fires_once() {
     assert_eq!(key, "sync");
     assert_eq!(thread.as_deref(), Some(lease::runtime::THREAD_NAME));
     assert!(matches!(guard.check(), Err(Error::Lost(_))));
-    let row = world.store_of(Process::new().unwrap()).lease_row("sync").unwrap().unwrap();
-    assert_eq!(row.holder, "intruder", "the heartbeat did not take the lease back");
+    let row = world.store_of(Holder::new().unwrap()).lease_row("sync").unwrap().unwrap();
+    assert_eq!(row.holder_id, "intruder", "the heartbeat did not take the lease back");
 
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(calls.load(Ordering::SeqCst), 1, "the callback fires once");
@@ -300,7 +300,7 @@ fn acquire_async_calls_back_once_on_the_library_thread() {
 
     let (done, outcome) = mpsc::channel();
     let timed_out = done.clone();
-    waiter
+    let _short = waiter
         .acquire_async(Duration::from_millis(30), move |result| {
             timed_out.send(("short", result.map(|g| g.generation()), thread_name())).unwrap()
         })
@@ -309,7 +309,7 @@ fn acquire_async_calls_back_once_on_the_library_thread() {
     assert!(matches!(result, Err(Error::Timeout(_))));
     assert_eq!(thread.as_deref(), Some(lease::runtime::THREAD_NAME));
 
-    waiter
+    let _long = waiter
         .acquire_async(Duration::from_secs(30), move |result| {
             done.send(("long", result.map(|g| g.generation()), thread_name())).unwrap()
         })
@@ -336,7 +336,7 @@ fn a_busy_database_is_busy_for_try_acquire_and_waited_out_by_acquire() {
         std::thread::sleep(Duration::from_millis(200));
         writer.execute_batch("COMMIT").unwrap();
     });
-    lock.acquire(Duration::from_secs(30)).unwrap();
+    drop(lock.acquire(Duration::from_secs(30)).unwrap());
     commit.join().unwrap();
 }
 
@@ -446,14 +446,14 @@ fn a_cancelled_asynchronous_acquisition_calls_back_with_cancelled_and_takes_noth
     let pending = waiter
         .acquire_async(Duration::from_secs(60), move |result| done.send(result.map(drop)).unwrap())
         .unwrap();
-    pending.cancel();
+    pending.cancel().unwrap();
     assert!(matches!(outcome.recv_timeout(Duration::from_secs(10)).unwrap(), Err(Error::Cancelled(_))));
     drop(guard);
     // Nothing keeps waiting on the cancelled acquisition's behalf: the lease stays free.
     std::thread::sleep(Duration::from_millis(100));
     let rival = world.lock(&world.process(), "rival", SLOW_HEARTBEAT).try_acquire().unwrap();
     assert_eq!(rival.generation(), 2, "taken from the first holder, not from a cancelled waiter");
-    pending.cancel(); // after the end: harmless
+    pending.cancel().unwrap(); // after the end: harmless
 }
 
 #[test]
@@ -461,7 +461,7 @@ fn after_every_handle_of_a_file_closed_the_next_acquisition_is_dirty() {
     // The file may have been deleted and made again meanwhile, even with the same inode: the
     // process keeps nothing of a file it no longer has open, so it cannot mistake the new one.
     let world = World::new();
-    let process = Process::new().unwrap();
+    let process = Holder::new().unwrap();
     let lock = world.lock(&world.store_of(process.clone()), "app", SLOW_HEARTBEAT);
     drop(lock.try_acquire().unwrap());
     assert!(!lock.try_acquire().unwrap().is_dirty(), "while the file is open, the process remembers");

@@ -19,8 +19,8 @@ pub use transaction::{ChunkOptions, Transaction};
 pub use value::Value;
 
 use crate::error::{Error, Result};
+use crate::holder::{self, Holder, OpenFile};
 use crate::lock::Guard;
-use crate::process::{self, OpenFile, Process};
 use crate::store::{self, file_id, FileId};
 use crate::sync::MutexExt;
 use crate::writer_queue::WriterQueue;
@@ -32,12 +32,12 @@ pub struct DatabaseOptions {
     /// another process's write lock. Past it, the write fails with `Error::Busy`.
     pub busy_timeout: Duration,
     /// The process this handle writes for; `None` is this OS process. Tests pass others.
-    pub process: Option<Arc<Process>>,
+    pub holder: Option<Arc<Holder>>,
 }
 
 impl Default for DatabaseOptions {
     fn default() -> Self {
-        DatabaseOptions { busy_timeout: Duration::from_secs(5), process: None }
+        DatabaseOptions { busy_timeout: Duration::from_secs(5), holder: None }
     }
 }
 
@@ -63,11 +63,11 @@ impl Database {
     }
 
     pub fn open_with(path: &Path, options: DatabaseOptions) -> Result<Database> {
-        let process = match options.process {
-            Some(process) => process,
-            None => Process::current()?,
+        let holder = match options.holder {
+            Some(holder) => holder,
+            None => Holder::current()?,
         };
-        process.ensure_not_forked()?;
+        holder.ensure_not_forked()?;
         if path.as_os_str().is_empty() {
             return Err(Error::InvalidArgument("the database path is empty".into()));
         }
@@ -84,7 +84,7 @@ impl Database {
                 path.display()
             )));
         }
-        let file = process.open_file(file_id(path)?, Some(path));
+        let file = holder.open_file(file_id(path)?, Some(path));
         let mut writer = writer;
         file.queue().watch_wal(&mut writer).map_err(|e| named(path, e.into()))?;
         Ok(Database {
@@ -94,7 +94,7 @@ impl Database {
                 file,
                 path: path.to_path_buf(),
                 busy_timeout_ms: AtomicU64::new(options.busy_timeout.as_millis() as u64),
-                fork_generation: process::fork_generation(),
+                fork_generation: holder::fork_generation(),
             }),
         })
     }
@@ -105,11 +105,13 @@ impl Database {
 
     /// Sets how long writes may wait (see [`DatabaseOptions::busy_timeout`]), and reads (which
     /// wait only while another connection recovers the database or switches its journal).
-    pub fn set_busy_timeout(&self, timeout: Duration) {
+    pub fn set_busy_timeout(&self, timeout: Duration) -> Result<()> {
+        self.inner.ensure_not_forked()?;
         self.inner.busy_timeout_ms.store(timeout.as_millis() as u64, Ordering::Relaxed);
         if let Some(reader) = self.inner.reader.locked().as_ref() {
-            let _ = reader.busy_timeout(timeout);
+            reader.busy_timeout(timeout)?;
         }
+        Ok(())
     }
 
     /// Runs one statement on its own, outside any transaction, through the writer queue, and
@@ -182,7 +184,7 @@ impl Database {
 
 impl DbInner {
     pub(crate) fn ensure_not_forked(&self) -> Result<()> {
-        process::ensure_same_fork(self.fork_generation)
+        holder::ensure_same_fork(self.fork_generation)
     }
 
     pub(crate) fn writer(&self) -> MutexGuard<'_, Connection> {
@@ -209,8 +211,8 @@ impl DbInner {
 
 impl Drop for DbInner {
     fn drop(&mut self) {
-        if process::forked_since(self.fork_generation) {
-            process::leak_parent_connection(&mut self.writer);
+        if holder::forked_since(self.fork_generation) {
+            holder::leak_parent_connection(&mut self.writer);
             std::mem::forget(self.reader.get_mut().unwrap_or_else(|p| p.into_inner()).take());
         }
     }

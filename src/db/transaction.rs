@@ -11,8 +11,8 @@ use rusqlite::Connection;
 use super::value::{self, Value};
 use super::DbInner;
 use crate::error::{Error, Result};
+use crate::holder;
 use crate::lock::Fence;
-use crate::process;
 use crate::writer_queue::WriteTurn;
 
 use std::sync::Arc;
@@ -207,7 +207,7 @@ impl Transaction {
 
     /// Rolls back (a chunked transaction: its current chunk only; committed chunks stay).
     pub fn rollback(mut self) {
-        if self.turn.is_some() && !process::forked_since(self.db.fork_generation) {
+        if self.turn.is_some() && !holder::forked_since(self.db.fork_generation) {
             roll_back(&self.db.writer());
             self.end("rolled back".into());
         }
@@ -243,7 +243,7 @@ impl Transaction {
 
 impl Drop for Transaction {
     fn drop(&mut self) {
-        if process::forked_since(self.db.fork_generation) {
+        if holder::forked_since(self.db.fork_generation) {
             // Nothing of the parent's may be touched: not its connection, not its queue.
             std::mem::forget(self.turn.take());
             return;

@@ -26,8 +26,6 @@ impl Castable for LeaseDb {
 /// What a `LeaseDb` points at.
 pub(crate) struct DbHandle {
     db: Database,
-    /// The fork generation the handle was made in (the core checks it for everything else).
-    made_in: u64,
     /// The thread whose row callback this handle's query is running (see [`thread_token`]), or
     /// 0. A query of the same handle from that callback would wait for itself for ever.
     delivering_to: AtomicUsize,
@@ -68,11 +66,7 @@ pub extern "C" fn lease_db_open(path: *const c_char, out_db: *mut *mut LeaseDb) 
         // SAFETY: the C contract: out_db is NULL or writable, path is NULL or a C string.
         let out = unsafe { Out::new(out_db, "out_db") }?;
         let path = unsafe { handle::str_arg(path, "path") }?;
-        out.set(DbHandle {
-            db: Database::open(path)?,
-            made_in: crate::process::fork_generation(),
-            delivering_to: AtomicUsize::new(0),
-        });
+        out.set(DbHandle { db: Database::open(path)?, delivering_to: AtomicUsize::new(0) });
         Ok(())
     })
 }
@@ -92,9 +86,7 @@ pub extern "C" fn lease_db_set_busy_timeout(db: *mut LeaseDb, timeout_ms: u32) -
     catch_status("lease_db_set_busy_timeout", || {
         // SAFETY: the C contract: db is NULL or a live handle.
         let handle = unsafe { handle::borrow(db, "db") }?;
-        crate::process::ensure_same_fork(handle.made_in)?;
-        handle.db.set_busy_timeout(Duration::from_millis(timeout_ms.into()));
-        Ok(())
+        handle.db.set_busy_timeout(Duration::from_millis(timeout_ms.into()))
     })
 }
 
@@ -303,8 +295,7 @@ pub extern "C" fn lease_db_begin_fenced(
         let out = unsafe { Out::new(out_tx, "out_tx") }?;
         let handle = unsafe { handle::borrow(db, "db") }?;
         let guard = unsafe { handle::borrow(guard, "guard") }?;
-        // Fails fast, before waiting for a turn, when the guard is known lost; and refuses a
-        // guard made before fork(), which the core's fence does not check.
+        // Fails fast, before waiting for a turn, when the guard is known lost.
         guard.check()?;
         out.set(TxHandle::new(handle.db.begin_fenced(guard)?));
         Ok(())

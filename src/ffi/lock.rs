@@ -29,9 +29,6 @@ impl Castable for LeaseLock {
 /// lease_lock_cancel_acquire can find them by their context.
 pub(crate) struct LockHandle {
     lock: Lock,
-    /// The fork generation the handle was made in: the pending acquisitions belong to the
-    /// runtime of that process.
-    made_in: u64,
     pending: Arc<Mutex<Vec<Pending>>>,
     next_id: AtomicU64,
 }
@@ -214,7 +211,6 @@ pub extern "C" fn lease_lock_new(
         };
         out.set(LockHandle {
             lock: Lock::new(store, key, label, options)?,
-            made_in: crate::process::fork_generation(),
             pending: Arc::default(),
             next_id: AtomicU64::new(0),
         });
@@ -350,11 +346,12 @@ pub extern "C" fn lease_lock_cancel_acquire(lock: *mut LeaseLock, context: *mut 
     catch_status("lease_lock_cancel_acquire", || {
         // SAFETY: the C contract: lock is NULL or a live lock.
         let handle = unsafe { handle::borrow(lock, "lock") }?;
-        // The acquisitions are the parent's, on the parent's runtime: not to be touched here.
-        crate::process::ensure_same_fork(handle.made_in)?;
+        // In a forked child the list is the parent's, and its mutex may have been held by a
+        // parent thread at the fork: do not touch it.
+        handle.lock.ensure_usable()?;
         let name = context.addr();
         for pending in handle.pending().iter().filter(|pending| pending.context == name) {
-            pending.acquisition.cancel();
+            pending.acquisition.cancel()?;
         }
         Ok(())
     })

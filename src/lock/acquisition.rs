@@ -76,7 +76,7 @@ impl Acquisition {
                 continue;
             };
             if let Some(holder) = &held.holder {
-                wait.watch_holder(holder, self.shared.store.inner.process.identity());
+                wait.watch_holder(holder, self.shared.store.inner.holder.identity());
             }
             // Never sleep past the holder's expiry or the deadline.
             return Step::Wait(self.backoff.min(held.retry_in).min(self.deadline - now));

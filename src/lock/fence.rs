@@ -50,7 +50,7 @@ impl Fence {
             return Err(Error::Lost(format!("the guard of '{}' was released", hold.key)));
         }
         hold.check()?;
-        let holder = hold.store.process.holder_id();
+        let holder = hold.store.holder.id();
         let expires_ms = lease_table::expiry_of_hold(
             connection,
             &hold.key,

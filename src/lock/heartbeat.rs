@@ -47,7 +47,7 @@ async fn run(hold: Weak<Hold>, stop: Arc<Notify>, period: Duration) {
 /// Renews the lease, retrying while the database is busy, until the lease's confirmed expiry.
 /// `Err` carries why the hold is lost.
 async fn renew(hold: &Hold) -> Result<(), String> {
-    let holder = hold.store.process.holder_id();
+    let holder = hold.store.holder.id();
     let mut last_failure = None;
     loop {
         if hold.is_released() {

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use super::LockShared;
 use crate::error::{Error, Result};
+use crate::holder;
 use crate::lock::LockOptions;
-use crate::process;
 use crate::runtime;
 use crate::store::{lease_table, FileId, StoreInner};
 use crate::sync::MutexExt;
@@ -217,7 +217,7 @@ impl Hold {
     /// Drops one guard. The last one detaches the hold from its slot and gives the lease back to
     /// the store at once, so that waiters need not wait for it to expire.
     pub(crate) fn drop_guard(self: &Arc<Self>) -> Result<()> {
-        if process::forked_since(self.store.fork_generation()) {
+        if holder::forked_since(self.store.fork_generation()) {
             // The parent's mutexes and connection are not ours to touch.
             return Ok(());
         }
@@ -249,7 +249,7 @@ impl Hold {
     }
 
     fn give_back(&self, deadline: Option<Instant>) -> Result<()> {
-        let holder = self.store.process.holder_id();
+        let holder = self.store.holder.id();
         self.store
             .write(deadline, |connection| lease_table::release(connection, &self.key, holder, self.number))
             .map(|_| ())

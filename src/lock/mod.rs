@@ -149,7 +149,10 @@ impl Lock {
         self.shared.store.inner.ensure_not_forked()?;
         let shared = self.shared.clone();
         let cancelled = Arc::new(tokio::sync::Notify::new());
-        let pending = PendingAcquire { cancelled: cancelled.clone() };
+        let pending = PendingAcquire {
+            cancelled: cancelled.clone(),
+            fork_generation: self.shared.store.inner.fork_generation(),
+        };
         runtime::spawn(async move {
             let acquired = async {
                 let mut acquisition = Acquisition::new(shared.clone(), timeout, Some(ASYNC_QUEUE_STAY));
@@ -192,7 +195,7 @@ impl Lock {
 impl Drop for Lock {
     fn drop(&mut self) {
         // After a lock is gone its callback must not run: its context may be freed next.
-        if !crate::process::forked_since(self.shared.store.inner.fork_generation()) {
+        if !crate::holder::forked_since(self.shared.store.inner.fork_generation()) {
             let _ = self.set_lost_callback(None);
         }
     }
@@ -200,7 +203,7 @@ impl Drop for Lock {
 
 impl Drop for LockShared {
     fn drop(&mut self) {
-        if crate::process::forked_since(self.store.inner.fork_generation()) {
+        if crate::holder::forked_since(self.store.inner.fork_generation()) {
             // The callback is the parent's: dropping it here would run the parent's destroy.
             std::mem::forget(
                 self.lost_callback.get_mut().map_or_else(|p| p.into_inner().take(), Option::take),
@@ -217,7 +220,7 @@ impl LockShared {
     fn attempt(self: &Arc<Self>, write_deadline: Option<Instant>) -> Result<Attempt> {
         let store = &self.store.inner;
         store.ensure_not_forked()?;
-        let slot = store.process.holds.slot(store.file.id(), &self.key);
+        let slot = store.holder.holds.slot(store.file.id(), &self.key);
         let mut state = slot.lock();
         if let Some(hold) = state.hold.clone() {
             if hold.check().is_ok() {
@@ -232,12 +235,11 @@ impl LockShared {
         // Look before taking: a lease that a live holder keeps is not worth the write lock.
         let now_ms = store.clock.now_ms();
         let boot = store.clock.boot_id();
-        let me = store.process.identity();
+        let me = store.holder.identity();
         let row = store.read(|connection| lease_table::read(connection, &self.key))?;
         let mut dead = None;
         if let Some(row) = &row {
-            let kept =
-                row.holder != store.process.holder_id() && *row.boot == *boot && row.expires_ms > now_ms;
+            let kept = row.holder_id != store.holder.id() && *row.boot == *boot && row.expires_ms > now_ms;
             if kept {
                 let holder = row.identity();
                 if !holder.is_certainly_dead(me) {
@@ -248,14 +250,14 @@ impl LockShared {
                     }));
                 }
                 // The holder crashed: its lease may be taken now rather than when it expires.
-                dead = Some(DeadHold { holder: &row.holder, hold: row.hold });
+                dead = Some(DeadHold { holder: &row.holder_id, hold: row.hold });
             }
         }
 
         let claim = Claim {
             key: &self.key,
-            holder: store.process.holder_id(),
-            hold: store.process.next_hold_number(),
+            holder: store.holder.id(),
+            hold: store.holder.next_hold_number(),
             label: &self.label,
             boot: &boot,
             now_ms,
@@ -311,22 +313,29 @@ impl LockShared {
     }
 }
 
-/// An asynchronous acquisition under way; see [`Lock::acquire_async`].
+/// An asynchronous acquisition under way; see [`Lock::acquire_async`]. Dropping it does not
+/// cancel the acquisition.
 #[derive(Debug, Clone)]
+#[must_use = "the handle is the only way to cancel the acquisition"]
 pub struct PendingAcquire {
     cancelled: Arc<tokio::sync::Notify>,
+    fork_generation: u64,
 }
 
 impl PendingAcquire {
     /// Ends the wait: the acquisition's callback gets `Error::Cancelled` soon, on the library's
     /// thread, unless it already took the lease. Cancelling twice, or after the end, does nothing.
-    pub fn cancel(&self) {
+    /// `Err(Misuse)` in a forked child: the acquisition is the parent's.
+    pub fn cancel(&self) -> Result<()> {
+        crate::holder::ensure_same_fork(self.fork_generation)?;
         self.cancelled.notify_one();
+        Ok(())
     }
 }
 
 /// Proof that this process holds a lease. The lease is given back when the last guard of the
 /// process's hold is dropped (or released).
+#[must_use = "dropping the guard releases the lease at once (when it is the process's last guard)"]
 pub struct Guard {
     hold: Option<Arc<Hold>>,
     dirty: bool,

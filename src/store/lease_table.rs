@@ -8,8 +8,8 @@ use crate::liveness::Identity;
 /// One row of the lease table, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseRow {
-    /// The holding (or last holding) process's random id.
-    pub holder: String,
+    /// The holding (or last holding) process's random id (see [`Holder::id`](crate::Holder::id)).
+    pub holder_id: String,
     /// Which of that process's holds this is.
     pub hold: u64,
     /// The holder's label, for diagnostics.
@@ -126,7 +126,7 @@ pub(crate) fn read(connection: &Connection, key: &str) -> rusqlite::Result<Optio
     statement
         .query_row([key], |row| {
             Ok(LeaseRow {
-                holder: row.get(0)?,
+                holder_id: row.get(0)?,
                 hold: row.get::<_, i64>(1)? as u64,
                 label: row.get(2)?,
                 boot: row.get(3)?,

@@ -18,7 +18,7 @@ pub use lease_table::LeaseRow;
 
 use crate::clock::{BootClock, Clock};
 use crate::error::{Error, Result};
-use crate::process::{self, OpenFile, Process};
+use crate::holder::{self, Holder, OpenFile};
 use crate::runtime;
 use crate::sync::MutexExt;
 use crate::writer_queue;
@@ -45,7 +45,7 @@ pub struct StoreOptions {
     pub clock: Option<Arc<dyn Clock>>,
     /// The holder this store acts for; `None` is this OS process. Tests pass others to play
     /// several processes in one binary.
-    pub process: Option<Arc<Process>>,
+    pub holder: Option<Arc<Holder>>,
 }
 
 /// A connection to a database that holds a lease table. Cheap to clone; thread-safe.
@@ -60,7 +60,7 @@ pub(crate) struct StoreInner {
     connection: Mutex<Connection>,
     pub(crate) file: OpenFile,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) process: Arc<Process>,
+    pub(crate) holder: Arc<Holder>,
     path: Option<PathBuf>,
     fork_generation: u64,
 }
@@ -78,11 +78,11 @@ impl Store {
 
     /// Opens the file at `path`, or an in-memory store for `None`, with explicit options.
     pub fn open_with(path: Option<&Path>, options: StoreOptions) -> Result<Store> {
-        let process = match options.process {
-            Some(process) => process,
-            None => Process::current()?,
+        let holder = match options.holder {
+            Some(holder) => holder,
+            None => Holder::current()?,
         };
-        process.ensure_not_forked()?;
+        holder.ensure_not_forked()?;
         let clock: Arc<dyn Clock> = match options.clock {
             Some(clock) => clock,
             None => BootClock::system()?,
@@ -103,7 +103,7 @@ impl Store {
         connection.busy_timeout(OPEN_BUSY_LIMIT).map_err(|e| at(path, e))?;
         configure(&connection).map_err(|e| at(path, e))?;
         connection.busy_timeout(Duration::ZERO).map_err(|e| at(path, e))?;
-        let file = process.open_file(file_id, path);
+        let file = holder.open_file(file_id, path);
         let mut connection = connection;
         file.queue().watch_wal(&mut connection).map_err(|e| at(path, e))?;
         // Creating or migrating the lease table is a write like any other: it waits its turn, so
@@ -121,9 +121,9 @@ impl Store {
                 connection: Mutex::new(connection),
                 file,
                 clock,
-                process,
+                holder,
                 path: path.map(Path::to_path_buf),
-                fork_generation: process::fork_generation(),
+                fork_generation: holder::fork_generation(),
             }),
         })
     }
@@ -141,7 +141,7 @@ impl Store {
 
 impl StoreInner {
     pub(crate) fn ensure_not_forked(&self) -> Result<()> {
-        process::ensure_same_fork(self.fork_generation)
+        holder::ensure_same_fork(self.fork_generation)
     }
 
     pub(crate) fn fork_generation(&self) -> u64 {
@@ -196,8 +196,8 @@ impl StoreInner {
 
 impl Drop for StoreInner {
     fn drop(&mut self) {
-        if process::forked_since(self.fork_generation) {
-            process::leak_parent_connection(&mut self.connection);
+        if holder::forked_since(self.fork_generation) {
+            holder::leak_parent_connection(&mut self.connection);
         }
     }
 }

@@ -8,7 +8,7 @@
 //! connections, its runtime thread (which does not exist in the child) and its mutexes (which a
 //! parent thread may have held at the moment of the fork). A `pthread_atfork` child handler,
 //! which runs while the child is still single-threaded, bumps the fork generation and forgets the
-//! parent's `Process`; every handle remembers the generation it was made in and refuses to work,
+//! parent's `Holder`; every handle remembers the generation it was made in and refuses to work,
 //! or to free what it owns, in another.
 
 use std::collections::BTreeMap;
@@ -26,15 +26,15 @@ use crate::writer_board::WriterBoard;
 use crate::writer_queue::WriterQueue;
 
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
-static CURRENT: ForkLocal<Arc<Process>> = ForkLocal::new();
+static CURRENT: ForkLocal<Arc<Holder>> = ForkLocal::new();
 static REGISTER_ATFORK: Once = Once::new();
 
-/// One lease holder: normally this OS process ([`Process::current`]).
+/// One lease holder: normally this OS process ([`Holder::current`]).
 ///
-/// Tests create more with [`Process::new`] to play several processes inside one test binary;
+/// Tests create more with [`Holder::new`] to play several processes inside one test binary;
 /// the multi-process tests use real processes.
 #[derive(Debug)]
-pub struct Process {
+pub struct Holder {
     holder_id: String,
     identity: Identity,
     fork_generation: u64,
@@ -56,7 +56,7 @@ struct FileEntry {
 /// or renamed starts afresh, and its first acquisition counts as dirty.
 #[derive(Debug)]
 pub(crate) struct OpenFile {
-    process: Arc<Process>,
+    process: Arc<Holder>,
     id: FileId,
     queue: Arc<WriterQueue>,
     fork_generation: u64,
@@ -82,12 +82,12 @@ impl Drop for OpenFile {
     }
 }
 
-impl Process {
+impl Holder {
     /// A holder with a fresh random id and no leases.
-    pub fn new() -> Result<Arc<Process>> {
+    pub fn new() -> Result<Arc<Holder>> {
         let mut id = [0u8; 16];
         getrandom::fill(&mut id).map_err(|e| Error::Misuse(format!("no randomness for a holder id: {e}")))?;
-        Ok(Arc::new(Process {
+        Ok(Arc::new(Holder {
             holder_id: id.iter().map(|b| format!("{b:02x}")).collect(),
             identity: Identity::of_this_process(),
             fork_generation: fork_generation(),
@@ -98,12 +98,12 @@ impl Process {
     }
 
     /// This OS process. Made on first use; a forked child gets a new one.
-    pub fn current() -> Result<Arc<Process>> {
-        CURRENT.get_or_try_init(Process::new).cloned()
+    pub fn current() -> Result<Arc<Holder>> {
+        CURRENT.get_or_try_init(Holder::new).cloned()
     }
 
     /// The id written to the lease table: unique to this process (or simulated process).
-    pub fn holder_id(&self) -> &str {
+    pub fn id(&self) -> &str {
         &self.holder_id
     }
 
@@ -146,7 +146,7 @@ impl Process {
         }
     }
 
-    /// `Err(Misuse)` when called in a child forked after this `Process` was made.
+    /// `Err(Misuse)` when called in a child forked after this `Holder` was made.
     pub(crate) fn ensure_not_forked(&self) -> Result<()> {
         ensure_same_fork(self.fork_generation)
     }
@@ -186,7 +186,7 @@ pub(crate) fn leak_parent_connection(slot: &mut std::sync::Mutex<rusqlite::Conne
 }
 
 extern "C" fn forget_parent_in_child() {
-    // Runs in the child right after fork(), single-threaded. The parent's Process (with its
+    // Runs in the child right after fork(), single-threaded. The parent's Holder (with its
     // mutexes and holds) is leaked on purpose: the child gets a new identity on first use.
     CURRENT.forget();
     crate::runtime::forget_parent_in_child();
@@ -200,9 +200,9 @@ mod tests {
 
     #[test]
     fn closed_files_leave_nothing_behind() {
-        let process = Process::new().unwrap();
+        let process = Holder::new().unwrap();
         for _ in 0..3 {
-            let options = StoreOptions { process: Some(process.clone()), ..StoreOptions::default() };
+            let options = StoreOptions { holder: Some(process.clone()), ..StoreOptions::default() };
             let store = Store::open_with(None, options).unwrap();
             drop(Lock::new(&store, "k", "app", LockOptions::DEFAULT).unwrap().try_acquire().unwrap());
         }
