@@ -59,3 +59,8 @@ pub(crate) fn is_busy(error: &rusqlite::Error) -> bool {
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
     )
 }
+
+/// An error of liblease's own in SQLite's clothes, for code paths that return rusqlite errors.
+pub(crate) fn sqlite_error(message: String) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR), Some(message))
+}

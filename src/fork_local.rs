@@ -1,14 +1,16 @@
-//! A global made on first use that a forked child makes anew instead of inheriting.
+//! A process-wide value made on first use, which a forked child makes anew instead of
+//! inheriting.
 
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::error::Result;
+use crate::fork::Epoch;
 
-/// Holds a leaked `&'static T`. The `pthread_atfork` child handler calls [`ForkLocal::forget`],
-/// which needs no lock, so a value whose mutexes a parent thread held at the fork is simply left
-/// behind; the child's next [`ForkLocal::get_or_try_init`] makes a fresh one.
+/// Holds a leaked `&'static T`, with the fork epoch it was made in. A child forked since gets a
+/// fresh value from [`ForkLocal::get_or_try_init`], and the parent's (whose mutexes a parent
+/// thread may have held at the fork) is left behind, untouched.
 pub(crate) struct ForkLocal<T: 'static> {
-    value: AtomicPtr<T>,
+    value: AtomicPtr<(Epoch, T)>,
 }
 
 impl<T: 'static> ForkLocal<T> {
@@ -17,30 +19,24 @@ impl<T: 'static> ForkLocal<T> {
     }
 
     pub(crate) fn get_or_try_init(&self, init: impl FnOnce() -> Result<T>) -> Result<&'static T> {
+        let epoch = Epoch::current();
         let existing = self.value.load(Ordering::Acquire);
-        if !existing.is_null() {
-            // SAFETY: every stored pointer comes from `Box::leak` and is never freed.
-            return Ok(unsafe { &*existing });
-        }
-        let candidate = Box::into_raw(Box::new(init()?));
-        match self.value.compare_exchange(
-            std::ptr::null_mut(),
-            candidate,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            // SAFETY: `candidate` is now published and, like every published value, never freed.
-            Ok(_) => Ok(unsafe { &*candidate }),
-            Err(winner) => {
-                // SAFETY: `candidate` was never published; `winner` is published and never freed.
-                drop(unsafe { Box::from_raw(candidate) });
-                Ok(unsafe { &*winner })
+        // SAFETY: every stored pointer comes from `Box::into_raw` and is never freed.
+        if let Some((made_in, value)) = unsafe { existing.as_ref() } {
+            if *made_in == epoch {
+                return Ok(value);
             }
         }
-    }
-
-    /// In a forked child only: leaks the parent's value.
-    pub(crate) fn forget(&self) {
-        self.value.store(std::ptr::null_mut(), Ordering::Release);
+        let candidate = Box::into_raw(Box::new((epoch, init()?)));
+        match self.value.compare_exchange(existing, candidate, Ordering::AcqRel, Ordering::Acquire) {
+            // SAFETY: `candidate` is now published and, like every published value, never freed.
+            Ok(_) => Ok(unsafe { &(*candidate).1 }),
+            Err(winner) => {
+                // SAFETY: `candidate` was never published; `winner` is published and never freed,
+                // and was made in this epoch (only this process's threads publish here).
+                drop(unsafe { Box::from_raw(candidate) });
+                Ok(unsafe { &(*winner).1 })
+            }
+        }
     }
 }

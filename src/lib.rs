@@ -11,6 +11,8 @@ pub mod clock;
 mod db;
 mod error;
 pub mod ffi;
+mod file;
+mod fork;
 mod fork_local;
 mod holder;
 mod liveness;
@@ -26,5 +28,17 @@ pub use clock::{BootClock, Clock, ManualClock};
 pub use db::{ChunkOptions, Database, DatabaseOptions, Transaction, Value};
 pub use error::{Error, Result};
 pub use holder::Holder;
-pub use lock::{Guard, Lock, LockOptions, PendingAcquire};
+pub use lock::{Guard, Lock, LockOptions, LostCallback, PendingAcquire};
 pub use store::{LeaseRow, Store, StoreOptions};
+
+/// The lease table's own SQL, so that the benchmark measures liblease's real statements on a
+/// bare connection (its floor). Not part of the API.
+#[doc(hidden)]
+pub mod sql {
+    pub use crate::store::lease_table::{RELEASE, TAKE};
+
+    /// Creates the lease table on a bare connection, as a store does.
+    pub fn create_lease_table(connection: &rusqlite::Connection) -> crate::Result<()> {
+        crate::store::create_lease_table(connection)
+    }
+}

@@ -151,11 +151,6 @@ pub fn shutdown() -> Result<()> {
     Ok(())
 }
 
-/// In a forked child only: the parent's thread does not exist here; leave its runtime behind.
-pub(crate) fn forget_parent_in_child() {
-    RUNTIME.forget();
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,25 +5,24 @@
 //! connection, opened on first read, so that reads outside transactions are never held up by a
 //! transaction open on the same handle (WAL lets readers and the writer proceed together).
 
+mod inner;
 mod transaction;
 mod value;
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
-use rusqlite::Connection;
-
+use inner::DbInner;
+use transaction::Kind;
 pub use transaction::{ChunkOptions, Transaction};
 pub use value::Value;
 
 use crate::error::{Error, Result};
-use crate::holder::{self, Holder, OpenFile};
+use crate::file::{self, Cache};
+use crate::holder::Holder;
 use crate::lock::Guard;
-use crate::store::{self, file_id, FileId};
 use crate::sync::MutexExt;
-use crate::writer_queue::WriterQueue;
 
 /// What a database handle is opened with.
 #[derive(Clone)]
@@ -31,7 +30,7 @@ pub struct DatabaseOptions {
     /// How long a write may wait for the database: for its turn in the writer queue and for
     /// another process's write lock. Past it, the write fails with `Error::Busy`.
     pub busy_timeout: Duration,
-    /// The process this handle writes for; `None` is this OS process. Tests pass others.
+    /// The holder this handle writes for; `None` is this OS process. Tests pass others.
     pub holder: Option<Arc<Holder>>,
 }
 
@@ -47,15 +46,6 @@ pub struct Database {
     inner: Arc<DbInner>,
 }
 
-pub(crate) struct DbInner {
-    writer: Mutex<Connection>,
-    reader: Mutex<Option<Connection>>,
-    file: OpenFile,
-    path: PathBuf,
-    busy_timeout_ms: AtomicU64,
-    fork_generation: u64,
-}
-
 impl Database {
     /// Opens (creating if needed) the database file at `path`, in WAL mode.
     pub fn open(path: impl AsRef<Path>) -> Result<Database> {
@@ -67,36 +57,10 @@ impl Database {
             Some(holder) => holder,
             None => Holder::current()?,
         };
-        holder.ensure_not_forked()?;
-        if path.as_os_str().is_empty() {
-            return Err(Error::InvalidArgument("the database path is empty".into()));
-        }
-        let writer = open_connection(path, options.busy_timeout)?;
-        let mode: String = writer
-            .pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))
-            .map_err(|e| named(path, e.into()))?;
-        // From here on liblease waits for the writer itself, in queue order, rather than
-        // through SQLite's busy handler.
-        writer.busy_timeout(Duration::ZERO).map_err(|e| named(path, e.into()))?;
-        if mode != "wal" {
-            return Err(Error::Database(format!(
-                "{}: cannot switch the database to WAL mode (it stays in {mode} mode)",
-                path.display()
-            )));
-        }
-        let file = holder.open_file(file_id(path)?, Some(path));
-        let mut writer = writer;
-        file.queue().watch_wal(&mut writer).map_err(|e| named(path, e.into()))?;
-        Ok(Database {
-            inner: Arc::new(DbInner {
-                writer: Mutex::new(writer),
-                reader: Mutex::new(None),
-                file,
-                path: path.to_path_buf(),
-                busy_timeout_ms: AtomicU64::new(options.busy_timeout.as_millis() as u64),
-                fork_generation: holder::fork_generation(),
-            }),
-        })
+        holder.check_fork()?;
+        let mut writer = file::connect_writer(path, Cache::Application)?;
+        let file = file::open(&holder, path, &mut writer)?;
+        Ok(Database { inner: Arc::new(DbInner::new(writer, file, path, options.busy_timeout)) })
     }
 
     pub fn path(&self) -> &Path {
@@ -106,8 +70,8 @@ impl Database {
     /// Sets how long writes may wait (see [`DatabaseOptions::busy_timeout`]), and reads (which
     /// wait only while another connection recovers the database or switches its journal).
     pub fn set_busy_timeout(&self, timeout: Duration) -> Result<()> {
-        self.inner.ensure_not_forked()?;
-        self.inner.busy_timeout_ms.store(timeout.as_millis() as u64, Ordering::Relaxed);
+        self.inner.check_fork()?;
+        self.inner.set_busy_timeout(timeout);
         if let Some(reader) = self.inner.reader.locked().as_ref() {
             reader.busy_timeout(timeout)?;
         }
@@ -121,7 +85,7 @@ impl Database {
     /// that opens a transaction (`BEGIN`) is rolled back and refused: use [`Database::begin`].
     pub fn execute(&self, sql: &str, params: &[Value]) -> Result<u64> {
         let inner = &self.inner;
-        inner.ensure_not_forked()?;
+        inner.check_fork()?;
         let run = || -> Result<u64> {
             let writer = inner.writer();
             let mut statement = value::prepare(&writer, sql, params)?;
@@ -146,11 +110,10 @@ impl Database {
     /// Runs one read-only statement outside any transaction, handing each row to `on_row` until
     /// it returns `false`. Sees what is committed; never waits for writers.
     pub fn query(&self, sql: &str, params: &[Value], mut on_row: impl FnMut(&[Value]) -> bool) -> Result<()> {
-        self.inner.ensure_not_forked()?;
+        self.inner.check_fork()?;
         let mut reader = self.inner.reader.locked();
         if reader.is_none() {
-            let busy_timeout = Duration::from_millis(self.inner.busy_timeout_ms.load(Ordering::Relaxed));
-            *reader = Some(open_connection(&self.inner.path, busy_timeout)?);
+            *reader = Some(file::connect_reader(&self.inner.path, self.inner.busy_timeout())?);
         }
         let connection = reader.as_ref().expect("opened above");
         let mut statement = value::prepare(connection, sql, params).map_err(|e| self.inner.named(e))?;
@@ -165,78 +128,19 @@ impl Database {
     /// Begins a write transaction: waits for its turn in the writer queue, then `BEGIN
     /// IMMEDIATE`, so that it holds SQLite's write lock from its first statement.
     pub fn begin(&self) -> Result<Transaction> {
-        Transaction::begin(self.inner.clone(), None, None)
+        Transaction::begin(self.inner.clone(), Kind::Plain)
     }
 
     /// Begins a chunked transaction for a long job (see [`Transaction::maybe_commit`]).
     pub fn begin_chunked(&self, chunk: ChunkOptions) -> Result<Transaction> {
         chunk.validate()?;
-        Transaction::begin(self.inner.clone(), Some(chunk), None)
+        Transaction::begin(self.inner.clone(), Kind::chunked(chunk))
     }
 
     /// Begins a write transaction fenced by `guard`: before anything is written it checks, inside
     /// the transaction, that the guard's lease is still this process's with the guard's
     /// generation, and fails with `Error::Lost` otherwise. The guard's store must be this file.
     pub fn begin_fenced(&self, guard: &Guard) -> Result<Transaction> {
-        Transaction::begin(self.inner.clone(), None, Some(guard.fence()))
+        Transaction::begin(self.inner.clone(), Kind::Fenced(guard.fence()))
     }
-}
-
-impl DbInner {
-    pub(crate) fn ensure_not_forked(&self) -> Result<()> {
-        holder::ensure_same_fork(self.fork_generation)
-    }
-
-    pub(crate) fn writer(&self) -> MutexGuard<'_, Connection> {
-        self.writer.locked()
-    }
-
-    pub(crate) fn busy_deadline(&self) -> Instant {
-        Instant::now() + Duration::from_millis(self.busy_timeout_ms.load(Ordering::Relaxed))
-    }
-
-    pub(crate) fn file(&self) -> &FileId {
-        self.file.id()
-    }
-
-    pub(crate) fn queue(&self) -> &Arc<WriterQueue> {
-        self.file.queue()
-    }
-
-    /// Names the file in a database error's message.
-    pub(crate) fn named(&self, error: Error) -> Error {
-        named(&self.path, error)
-    }
-}
-
-impl Drop for DbInner {
-    fn drop(&mut self) {
-        if holder::forked_since(self.fork_generation) {
-            holder::leak_parent_connection(&mut self.writer);
-            std::mem::forget(self.reader.get_mut().unwrap_or_else(|p| p.into_inner()).take());
-        }
-    }
-}
-
-/// A connection whose SQLite busy handler waits up to `busy_timeout`: readers keep it (a WAL
-/// reader is busy only while another connection recovers or switches the journal); the writer
-/// turns it off once set up.
-fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection> {
-    let connection = store::open_connection(path).map_err(|e| named(path, e.into()))?;
-    let configure = || -> rusqlite::Result<()> {
-        connection.busy_timeout(busy_timeout)?;
-        // WAL's usual pairing: a commit is durable across a crash of the app, and a power cut can
-        // lose only the last commits, never corrupt the file. `PRAGMA synchronous = FULL` through
-        // `execute` restores fsync at every commit where that matters more than speed.
-        connection.pragma_update(None, "synchronous", "NORMAL")?;
-        // Small caches: a notification extension has about 24 MB in all.
-        connection.pragma_update(None, "cache_size", -512)?;
-        Ok(())
-    };
-    configure().map_err(|e| named(path, e.into()))?;
-    Ok(connection)
-}
-
-fn named(path: &Path, error: Error) -> Error {
-    error.in_file(Some(path))
 }

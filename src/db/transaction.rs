@@ -4,18 +4,16 @@
 //! ends, and always ends with the connection out of any transaction: a commit that fails rolls
 //! back, and a transaction dropped without commit rolls back.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
+use super::inner::DbInner;
 use super::value::{self, Value};
-use super::DbInner;
 use crate::error::{Error, Result};
-use crate::holder;
 use crate::lock::Fence;
 use crate::writer_queue::WriteTurn;
-
-use std::sync::Arc;
 
 /// When a chunked transaction commits and lets other writers in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,29 +57,42 @@ impl Default for ChunkOptions {
     }
 }
 
+/// What a transaction is, which decides what it checks when it begins and what `maybe_commit`
+/// does.
+pub(crate) enum Kind {
+    Plain,
+    /// Commits in chunks; `started` is when the current chunk began.
+    Chunked {
+        options: ChunkOptions,
+        started: Instant,
+    },
+    /// Checks, inside the transaction, that a guard's lease is still held.
+    Fenced(Fence),
+}
+
+impl Kind {
+    pub(crate) fn chunked(options: ChunkOptions) -> Kind {
+        Kind::Chunked { options, started: Instant::now() }
+    }
+}
+
 /// An open write transaction. Used by one thread at a time.
 pub struct Transaction {
     db: Arc<DbInner>,
+    kind: Kind,
     /// This process's write turn; `None` once the transaction has ended.
     turn: Option<WriteTurn>,
     /// Why the transaction ended before `commit` or `rollback`, for the error of later calls.
     ended: Option<String>,
-    chunk: Option<(ChunkOptions, Instant)>,
-    fence: Option<Fence>,
 }
 
 impl Transaction {
-    pub(crate) fn begin(
-        db: Arc<DbInner>,
-        chunk: Option<ChunkOptions>,
-        fence: Option<Fence>,
-    ) -> Result<Transaction> {
-        db.ensure_not_forked()?;
-        if let Some(fence) = &fence {
+    pub(crate) fn begin(db: Arc<DbInner>, kind: Kind) -> Result<Transaction> {
+        db.check_fork()?;
+        if let Kind::Fenced(fence) = &kind {
             fence.same_file(db.file())?;
         }
-        let mut transaction =
-            Transaction { db, turn: None, ended: None, chunk: chunk.map(|c| (c, Instant::now())), fence };
+        let mut transaction = Transaction { db, kind, turn: None, ended: None };
         transaction.start()?;
         Ok(transaction)
     }
@@ -93,22 +104,23 @@ impl Transaction {
             .queue()
             .enter(Some(db.busy_deadline()), || Ok(db.writer().execute_batch("BEGIN IMMEDIATE")?))
             .map_err(|e| db.named(e))?;
-        if let Some(fence) = &self.fence {
-            let writer = db.writer();
-            if let Err(e) = fence.verify(&writer) {
-                roll_back(&writer);
-                return Err(e);
+        match &mut self.kind {
+            Kind::Plain => {}
+            Kind::Chunked { started, .. } => *started = Instant::now(),
+            Kind::Fenced(fence) => {
+                let writer = db.writer();
+                if let Err(e) = fence.verify(&writer) {
+                    roll_back(&writer);
+                    return Err(e);
+                }
             }
         }
         self.turn = Some(turn);
-        if let Some((_, started)) = &mut self.chunk {
-            *started = Instant::now();
-        }
         Ok(())
     }
 
     fn ensure_open(&self) -> Result<()> {
-        self.db.ensure_not_forked()?;
+        self.db.check_fork()?;
         match (&self.turn, &self.ended) {
             (Some(_), _) => Ok(()),
             (None, Some(why)) => Err(Error::Misuse(format!("the transaction has ended: {why}"))),
@@ -161,16 +173,15 @@ impl Transaction {
 
     /// For a chunked transaction: commits and begins again, through the writer queue, when the
     /// chunk is due, and returns whether it did. A chunk is due once it has lasted its period, or
-    /// its slice while another writer that uses liblease waits (of this process or another). A plain or fenced transaction never
-    /// commits here and returns `false`.
+    /// its slice while another writer that uses liblease waits (of this process or another). A
+    /// plain or fenced transaction never commits here and returns `false`.
     ///
     /// The bounds hold between calls: a writer waits at most the slice plus the time between two
     /// calls, so a job calls this after every small piece of work. After a chunk that ran its
     /// whole period the job leaves a gap for plain-SQLite writers (see [`ChunkOptions::gap`]).
-    /// A fenced chunked transaction checks its fence again at the start of every chunk.
     pub fn maybe_commit(&mut self) -> Result<bool> {
         self.ensure_open()?;
-        let Some((options, started)) = self.chunk else { return Ok(false) };
+        let Kind::Chunked { options, started } = self.kind else { return Ok(false) };
         let lasted = started.elapsed();
         let full = lasted >= options.period;
         let let_waiter_in = lasted >= options.slice && self.db.queue().has_waiters();
@@ -207,7 +218,7 @@ impl Transaction {
 
     /// Rolls back (a chunked transaction: its current chunk only; committed chunks stay).
     pub fn rollback(mut self) {
-        if self.turn.is_some() && !holder::forked_since(self.db.fork_generation) {
+        if self.turn.is_some() && !self.db.epoch().is_past() {
             roll_back(&self.db.writer());
             self.end("rolled back".into());
         }
@@ -243,7 +254,7 @@ impl Transaction {
 
 impl Drop for Transaction {
     fn drop(&mut self) {
-        if holder::forked_since(self.db.fork_generation) {
+        if self.db.epoch().is_past() {
             // Nothing of the parent's may be touched: not its connection, not its queue.
             std::mem::forget(self.turn.take());
             return;

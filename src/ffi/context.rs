@@ -3,6 +3,8 @@
 
 use std::ffi::c_void;
 
+use crate::fork::Epoch;
+
 /// Called exactly once when the library no longer needs a callback's context: after the last
 /// call of the callback that was given with it has returned, when that callback is replaced or
 /// removed, or when its handle is freed. Runs on the thread that replaced the callback or freed
@@ -31,15 +33,17 @@ impl Context {
 }
 
 /// A context with its destroy function, which runs when this is dropped: put it in whatever
-/// holds the callback, so that it is dropped after the callback's last call.
+/// holds the callback, so that it is dropped after the callback's last call. Dropped in a child
+/// forked since, it does not call destroy: the context is the parent's.
 pub(crate) struct OwnedContext {
     context: Context,
     destroy: LeaseDestroyCallback,
+    epoch: Epoch,
 }
 
 impl OwnedContext {
     pub(crate) fn new(context: *mut c_void, destroy: LeaseDestroyCallback) -> OwnedContext {
-        OwnedContext { context: Context(context), destroy }
+        OwnedContext { context: Context(context), destroy, epoch: Epoch::current() }
     }
 
     pub(crate) fn get(&self) -> *mut c_void {
@@ -49,7 +53,7 @@ impl OwnedContext {
 
 impl Drop for OwnedContext {
     fn drop(&mut self) {
-        if let Some(destroy) = self.destroy {
+        if let Some(destroy) = self.destroy.filter(|_| !self.epoch.is_past()) {
             // SAFETY: the caller's destroy function with its own context, once, as documented.
             unsafe { destroy(self.context.get()) }
         }

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Attempt, Guard, LockShared};
+use super::attempt::Attempt;
+use super::guard::Guard;
+use super::inner::LockInner;
 use crate::error::{Error, Result};
 use crate::sync::MutexExt;
 use crate::wait::ChangeWait;
@@ -20,7 +22,7 @@ pub(super) enum Step {
 }
 
 pub(super) struct Acquisition {
-    shared: Arc<LockShared>,
+    inner: Arc<LockInner>,
     timeout: Duration,
     deadline: Instant,
     /// How long one attempt may wait in the writer queue: `None`, until the deadline (a blocking
@@ -31,13 +33,9 @@ pub(super) struct Acquisition {
 }
 
 impl Acquisition {
-    pub(super) fn new(
-        shared: Arc<LockShared>,
-        timeout: Duration,
-        queue_stay: Option<Duration>,
-    ) -> Acquisition {
+    pub(super) fn new(inner: Arc<LockInner>, timeout: Duration, queue_stay: Option<Duration>) -> Acquisition {
         Acquisition {
-            shared,
+            inner,
             timeout,
             deadline: Instant::now() + timeout,
             queue_stay,
@@ -55,7 +53,7 @@ impl Acquisition {
                 None => self.deadline,
                 Some(stay) => (Instant::now() + stay).min(self.deadline),
             };
-            let held = match self.shared.attempt(Some(write_deadline)) {
+            let held = match self.inner.attempt(Some(write_deadline)) {
                 Ok(Attempt::Taken(guard)) => return Step::Done(Ok(guard)),
                 Ok(Attempt::Held(held)) => held,
                 Err(e) => return Step::Done(Err(e)),
@@ -64,7 +62,7 @@ impl Acquisition {
             if now >= self.deadline {
                 return Step::Done(Err(Error::Timeout(format!(
                     "could not acquire '{}' within {} ms: {}",
-                    self.shared.key,
+                    self.inner.key,
                     self.timeout.as_millis(),
                     held.why
                 ))));
@@ -72,11 +70,11 @@ impl Acquisition {
             let Some(wait) = self.wait.as_mut() else {
                 // Watch first, then look again: a release between the first look and the watch
                 // would otherwise go unnoticed. (A reused watch has been watching all along.)
-                self.wait = Some(ChangeWait::new(self.shared.store.path()));
+                self.wait = Some(ChangeWait::new(self.inner.store.path()));
                 continue;
             };
             if let Some(holder) = &held.holder {
-                wait.watch_holder(holder, self.shared.store.inner.holder.identity());
+                wait.watch_holder(holder, self.inner.store.inner.holder.identity());
             }
             // Never sleep past the holder's expiry or the deadline.
             return Step::Wait(self.backoff.min(held.retry_in).min(self.deadline - now));
@@ -93,7 +91,7 @@ impl Acquisition {
     /// only quiet sleeps grow longer.
     pub(super) fn waited(&mut self, woken: bool) {
         self.backoff =
-            if woken { FIRST_BACKOFF } else { (self.backoff * 2).min(self.shared.options.max_backoff) };
+            if woken { FIRST_BACKOFF } else { (self.backoff * 2).min(self.inner.options.max_backoff) };
     }
 }
 
@@ -103,7 +101,7 @@ impl Drop for Acquisition {
     /// every acquisition that had to wait.
     fn drop(&mut self) {
         if let Some(wait) = self.wait.take() {
-            let mut idle = self.shared.idle_wait.locked();
+            let mut idle = self.inner.idle_wait.locked();
             if idle.is_none() {
                 *idle = Some(wait);
             }

@@ -10,26 +10,23 @@ use std::sync::Arc;
 use rusqlite::Connection;
 
 use super::hold::Hold;
-use super::Guard;
 use crate::error::{Error, Result};
+use crate::file::FileId;
 use crate::store::lease_table;
-use crate::store::FileId;
 
 /// What a fenced transaction checks: a guard's hold (kept alive, not its guard count).
 pub(crate) struct Fence {
     hold: Arc<Hold>,
 }
 
-impl Guard {
-    pub(crate) fn fence(&self) -> Fence {
-        Fence { hold: self.hold().clone() }
-    }
-}
-
 impl Fence {
+    pub(super) fn new(hold: Arc<Hold>) -> Fence {
+        Fence { hold }
+    }
+
     /// The lease must be kept in the file the transaction writes.
     pub(crate) fn same_file(&self, file: &FileId) -> Result<()> {
-        if self.hold.store.file.id() == file {
+        if self.hold.store().file.id() == file {
             Ok(())
         } else {
             Err(Error::InvalidArgument(
@@ -45,29 +42,24 @@ impl Fence {
     pub(crate) fn verify(&self, connection: &Connection) -> Result<()> {
         let hold = &self.hold;
         // A guard of the parent's proves nothing in a forked child.
-        hold.store.ensure_not_forked()?;
+        hold.store().check_fork()?;
         if hold.is_released() {
-            return Err(Error::Lost(format!("the guard of '{}' was released", hold.key)));
+            return Err(Error::Lost(format!("the guard of '{}' was released", hold.key())));
         }
         hold.check()?;
-        let holder = hold.store.holder.id();
-        let expires_ms = lease_table::expiry_of_hold(
-            connection,
-            &hold.key,
-            holder,
-            hold.number,
-            hold.generation,
-            &hold.boot,
-        )?;
-        let now_ms = hold.store.clock.now_ms();
+        let expires_ms = lease_table::expiry_of_hold(connection, &hold.name(), hold.generation())?;
+        let now_ms = hold.store().clock.now_ms();
         match expires_ms {
             Some(expires_ms) if expires_ms > now_ms => Ok(()),
             Some(_) => {
-                hold.mark_lost(format!("the lease on '{}' had run out when the fence was checked", hold.key));
+                hold.mark_lost(format!(
+                    "the lease on '{}' had run out when the fence was checked",
+                    hold.key()
+                ));
                 hold.check()
             }
             None => {
-                hold.mark_lost(format!("another holder took the lease on '{}'", hold.key));
+                hold.mark_lost(format!("another holder took the lease on '{}'", hold.key()));
                 hold.check()
             }
         }

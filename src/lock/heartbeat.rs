@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use super::hold::Hold;
 use crate::error::{Error, Result};
 use crate::runtime;
-use crate::store::lease_table::{self, Claim};
+use crate::store::lease_table;
 
 /// The pause between renewal attempts while another connection holds the write lock.
 const BUSY_PAUSE: Duration = Duration::from_millis(5);
@@ -23,7 +23,7 @@ const BUSY_PAUSE: Duration = Duration::from_millis(5);
 const QUEUE_STAY: Duration = Duration::from_millis(100);
 
 pub(crate) fn start(hold: &Arc<Hold>) -> Result<()> {
-    runtime::spawn(run(Arc::downgrade(hold), hold.stop.clone(), hold.options.renew_every))
+    runtime::spawn(run(Arc::downgrade(hold), hold.stop_signal(), hold.options().renew_every))
 }
 
 /// Holds the hold weakly between renewals: once its guards are gone the hold, its store and its
@@ -47,45 +47,40 @@ async fn run(hold: Weak<Hold>, stop: Arc<Notify>, period: Duration) {
 /// Renews the lease, retrying while the database is busy, until the lease's confirmed expiry.
 /// `Err` carries why the hold is lost.
 async fn renew(hold: &Hold) -> Result<(), String> {
-    let holder = hold.store.holder.id();
+    let store = hold.store();
     let mut last_failure = None;
     loop {
         if hold.is_released() {
             return Ok(());
         }
-        let now_ms = hold.store.clock.now_ms();
+        let now_ms = store.clock.now_ms();
         if now_ms >= hold.confirmed_until_ms() {
             return Err(match last_failure {
-                Some(failure) => format!("the lease on '{}' ran out while renewing failed: {failure}", hold.key),
+                Some(failure) => format!("the lease on '{}' ran out while renewing failed: {failure}", hold.key()),
                 None => format!(
                     "the lease on '{}' ran out before the heartbeat could renew it (was the process suspended?)",
-                    hold.key
+                    hold.key()
                 ),
             });
         }
-        let claim = Claim {
-            key: &hold.key,
-            holder,
-            hold: hold.number,
-            label: "", // not written by a renewal
-            boot: &hold.boot,
-            now_ms,
-            expires_ms: now_ms + hold.options.lease.as_millis() as u64,
-        };
+        let expires_ms = now_ms + hold.options().lease.as_millis() as u64;
         // Wait in the writer queue (so that a long job of this process lets the renewal in), but
         // in short stays, so that the library's thread keeps serving other leases.
         let remaining = Duration::from_millis(hold.confirmed_until_ms() - now_ms);
         let deadline = Instant::now() + remaining.min(QUEUE_STAY);
-        match hold.store.write(Some(deadline), |connection| lease_table::renew(connection, &claim)) {
+        let renewed = store.write(Some(deadline), |connection| {
+            lease_table::renew(connection, &hold.name(), now_ms, expires_ms)
+        });
+        match renewed {
             Ok(true) => {
-                hold.confirm(claim.expires_ms);
+                hold.confirm(expires_ms);
                 return Ok(());
             }
             Ok(false) if hold.is_released() => return Ok(()),
             Ok(false) => {
                 return Err(format!(
                     "another holder took the lease on '{}', or its row was changed",
-                    hold.key
+                    hold.key()
                 ))
             }
             // A busy database, or any other failure, may pass: try again until the lease runs out.

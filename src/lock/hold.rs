@@ -1,7 +1,7 @@
 //! What this process holds: one `Hold` per lease it has taken, shared by every guard of it.
 //!
-//! The locking story. Each (database file, key) has one `KeySlot` per process; its mutex orders
-//! everything that changes whether the process holds that lease: taking it from the store,
+//! The locking story. Each (database file, key) has one `KeySlot` per holder; its mutex orders
+//! everything that changes whether the holder holds that lease: taking it from the store,
 //! adding a guard, dropping the last guard and giving the lease back. So a thread that acquires
 //! while another gives the lease back either joins the hold before the release starts, or waits
 //! for the release to finish and then takes the lease afresh. The heartbeat never takes the slot
@@ -9,15 +9,17 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::LockShared;
+use tokio::sync::Notify;
+
+use super::lost::{LostSlot, Watchers};
+use super::options::LockOptions;
 use crate::error::{Error, Result};
-use crate::holder;
-use crate::lock::LockOptions;
 use crate::runtime;
-use crate::store::{lease_table, FileId, StoreInner};
+use crate::store::lease_table::{self, HoldName};
+use crate::store::StoreInner;
 use crate::sync::MutexExt;
 
 /// How long one background attempt to give a lease back waits in the writer queue, and the
@@ -25,28 +27,18 @@ use crate::sync::MutexExt;
 const BACKGROUND_QUEUE_STAY: Duration = Duration::from_millis(20);
 const BACKGROUND_PAUSE: Duration = Duration::from_millis(2);
 
-/// Every lease key this process has touched, per database file.
+/// The lease slots of one database file, kept with the file's entry (see `file::OpenFile`) and
+/// dropped with it.
 #[derive(Debug, Default)]
-pub(crate) struct HoldTable {
+pub(crate) struct LeaseSlots {
     // A BTreeMap, whose nodes are pointed at from their start, rather than a HashMap: leak
-    // checkers then see these process-long tables as reachable, not "possibly lost".
-    slots: Mutex<BTreeMap<(FileId, String), Arc<KeySlot>>>,
+    // checkers then see these tables as reachable, not "possibly lost".
+    slots: Mutex<BTreeMap<String, Arc<KeySlot>>>,
 }
 
-impl HoldTable {
-    pub(crate) fn slot(&self, file: &FileId, key: &str) -> Arc<KeySlot> {
-        let mut slots = self.slots.locked();
-        slots.entry((file.clone(), key.to_owned())).or_default().clone()
-    }
-
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.slots.locked().len()
-    }
-
-    /// Forgets every key of a file nobody can use any more (a dropped in-memory store).
-    pub(crate) fn forget_file(&self, file: &FileId) {
-        self.slots.locked().retain(|(slot_file, _), _| slot_file != file);
+impl LeaseSlots {
+    pub(crate) fn slot(&self, key: &str) -> Arc<KeySlot> {
+        self.slots.locked().entry(key.to_owned()).or_default().clone()
     }
 }
 
@@ -59,7 +51,7 @@ pub(crate) struct KeySlot {
 pub(crate) struct SlotState {
     /// The current hold, while it has guards.
     pub(crate) hold: Option<Arc<Hold>>,
-    /// The generation of this process's last hold; `None` before the first and after a loss, so
+    /// The generation of this holder's last hold; `None` before the first and after a loss, so
     /// that the next acquisition is dirty.
     pub(crate) last_generation: Option<u64>,
 }
@@ -70,26 +62,35 @@ impl KeySlot {
     }
 }
 
+/// What the store said when it gave a lease to a new hold.
+pub(crate) struct Taken {
+    pub number: u64,
+    pub generation: u64,
+    pub boot: Arc<str>,
+    pub expires_ms: u64,
+}
+
 /// One lease taken from the store, alive while any guard of it is.
 pub(crate) struct Hold {
-    pub(crate) store: Arc<StoreInner>,
+    store: Arc<StoreInner>,
     slot: Arc<KeySlot>,
-    pub(crate) key: String,
-    pub(crate) number: u64,
-    pub(crate) generation: u64,
-    pub(crate) boot: Arc<str>,
-    pub(crate) options: LockOptions,
+    key: String,
+    number: u64,
+    generation: u64,
+    boot: Arc<str>,
+    options: LockOptions,
     /// Changed only under the slot mutex; atomic so the type is `Sync`.
     guards: AtomicUsize,
     /// The boot-clock time until which the store is known to keep the lease ours.
     confirmed_until_ms: AtomicU64,
     released: AtomicBool,
+    /// Set once, with the reason; `lost` mirrors it for the heartbeat's lock-free looks.
     lost: AtomicBool,
     lost_reason: Mutex<Option<String>>,
     /// Ends the heartbeat.
-    pub(crate) stop: Arc<tokio::sync::Notify>,
+    stop: Arc<Notify>,
     /// The locks through which guards of this hold were taken: their lost callbacks fire.
-    watchers: Mutex<Vec<Weak<LockShared>>>,
+    watchers: Watchers,
 }
 
 impl std::fmt::Debug for Hold {
@@ -104,44 +105,63 @@ impl std::fmt::Debug for Hold {
     }
 }
 
-pub(crate) struct NewHold {
-    pub store: Arc<StoreInner>,
-    pub slot: Arc<KeySlot>,
-    pub key: String,
-    pub number: u64,
-    pub generation: u64,
-    pub boot: Arc<str>,
-    pub options: LockOptions,
-    pub expires_ms: u64,
-}
-
 impl Hold {
-    pub(crate) fn new(new: NewHold) -> Arc<Hold> {
+    pub(crate) fn new(
+        store: Arc<StoreInner>,
+        slot: Arc<KeySlot>,
+        key: String,
+        options: LockOptions,
+        taken: Taken,
+    ) -> Arc<Hold> {
         Arc::new(Hold {
-            store: new.store,
-            slot: new.slot,
-            key: new.key,
-            number: new.number,
-            generation: new.generation,
-            boot: new.boot,
-            options: new.options,
+            store,
+            slot,
+            key,
+            number: taken.number,
+            generation: taken.generation,
+            boot: taken.boot,
+            options,
             guards: AtomicUsize::new(0),
-            confirmed_until_ms: AtomicU64::new(new.expires_ms),
+            confirmed_until_ms: AtomicU64::new(taken.expires_ms),
             released: AtomicBool::new(false),
             lost: AtomicBool::new(false),
             lost_reason: Mutex::new(None),
-            stop: Arc::new(tokio::sync::Notify::new()),
-            watchers: Mutex::new(Vec::new()),
+            stop: Arc::new(Notify::new()),
+            watchers: Watchers::default(),
         })
     }
 
-    /// Adds a guard; the caller holds the slot mutex.
-    pub(crate) fn add_guard(&self, _slot: &SlotState, lock: &Arc<LockShared>) {
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub(crate) fn options(&self) -> LockOptions {
+        self.options
+    }
+
+    pub(crate) fn store(&self) -> &Arc<StoreInner> {
+        &self.store
+    }
+
+    /// This hold as the lease table names it.
+    pub(crate) fn name(&self) -> HoldName<'_> {
+        HoldName { key: &self.key, holder_id: self.store.holder.id(), hold: self.number, boot: &self.boot }
+    }
+
+    /// Notified when the hold ends (released or lost): the heartbeat's signal to stop.
+    pub(crate) fn stop_signal(&self) -> Arc<Notify> {
+        self.stop.clone()
+    }
+
+    /// Adds a guard taken through the lock whose callback slot is `lost`; the caller holds the
+    /// slot mutex.
+    pub(crate) fn add_guard(&self, _slot: &SlotState, lost: &Arc<LostSlot>) {
         self.guards.fetch_add(1, Ordering::SeqCst);
-        let mut watchers = self.watchers.locked();
-        if !watchers.iter().any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(lock))) {
-            watchers.push(Arc::downgrade(lock));
-        }
+        self.watchers.add(lost);
     }
 
     pub(crate) fn confirmed_until_ms(&self) -> u64 {
@@ -165,17 +185,16 @@ impl Hold {
     /// passed by this process's clock. Past that, the hold is lost for good, even if nobody else
     /// took the lease meanwhile: the process cannot know that nobody did.
     pub(crate) fn check(self: &Arc<Self>) -> Result<()> {
-        if self.is_lost() {
-            return Err(Error::Lost(self.lost_reason()));
-        }
-        let clock = &self.store.clock;
-        if clock.boot_id() != self.boot {
-            self.mark_lost(format!("the lease on '{}' was taken in an earlier boot", self.key));
-        } else if clock.now_ms() >= self.confirmed_until_ms() {
-            self.mark_lost(format!(
-                "the lease on '{}' ran out before it could be renewed (was the process suspended?)",
-                self.key
-            ));
+        if !self.is_lost() {
+            let clock = &self.store.clock;
+            if clock.boot_id() != self.boot {
+                self.mark_lost(format!("the lease on '{}' was taken in an earlier boot", self.key));
+            } else if clock.now_ms() >= self.confirmed_until_ms() {
+                self.mark_lost(format!(
+                    "the lease on '{}' ran out before it could be renewed (was the process suspended?)",
+                    self.key
+                ));
+            }
         }
         if self.is_lost() {
             return Err(Error::Lost(self.lost_reason()));
@@ -203,21 +222,13 @@ impl Hold {
         }
         self.lost.store(true, Ordering::SeqCst);
         self.stop.notify_one();
-        let watchers = self.watchers.locked().clone();
-        let key = self.key.clone();
-        // If the thread cannot start there is nobody to call back on; the loss still shows in
-        // every check.
-        let _ = runtime::spawn(async move {
-            for lock in watchers.iter().filter_map(Weak::upgrade) {
-                lock.notify_lost(&key);
-            }
-        });
+        self.watchers.tell(self.key.clone());
     }
 
     /// Drops one guard. The last one detaches the hold from its slot and gives the lease back to
     /// the store at once, so that waiters need not wait for it to expire.
     pub(crate) fn drop_guard(self: &Arc<Self>) -> Result<()> {
-        if holder::forked_since(self.store.fork_generation()) {
+        if self.store.epoch().is_past() {
             // The parent's mutexes and connection are not ours to touch.
             return Ok(());
         }
@@ -249,10 +260,7 @@ impl Hold {
     }
 
     fn give_back(&self, deadline: Option<Instant>) -> Result<()> {
-        let holder = self.store.holder.id();
-        self.store
-            .write(deadline, |connection| lease_table::release(connection, &self.key, holder, self.number))
-            .map(|_| ())
+        self.store.write(deadline, |connection| lease_table::release(connection, &self.name())).map(|_| ())
     }
 
     /// Retries giving the lease back until it succeeds or the lease would have run out anyway.

@@ -33,13 +33,20 @@ impl LeaseRow {
     }
 }
 
-/// Who asks, and for how long.
-pub(crate) struct Claim<'a> {
+/// One hold of a lease, as the table names it: which key, whose (the holder's random id), which
+/// of that holder's holds, and in which boot.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HoldName<'a> {
     pub key: &'a str,
-    pub holder: &'a str,
+    pub holder_id: &'a str,
     pub hold: u64,
-    pub label: &'a str,
     pub boot: &'a str,
+}
+
+/// A request to take a lease: the hold it would be, the holder's label, and for how long.
+pub(crate) struct Claim<'a> {
+    pub name: HoldName<'a>,
+    pub label: &'a str,
     pub now_ms: u64,
     pub expires_ms: u64,
 }
@@ -47,9 +54,31 @@ pub(crate) struct Claim<'a> {
 /// A crashed holder whose lease may be taken before it expires: named exactly (holder and hold
 /// number), so that only the hold that was judged dead is taken over.
 pub(crate) struct DeadHold<'a> {
-    pub holder: &'a str,
+    pub holder_id: &'a str,
     pub hold: u64,
 }
+
+/// The statement that takes a lease (see [`take`]); public, hidden, for the benchmark's floor.
+pub const TAKE: &str = "INSERT INTO liblease_lease
+         (key, holder, hold, label, boot, expires_ms, generation, pid, started, pid_namespace)
+     VALUES (:key, :holder, :hold, :label, :boot, :expires_ms, 1, :pid, :started, :pid_namespace)
+     ON CONFLICT (key) DO UPDATE SET
+         generation = generation + (holder IS NOT excluded.holder),
+         holder = excluded.holder,
+         hold = excluded.hold,
+         label = excluded.label,
+         boot = excluded.boot,
+         expires_ms = excluded.expires_ms,
+         pid = excluded.pid,
+         started = excluded.started,
+         pid_namespace = excluded.pid_namespace
+     WHERE holder = excluded.holder OR boot IS NOT excluded.boot OR expires_ms <= :now_ms
+        OR (holder = :dead_holder AND hold = :dead_hold)
+     RETURNING generation";
+
+/// The statement that gives a lease back (see [`release`]); public, hidden, for the benchmark.
+pub const RELEASE: &str =
+    "UPDATE liblease_lease SET expires_ms = 0 WHERE key = ?1 AND holder = ?2 AND hold = ?3";
 
 /// Takes the lease if it is free, expired, of another boot, already this holder's, or held by
 /// `dead` (a holder judged crashed). Returns the generation, or `None` when another holder has
@@ -60,32 +89,16 @@ pub(crate) fn take(
     identity: &Identity,
     dead: Option<&DeadHold>,
 ) -> rusqlite::Result<Option<u64>> {
-    let mut statement = connection.prepare_cached(
-        "INSERT INTO liblease_lease
-             (key, holder, hold, label, boot, expires_ms, generation, pid, started, pid_namespace)
-         VALUES (:key, :holder, :hold, :label, :boot, :expires_ms, 1, :pid, :started, :pid_namespace)
-         ON CONFLICT (key) DO UPDATE SET
-             generation = generation + (holder IS NOT excluded.holder),
-             holder = excluded.holder,
-             hold = excluded.hold,
-             label = excluded.label,
-             boot = excluded.boot,
-             expires_ms = excluded.expires_ms,
-             pid = excluded.pid,
-             started = excluded.started,
-             pid_namespace = excluded.pid_namespace
-         WHERE holder = excluded.holder OR boot IS NOT excluded.boot OR expires_ms <= :now_ms
-            OR (holder = :dead_holder AND hold = :dead_hold)
-         RETURNING generation",
-    )?;
-    statement
+    let name = &claim.name;
+    connection
+        .prepare_cached(TAKE)?
         .query_row(
             named_params! {
-                ":key": claim.key, ":holder": claim.holder, ":hold": claim.hold as i64,
-                ":label": claim.label, ":boot": claim.boot, ":expires_ms": claim.expires_ms as i64,
+                ":key": name.key, ":holder": name.holder_id, ":hold": name.hold as i64,
+                ":label": claim.label, ":boot": name.boot, ":expires_ms": claim.expires_ms as i64,
                 ":now_ms": claim.now_ms as i64, ":pid": identity.pid, ":started": identity.started as i64,
                 ":pid_namespace": identity.pid_namespace,
-                ":dead_holder": dead.map(|d| d.holder), ":dead_hold": dead.map(|d| d.hold as i64),
+                ":dead_holder": dead.map(|d| d.holder_id), ":dead_hold": dead.map(|d| d.hold as i64),
             },
             |row| row.get::<_, i64>(0),
         )
@@ -93,28 +106,31 @@ pub(crate) fn take(
         .map(|generation| generation.map(|g| g as u64))
 }
 
-/// Extends this hold's lease to `claim.expires_ms`, unless it has expired or is no longer this
-/// hold's. Returns whether it was extended. Never takes back a lease another holder took.
-pub(crate) fn renew(connection: &Connection, claim: &Claim) -> rusqlite::Result<bool> {
+/// Extends the hold's lease to `expires_ms`, unless it has expired by `now_ms` or is no longer
+/// this hold's. Returns whether it was extended. Never takes back a lease another holder took.
+pub(crate) fn renew(
+    connection: &Connection,
+    name: &HoldName,
+    now_ms: u64,
+    expires_ms: u64,
+) -> rusqlite::Result<bool> {
     let mut statement = connection.prepare_cached(
         "UPDATE liblease_lease SET expires_ms = :expires_ms
          WHERE key = :key AND holder = :holder AND hold = :hold AND boot = :boot
            AND expires_ms > :now_ms",
     )?;
     let changed = statement.execute(named_params! {
-        ":key": claim.key, ":holder": claim.holder, ":hold": claim.hold as i64, ":boot": claim.boot,
-        ":expires_ms": claim.expires_ms as i64, ":now_ms": claim.now_ms as i64,
+        ":key": name.key, ":holder": name.holder_id, ":hold": name.hold as i64, ":boot": name.boot,
+        ":expires_ms": expires_ms as i64, ":now_ms": now_ms as i64,
     })?;
     Ok(changed == 1)
 }
 
 /// Gives the lease back at once, if it is still this hold's. The row stays (expired) so that the
 /// generation keeps counting.
-pub(crate) fn release(connection: &Connection, key: &str, holder: &str, hold: u64) -> rusqlite::Result<bool> {
-    let mut statement = connection.prepare_cached(
-        "UPDATE liblease_lease SET expires_ms = 0 WHERE key = ?1 AND holder = ?2 AND hold = ?3",
-    )?;
-    Ok(statement.execute(rusqlite::params![key, holder, hold as i64])? == 1)
+pub(crate) fn release(connection: &Connection, name: &HoldName) -> rusqlite::Result<bool> {
+    let mut statement = connection.prepare_cached(RELEASE)?;
+    Ok(statement.execute(rusqlite::params![name.key, name.holder_id, name.hold as i64])? == 1)
 }
 
 /// The row of `key`, if there is one.
@@ -140,23 +156,21 @@ pub(crate) fn read(connection: &Connection, key: &str) -> rusqlite::Result<Optio
         .optional()
 }
 
-/// The expiry of `key`'s lease if the row still names this exact hold and generation.
+/// The expiry of the hold's lease if the row still names this exact hold, of `generation`.
 pub(crate) fn expiry_of_hold(
     connection: &Connection,
-    key: &str,
-    holder: &str,
-    hold: u64,
+    name: &HoldName,
     generation: u64,
-    boot: &str,
 ) -> rusqlite::Result<Option<u64>> {
     let mut statement = connection.prepare_cached(
         "SELECT expires_ms FROM liblease_lease
          WHERE key = ?1 AND holder = ?2 AND hold = ?3 AND generation = ?4 AND boot = ?5",
     )?;
     statement
-        .query_row(rusqlite::params![key, holder, hold as i64, generation as i64, boot], |row| {
-            row.get::<_, i64>(0)
-        })
+        .query_row(
+            rusqlite::params![name.key, name.holder_id, name.hold as i64, generation as i64, name.boot],
+            |row| row.get::<_, i64>(0),
+        )
         .optional()
         .map(|expires| expires.map(|e| e as u64))
 }

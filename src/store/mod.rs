@@ -8,35 +8,21 @@ pub(crate) mod lease_table;
 mod schema;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
 pub use lease_table::LeaseRow;
 
 use crate::clock::{BootClock, Clock};
-use crate::error::{Error, Result};
-use crate::holder::{self, Holder, OpenFile};
+use crate::error::Result;
+use crate::file::{self, Cache, OpenFile, OPEN_BUSY_LIMIT};
+use crate::fork::{self, Epoch};
+use crate::holder::Holder;
 use crate::runtime;
 use crate::sync::MutexExt;
 use crate::writer_queue;
-
-/// How long opening a store may wait for another connection's write lock (to create the table).
-const OPEN_BUSY_LIMIT: Duration = Duration::from_secs(5);
-
-/// Identifies a database file however its path is spelled, so that every handle of one file in a
-/// process shares its holds (and, later, its writer queue).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) enum FileId {
-    File {
-        device: u64,
-        inode: u64,
-    },
-    /// An in-memory store is its own file.
-    Memory(u64),
-}
 
 /// What a store is opened with. The defaults are right outside tests.
 #[derive(Clone, Default)]
@@ -62,7 +48,7 @@ pub(crate) struct StoreInner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) holder: Arc<Holder>,
     path: Option<PathBuf>,
-    fork_generation: u64,
+    epoch: Epoch,
 }
 
 impl Store {
@@ -82,30 +68,19 @@ impl Store {
             Some(holder) => holder,
             None => Holder::current()?,
         };
-        holder.ensure_not_forked()?;
+        holder.check_fork()?;
         let clock: Arc<dyn Clock> = match options.clock {
             Some(clock) => clock,
             None => BootClock::system()?,
         };
-        let (connection, file_id) = match path {
+        let (connection, file) = match path {
             Some(path) => {
-                if path.as_os_str().is_empty() {
-                    return Err(Error::InvalidArgument("the database path is empty".into()));
-                }
-                let connection = open_connection(path).map_err(|e| at(Some(path), e))?;
-                (connection, file_id(path)?)
+                let mut connection = file::connect_writer(path, Cache::Lease)?;
+                let file = file::open(&holder, path, &mut connection)?;
+                (connection, file)
             }
-            None => (Connection::open_in_memory()?, FileId::Memory(next_memory_id())),
+            None => file::open_memory(&holder)?,
         };
-        // Processes that open a new database at once contend for it while it switches to WAL
-        // mode: SQLite's own busy handler waits that out. From then on liblease waits itself,
-        // in its writer queue.
-        connection.busy_timeout(OPEN_BUSY_LIMIT).map_err(|e| at(path, e))?;
-        configure(&connection).map_err(|e| at(path, e))?;
-        connection.busy_timeout(Duration::ZERO).map_err(|e| at(path, e))?;
-        let file = holder.open_file(file_id, path);
-        let mut connection = connection;
-        file.queue().watch_wal(&mut connection).map_err(|e| at(path, e))?;
         // Creating or migrating the lease table is a write like any other: it waits its turn, so
         // that a long job lets it in.
         let begin = || {
@@ -123,7 +98,7 @@ impl Store {
                 clock,
                 holder,
                 path: path.map(Path::to_path_buf),
-                fork_generation: holder::fork_generation(),
+                epoch: Epoch::current(),
             }),
         })
     }
@@ -140,12 +115,13 @@ impl Store {
 }
 
 impl StoreInner {
-    pub(crate) fn ensure_not_forked(&self) -> Result<()> {
-        holder::ensure_same_fork(self.fork_generation)
+    /// `Err(Misuse)` in a child forked after the store was opened.
+    pub(crate) fn check_fork(&self) -> Result<()> {
+        self.epoch.check()
     }
 
-    pub(crate) fn fork_generation(&self) -> u64 {
-        self.fork_generation
+    pub(crate) fn epoch(&self) -> Epoch {
+        self.epoch
     }
 
     fn connection(&self) -> MutexGuard<'_, Connection> {
@@ -154,8 +130,8 @@ impl StoreInner {
 
     /// Runs a read. In WAL mode reads are not blocked by writers.
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
-        self.ensure_not_forked()?;
-        f(&self.connection()).map_err(|e| at(self.path.as_deref(), e))
+        self.check_fork()?;
+        f(&self.connection()).map_err(|e| crate::Error::from(e).in_file(self.path.as_deref()))
     }
 
     /// Runs one write statement (atomic on its own) through the file's writer queue, retrying
@@ -166,11 +142,11 @@ impl StoreInner {
         deadline: Option<Instant>,
         mut f: impl FnMut(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T> {
-        self.ensure_not_forked()?;
+        self.check_fork()?;
         let queue = self.file.queue();
         // The statement is its own transaction: the write turn ends as soon as it returns.
         let (turn, value) = queue
-            .enter(deadline, || f(&self.connection()).map_err(Error::from))
+            .enter(deadline, || f(&self.connection()).map_err(crate::Error::from))
             .map_err(|e| e.in_file(self.path.as_deref()))?;
         drop(turn);
         if queue.take_checkpoint() {
@@ -196,53 +172,13 @@ impl StoreInner {
 
 impl Drop for StoreInner {
     fn drop(&mut self) {
-        if holder::forked_since(self.fork_generation) {
-            holder::leak_parent_connection(&mut self.connection);
+        if self.epoch.is_past() {
+            fork::leak_connection(&mut self.connection);
         }
     }
 }
 
-/// Opens (creating if needed) a database file for reading and writing. liblease's connections
-/// are each used under a mutex of its own, so SQLite's per-connection mutex is not needed.
-pub(crate) fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
-    let flags =
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    Connection::open_with_flags(path, flags)
-}
-
-fn configure(connection: &Connection) -> rusqlite::Result<()> {
-    // The store touches one tiny table: a small page cache keeps a 24 MB extension comfortable.
-    connection.pragma_update(None, "cache_size", -64)?;
-    let mode: String = connection.pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))?;
-    if mode != "wal" && mode != "memory" {
-        return Err(sqlite_error(format!(
-            "cannot switch the database to WAL mode (it stays in {mode} mode)"
-        )));
-    }
-    // A lease row lost to a power cut does not matter (a reboot expires every lease), so the
-    // store's own commits need not wait for fsync.
-    connection.pragma_update(None, "synchronous", "NORMAL")?;
-    Ok(())
-}
-
-pub(crate) fn file_id(path: &Path) -> Result<FileId> {
-    use std::os::unix::fs::MetadataExt;
-    let metadata = std::fs::metadata(path)
-        .map_err(|e| Error::Database(format!("cannot stat {}: {e}", path.display())))?;
-    Ok(FileId::File { device: metadata.dev(), inode: metadata.ino() })
-}
-
-fn next_memory_id() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
-/// An error of liblease's own in SQLite's clothes, for code paths that return rusqlite errors.
-pub(crate) fn sqlite_error(message: String) -> rusqlite::Error {
-    rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR), Some(message))
-}
-
-/// A database error naming the file, with SQLite's own message.
-fn at(path: Option<&Path>, error: rusqlite::Error) -> Error {
-    Error::from(error).in_file(path)
+/// Creates (or migrates) the lease table on a bare connection: for the benchmark's floor.
+pub(crate) fn create_lease_table(connection: &Connection) -> Result<()> {
+    schema::migrate(connection, || Ok(connection.execute_batch("BEGIN IMMEDIATE")?))
 }

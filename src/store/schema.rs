@@ -5,8 +5,7 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::sqlite_error;
-use crate::error::Result;
+use crate::error::{sqlite_error, Result};
 
 /// The schema version this build writes and understands.
 pub(crate) const VERSION: i64 = 2;

@@ -1,40 +1,15 @@
-//! The floor of an uncontended acquisition: the statement liblease takes a lease with, run
-//! alone on a bare rusqlite connection configured as liblease configures its store's (WAL,
-//! `synchronous = NORMAL`). The SQL is copied from liblease's `src/store/lease_table.rs` and
-//! `src/store/schema.rs`, so that the difference to the figure through the C ABI is what the
-//! library adds around it (queue, hold table, heartbeat task, release).
+//! The floor of an uncontended acquisition: the statements liblease takes and gives back a
+//! lease with (`lease::sql`, the library's own, not a copy), run alone on a bare rusqlite
+//! connection configured as liblease configures its store's (WAL, `synchronous = NORMAL`), so
+//! that the difference to the figure through the C ABI is what the library adds around them
+//! (queue, hold table, heartbeat task, release).
 
 use std::path::Path;
 
+use lease::sql::{RELEASE, TAKE};
 use rusqlite::{named_params, Connection, OptionalExtension};
 
 use crate::Result;
-
-const CREATE: &str = "CREATE TABLE IF NOT EXISTS liblease_lease (
-    key        TEXT    NOT NULL PRIMARY KEY,
-    holder     TEXT    NOT NULL,
-    hold       INTEGER NOT NULL,
-    label      TEXT    NOT NULL,
-    boot       TEXT    NOT NULL,
-    expires_ms INTEGER NOT NULL,
-    generation INTEGER NOT NULL
-) WITHOUT ROWID";
-
-/// liblease's take statement (`lease_table::take`).
-const TAKE: &str = "INSERT INTO liblease_lease (key, holder, hold, label, boot, expires_ms, generation)
-     VALUES (:key, :holder, :hold, :label, :boot, :expires_ms, 1)
-     ON CONFLICT (key) DO UPDATE SET
-         generation = generation + (holder IS NOT excluded.holder),
-         holder = excluded.holder,
-         hold = excluded.hold,
-         label = excluded.label,
-         boot = excluded.boot,
-         expires_ms = excluded.expires_ms
-     WHERE holder = excluded.holder OR boot IS NOT excluded.boot OR expires_ms <= :now_ms
-     RETURNING generation";
-
-/// liblease's release statement (`lease_table::release`).
-const RELEASE: &str = "UPDATE liblease_lease SET expires_ms = 0 WHERE key = ?1 AND holder = ?2 AND hold = ?3";
 
 /// A bare connection holding a lease table.
 pub struct BareLeaseTable {
@@ -47,7 +22,7 @@ impl BareLeaseTable {
         let connection = Connection::open(path)?;
         connection.pragma_update(None, "journal_mode", "wal")?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
-        connection.execute_batch(CREATE)?;
+        lease::sql::create_lease_table(&connection)?;
         Ok(BareLeaseTable { connection, hold: 0 })
     }
 
@@ -62,7 +37,8 @@ impl BareLeaseTable {
                 named_params! {
                     ":key": key, ":holder": "bench-holder", ":hold": self.hold as i64,
                     ":label": "lease-bench", ":boot": "bench-boot", ":expires_ms": now_ms + 6_000,
-                    ":now_ms": now_ms,
+                    ":now_ms": now_ms, ":pid": std::process::id(), ":started": 0, ":pid_namespace": "",
+                    ":dead_holder": None::<&str>, ":dead_hold": None::<i64>,
                 },
                 |row| row.get::<_, i64>(0),
             )

@@ -1,0 +1,231 @@
+//! A database file: how liblease names it, how it connects to it, and what this process keeps
+//! for it while any handle has it open.
+//!
+//! Every store and database handle of one file in one holder shares one [`FileEntry`]: the
+//! file's writer queue (and through it the file's board), and the lease slots of the locks kept
+//! in it. The entry lives while some handle has the file open; when the last one goes it is
+//! dropped with all it holds, so that a file deleted and made again (perhaps with the same
+//! inode) or renamed starts afresh, and its first acquisition counts as dirty.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{sqlite_error, Error, Result};
+use crate::fork::Epoch;
+use crate::fork_local::ForkLocal;
+use crate::holder::Holder;
+use crate::sync::MutexExt;
+use crate::writer_board::WriterBoard;
+use crate::writer_queue::WriterQueue;
+
+/// How long opening waits for other connections while the file is switched to WAL mode.
+pub(crate) const OPEN_BUSY_LIMIT: Duration = Duration::from_secs(5);
+
+/// Identifies a database file however its path is spelled.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum FileId {
+    File {
+        device: u64,
+        inode: u64,
+    },
+    /// An in-memory store is its own file.
+    Memory(u64),
+}
+
+impl FileId {
+    /// The file `path` names now.
+    pub(crate) fn of(path: &Path) -> Result<FileId> {
+        use std::os::unix::fs::MetadataExt;
+        let metadata = std::fs::metadata(path)
+            .map_err(|e| Error::Database(format!("cannot stat {}: {e}", path.display())))?;
+        Ok(FileId::File { device: metadata.dev(), inode: metadata.ino() })
+    }
+
+    fn new_memory() -> FileId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        FileId::Memory(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// The page cache of a connection, in KiB: small, because a notification extension has about
+/// 24 MB in all.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Cache {
+    /// A store's connection, which touches one tiny table.
+    Lease = 64,
+    /// A database handle's, for the application's own SQL.
+    Application = 512,
+}
+
+/// Opens a writer's connection to the file at `path` (creating it if needed) in WAL mode.
+///
+/// liblease's connections are each used under a mutex of its own, so SQLite's per-connection
+/// mutex is not needed. Processes that open a new database at once contend for it while it
+/// switches to WAL mode: SQLite's busy handler waits that out, up to `OPEN_BUSY_LIMIT`. From then
+/// on the writer waits in its writer queue instead, so its busy handler is off.
+///
+/// Commits use `synchronous = NORMAL`, WAL's usual pairing: a commit is durable across a crash
+/// of the app, and a power cut can lose only the last commits, never corrupt the file.
+pub(crate) fn connect_writer(path: &Path, cache: Cache) -> Result<Connection> {
+    if path.as_os_str().is_empty() {
+        return Err(Error::InvalidArgument("the database path is empty".into()));
+    }
+    let connect = || -> rusqlite::Result<Connection> {
+        let connection = connect(path, cache, OPEN_BUSY_LIMIT)?;
+        let mode: String =
+            connection.pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))?;
+        if mode != "wal" {
+            return Err(sqlite_error(format!(
+                "cannot switch the database to WAL mode (it stays in {mode} mode)"
+            )));
+        }
+        connection.busy_timeout(Duration::ZERO)?;
+        Ok(connection)
+    };
+    connect().map_err(|e| Error::from(e).in_file(Some(path)))
+}
+
+/// Opens a reader's connection to the file at `path`, whose busy handler waits up to
+/// `busy_timeout` (a WAL reader is busy only while another connection recovers the file or
+/// switches its journal).
+pub(crate) fn connect_reader(path: &Path, busy_timeout: Duration) -> Result<Connection> {
+    connect(path, Cache::Application, busy_timeout).map_err(|e| Error::from(e).in_file(Some(path)))
+}
+
+fn connect(path: &Path, cache: Cache, busy_timeout: Duration) -> rusqlite::Result<Connection> {
+    let flags =
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let connection = Connection::open_with_flags(path, flags)?;
+    connection.busy_timeout(busy_timeout)?;
+    connection.pragma_update(None, "cache_size", -(cache as i64))?;
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(connection)
+}
+
+/// Registers one more handle of `holder` on the file `connection` is open on, and makes the
+/// connection report its commits to the file's writer queue.
+pub(crate) fn open(holder: &Arc<Holder>, path: &Path, connection: &mut Connection) -> Result<OpenFile> {
+    let file = OpenFile::register(holder, FileId::of(path)?, Some(path));
+    file.queue().watch_wal(connection).map_err(|e| Error::from(e).in_file(Some(path)))?;
+    Ok(file)
+}
+
+/// A private in-memory database of `holder`'s, and its registration.
+pub(crate) fn open_memory(holder: &Arc<Holder>) -> Result<(Connection, OpenFile)> {
+    let connection = Connection::open_in_memory()?;
+    connection.pragma_update(None, "cache_size", -(Cache::Lease as i64))?;
+    Ok((connection, OpenFile::register(holder, FileId::new_memory(), None)))
+}
+
+/// What one holder keeps for one open file.
+pub(crate) struct FileEntry {
+    key: (String, FileId),
+    queue: Arc<WriterQueue>,
+    /// The lease slots of the locks kept in this file. The layer above owns their type; the
+    /// entry only keeps them, and drops them with itself.
+    leases: OnceLock<Box<dyn Any + Send + Sync>>,
+}
+
+/// The open files of every holder of this process. A forked child starts with none.
+type Registry = Mutex<BTreeMap<(String, FileId), Weak<FileEntry>>>;
+static REGISTRY: ForkLocal<Registry> = ForkLocal::new();
+
+fn registry() -> &'static Registry {
+    REGISTRY.get_or_try_init(|| Ok(Registry::default())).expect("making an empty registry cannot fail")
+}
+
+/// One handle's registration on its file, held by each store and database handle.
+pub(crate) struct OpenFile {
+    entry: Arc<FileEntry>,
+    epoch: Epoch,
+}
+
+impl OpenFile {
+    fn register(holder: &Holder, id: FileId, path: Option<&Path>) -> OpenFile {
+        let key = (holder.id().to_owned(), id);
+        let mut open = registry().locked();
+        let entry = match open.get(&key).and_then(Weak::upgrade) {
+            Some(entry) => entry,
+            None => {
+                let entry = Arc::new(FileEntry {
+                    key: key.clone(),
+                    queue: Arc::new(WriterQueue::new(path.and_then(WriterBoard::open))),
+                    leases: OnceLock::new(),
+                });
+                open.insert(key, Arc::downgrade(&entry));
+                entry
+            }
+        };
+        OpenFile { entry, epoch: Epoch::current() }
+    }
+
+    pub(crate) fn id(&self) -> &FileId {
+        &self.entry.key.1
+    }
+
+    /// The writer queue shared by every handle of the file in this holder.
+    pub(crate) fn queue(&self) -> &Arc<WriterQueue> {
+        &self.entry.queue
+    }
+
+    /// The file's lease slots, made on first use.
+    pub(crate) fn leases<T: Any + Default + Send + Sync>(&self) -> &T {
+        self.entry
+            .leases
+            .get_or_init(|| Box::new(T::default()))
+            .downcast_ref()
+            .expect("the lease slots of a file are always of one type")
+    }
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        if self.epoch.is_past() {
+            // In a forked child the parent's entry is left as it is: what it holds (a mapped
+            // board, the parent's holds) is not the child's to free.
+            std::mem::forget(self.entry.clone());
+        }
+    }
+}
+
+impl Drop for FileEntry {
+    fn drop(&mut self) {
+        let mut open = registry().locked();
+        // A handle opened since may have registered a new entry under the same key already.
+        if open.get(&self.key).is_some_and(|entry| entry.strong_count() == 0) {
+            open.remove(&self.key);
+        }
+    }
+}
+
+/// How many files `holder` has open, for tests.
+#[cfg(test)]
+pub(crate) fn open_count(holder: &Holder) -> usize {
+    registry().locked().keys().filter(|(id, _)| id == holder.id()).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Lock, LockOptions, Store, StoreOptions};
+
+    #[test]
+    fn closed_files_leave_nothing_behind() {
+        let holder = Holder::new().unwrap();
+        for _ in 0..3 {
+            let options = StoreOptions { holder: Some(holder.clone()), ..StoreOptions::default() };
+            let store = Store::open_with(None, options).unwrap();
+            drop(Lock::new(&store, "k", "app", LockOptions::DEFAULT).unwrap().try_acquire().unwrap());
+            assert_eq!(open_count(&holder), 1);
+        }
+        // Forgotten at once, with their lease slots: nothing (not a heartbeat that has yet to
+        // wake) keeps a closed store.
+        assert_eq!(open_count(&holder), 0);
+    }
+}

@@ -1,0 +1,163 @@
+//! One attempt to take a lease, in four steps: join this process's hold if it has a valid one;
+//! otherwise look at the lease row; unless a live holder keeps the lease, take it in one
+//! statement; then install the new hold and its heartbeat.
+
+use std::sync::{Arc, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::guard::Guard;
+use super::heartbeat;
+use super::hold::{Hold, KeySlot, LeaseSlots, SlotState, Taken};
+use super::inner::LockInner;
+use crate::error::{Error, Result};
+use crate::liveness::Identity;
+use crate::store::lease_table::{self, Claim, DeadHold, HoldName};
+
+/// The outcome of one attempt to take the lease.
+pub(super) enum Attempt {
+    Taken(Guard),
+    /// Held by another holder (or the database busy).
+    Held(Held),
+}
+
+/// Why an attempt did not take the lease, and when to look again: after a change, or after
+/// `retry_in` at the latest (the holder's expiry).
+pub(super) struct Held {
+    pub retry_in: Duration,
+    /// The holding process, when known: a waiter also wakes when it ends.
+    pub holder: Option<Identity>,
+    pub why: String,
+}
+
+/// What the lease row says.
+enum Look {
+    /// Free, expired, of another boot, or this holder's own: take it.
+    Free,
+    /// Held by a holder that is certainly dead: take that exact hold over.
+    Dead {
+        holder_id: String,
+        hold: u64,
+    },
+    Held(Held),
+}
+
+impl LockInner {
+    /// One attempt; waits for the database's write lock until `write_deadline` (`None`: not at
+    /// all), never for another holder's lease.
+    pub(super) fn attempt(self: &Arc<Self>, write_deadline: Option<Instant>) -> Result<Attempt> {
+        let store = &self.store.inner;
+        store.check_fork()?;
+        let slot = store.file.leases::<LeaseSlots>().slot(&self.key);
+        let mut state = slot.lock();
+        if let Some(guard) = self.join(&mut state) {
+            return Ok(Attempt::Taken(guard));
+        }
+        let dead = match self.look()? {
+            Look::Free => None,
+            Look::Dead { holder_id, hold } => Some((holder_id, hold)),
+            Look::Held(held) => return Ok(Attempt::Held(held)),
+        };
+        let dead = dead.as_ref().map(|(holder_id, hold)| DeadHold { holder_id, hold: *hold });
+        match self.take(write_deadline, dead.as_ref())? {
+            Ok(taken) => self.install(&slot, state, taken).map(Attempt::Taken),
+            Err(held) => Ok(Attempt::Held(held)),
+        }
+    }
+
+    /// Joins this process's current hold if it is still valid: a re-entrant acquisition, never
+    /// dirty. A hold found lost is let go, so that the next one starts afresh (dirty).
+    fn join(self: &Arc<Self>, state: &mut SlotState) -> Option<Guard> {
+        let hold = state.hold.clone()?;
+        if hold.check().is_ok() {
+            hold.add_guard(state, &self.lost);
+            return Some(Guard::new(hold, false));
+        }
+        // Lost: its remaining guards see that.
+        state.hold = None;
+        state.last_generation = None;
+        None
+    }
+
+    /// Reads the lease row: a lease that a live holder keeps is not worth the write lock.
+    fn look(&self) -> Result<Look> {
+        let store = &self.store.inner;
+        let Some(row) = store.read(|connection| lease_table::read(connection, &self.key))? else {
+            return Ok(Look::Free);
+        };
+        let now_ms = store.clock.now_ms();
+        let kept = row.holder_id != store.holder.id()
+            && *row.boot == *store.clock.boot_id()
+            && row.expires_ms > now_ms;
+        if !kept {
+            return Ok(Look::Free);
+        }
+        let holder = row.identity();
+        if holder.is_certainly_dead(store.holder.identity()) {
+            // The holder crashed: its lease may be taken now rather than when it expires.
+            return Ok(Look::Dead { holder_id: row.holder_id, hold: row.hold });
+        }
+        Ok(Look::Held(Held {
+            retry_in: Duration::from_millis(row.expires_ms - now_ms + 1),
+            holder: Some(holder),
+            why: format!("'{}' is held by '{}' (another process)", self.key, row.label),
+        }))
+    }
+
+    /// Takes the lease in one statement, through the writer queue. `Err(Held)` inside `Ok` when
+    /// it changed hands since the look, or the database stayed busy.
+    fn take(&self, write_deadline: Option<Instant>, dead: Option<&DeadHold>) -> Result<Result<Taken, Held>> {
+        let store = &self.store.inner;
+        let now_ms = store.clock.now_ms();
+        let boot = store.clock.boot_id();
+        let claim = Claim {
+            name: HoldName {
+                key: &self.key,
+                holder_id: store.holder.id(),
+                hold: store.holder.next_hold_number(),
+                boot: &boot,
+            },
+            label: &self.label,
+            now_ms,
+            expires_ms: now_ms + self.options.lease.as_millis() as u64,
+        };
+        let taken = store.write(write_deadline, |connection| {
+            lease_table::take(connection, &claim, store.holder.identity(), dead)
+        });
+        Ok(match taken {
+            Ok(Some(generation)) => Ok(Taken {
+                number: claim.name.hold,
+                generation,
+                boot: boot.clone(),
+                expires_ms: claim.expires_ms,
+            }),
+            // It changed hands between the look and the take: look again at once.
+            Ok(None) => Err(Held {
+                retry_in: Duration::ZERO,
+                holder: None,
+                why: format!("'{}' changed hands", self.key),
+            }),
+            Err(Error::Busy(why)) => Err(Held { retry_in: Duration::MAX, holder: None, why }),
+            Err(e) => return Err(e),
+        })
+    }
+
+    /// Makes the new hold this process's, with its first guard, and starts its heartbeat.
+    fn install(
+        self: &Arc<Self>,
+        slot: &Arc<KeySlot>,
+        mut state: MutexGuard<'_, SlotState>,
+        taken: Taken,
+    ) -> Result<Guard> {
+        let dirty = state.last_generation != Some(taken.generation);
+        state.last_generation = Some(taken.generation);
+        let hold = Hold::new(self.store.inner.clone(), slot.clone(), self.key.clone(), self.options, taken);
+        hold.add_guard(&state, &self.lost);
+        state.hold = Some(hold.clone());
+        drop(state);
+        let guard = Guard::new(hold.clone(), dirty);
+        // Without a heartbeat the lease would silently run out: give it back (the guard's drop)
+        // and fail.
+        heartbeat::start(&hold)?;
+        Ok(guard)
+    }
+}

@@ -1,0 +1,32 @@
+//! What a lock is, shared with its acquisitions under way.
+
+use std::sync::{Arc, Mutex};
+
+use super::lost::LostSlot;
+use super::options::LockOptions;
+use crate::store::Store;
+use crate::wait::ChangeWait;
+
+/// What a lock is, shared with its acquisitions under way.
+pub(crate) struct LockInner {
+    pub(super) store: Store,
+    pub(super) key: String,
+    pub(super) label: String,
+    pub(super) options: LockOptions,
+    pub(super) lost: Arc<LostSlot>,
+    /// The wake-up sources of the last acquisition that had to wait, kept for the next one.
+    pub(super) idle_wait: Mutex<Option<ChangeWait>>,
+}
+
+impl LockInner {
+    pub(super) fn new(store: Store, key: &str, label: &str, options: LockOptions) -> LockInner {
+        LockInner {
+            store,
+            key: key.to_owned(),
+            label: label.to_owned(),
+            options,
+            lost: Arc::default(),
+            idle_wait: Mutex::new(None),
+        }
+    }
+}
