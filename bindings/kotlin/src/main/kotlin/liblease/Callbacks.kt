@@ -59,6 +59,11 @@ internal object Acquisitions {
     }.onLibraryThread()
 }
 
+/**
+ * The lost listeners that the library may still call, by context. An entry is added before it is
+ * given to lease_lock_set_lost_callback and removed by [destroy], once the library says it no longer
+ * needs it (or at once, when the library refused it).
+ */
 internal object LostListeners {
     val listeners = ContextTable<(String) -> Unit>()
 
@@ -73,4 +78,10 @@ internal object LostListeners {
             }
         }
     }.onLibraryThread()
+
+    /**
+     * `LeaseDestroyCallback`: on the thread that replaced the listener or freed the lock, or on the
+     * library's thread right after the listener's last call returned. It must not call liblease.
+     */
+    val destroy = DestroyCallback { context -> listeners.remove(context) }.onLibraryThread()
 }

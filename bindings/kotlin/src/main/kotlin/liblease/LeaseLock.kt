@@ -17,8 +17,7 @@ import kotlin.time.Duration
  * once it has been garbage-collected (a lost listener that refers to the lock keeps it reachable).
  */
 class LeaseLock internal constructor(pointer: Pointer, val key: String) : AutoCloseable {
-    private val lostContext = LostContext()
-    private val handle = NativeHandle(pointer, "LeaseLock", lostContext::free)
+    private val handle = NativeHandle(pointer, "LeaseLock", LeaseNative::lease_lock_free)
     private val cleanup = HandleCleaner.register(this, handle)
 
     /** Takes the lease if it is free, has run out or is held by this process; null if not. Never waits. */
@@ -102,10 +101,26 @@ class LeaseLock internal constructor(pointer: Pointer, val key: String) : AutoCl
      * doing the work it protects), replacing any previous one; null removes it. It is called once per
      * lost hold, with the lock's key, on the library's thread: it must return promptly and must not
      * wait for a lease. When this returns, the previous listener is not running and will not be
-     * called again (unless this is called from inside it).
+     * called again, and the library no longer refers to it; called from inside that listener, this
+     * returns at once and the previous listener is let go when it returns. Any thread, listeners
+     * included.
      */
     fun setLostListener(listener: ((key: String) -> Unit)?) {
-        handle.use { lock -> lostContext.replace(lock, listener) }
+        handle.use { lock ->
+            // No Kotlin lock may be held across this call: it waits for a running listener, which
+            // may itself be calling this.
+            val context = listener?.let(LostListeners.listeners::add)
+            val status = if (context == null) {
+                LeaseNative.lease_lock_set_lost_callback(lock, null, null, null)
+            } else {
+                LeaseNative.lease_lock_set_lost_callback(lock, LostListeners.callback, context, LostListeners.destroy)
+            }
+            if (status != LeaseStatus.OK) {
+                val error = LeaseException.last(status)
+                LostListeners.listeners.remove(context) // refused: the library never took it
+                throw error
+            }
+        }
     }
 
     /** Frees the lock (at once, or when calls running on other threads return). Idempotent. */
@@ -115,28 +130,4 @@ class LeaseLock internal constructor(pointer: Pointer, val key: String) : AutoCl
         get() = handle.isClosed
 
     override fun toString() = "LeaseLock($key)"
-
-    /** The lost listener's context, freed with the lock (which removes the native callback first). */
-    private class LostContext {
-        @Volatile private var context: Pointer? = null
-
-        @Synchronized
-        fun replace(lock: Pointer, listener: ((String) -> Unit)?) {
-            val next = listener?.let(LostListeners.listeners::add)
-            val callback = if (listener != null) LostListeners.callback else null
-            val status = LeaseNative.lease_lock_set_lost_callback(lock, callback, next)
-            if (status != LeaseStatus.OK) {
-                val error = LeaseException.last(status)
-                LostListeners.listeners.remove(next)
-                throw error
-            }
-            LostListeners.listeners.remove(context)
-            context = next
-        }
-
-        fun free(lock: Pointer) {
-            LeaseNative.lease_lock_free(lock)
-            LostListeners.listeners.remove(context)
-        }
-    }
 }

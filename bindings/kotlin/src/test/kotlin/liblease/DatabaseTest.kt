@@ -156,8 +156,9 @@ class DatabaseTest {
         }
         assertEquals(listOf("chunk 1"), db.query("SELECT v FROM t").map { it.getString(0) })
         db.begin().use { tx -> assertFalse(tx.maybeCommit(), "a plain transaction never commits here") }
-        db.beginChunked().use { it.commit() }
-        assertFailsWith<LeaseException.InvalidArgument> { db.beginChunked(Duration.ZERO) }
+        db.beginChunked().use { it.commit() } // LEASE_DEFAULT_CHUNK_MS: 0 is no default any more
+        val zero = assertFailsWith<LeaseException.InvalidArgument> { db.beginChunked(Duration.ZERO) }
+        assertContains(zero.detail, "lease_db_begin_chunked")
     }
 
     @Test
