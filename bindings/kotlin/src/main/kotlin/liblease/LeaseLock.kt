@@ -2,6 +2,8 @@ package liblease
 
 import com.sun.jna.Pointer
 import com.sun.jna.ptr.PointerByReference
+import kotlinx.coroutines.currentCoroutineContext
+import kotlinx.coroutines.ensureActive
 import kotlinx.coroutines.suspendCancellableCoroutine
 import kotlin.coroutines.resumeWithException
 import kotlin.time.Duration
@@ -50,11 +52,15 @@ class LeaseLock internal constructor(pointer: Pointer, val key: String) : AutoCl
      * its dispatcher (avoid Dispatchers.Unconfined, which would run your code on that thread).
      *
      * Cancelling the coroutine cancels the acquisition. If the lease was taken at that very moment,
-     * the guard is released, never leaked.
+     * the guard is released, never leaked. A coroutine that is cancelled already gets a
+     * CancellationException without any attempt.
      *
      * @throws LeaseException.Timeout when another process held it throughout.
      */
     suspend fun acquire(timeout: Duration): LeaseGuard {
+        // The library makes its first attempt before it looks at a cancellation: a free lease
+        // would be taken and given back at once, two writes of the lease row for nothing.
+        currentCoroutineContext().ensureActive()
         val timeoutMs = timeout.toMillisArgument()
         return suspendCancellableCoroutine { continuation ->
             val context = Acquisitions.pending.add { status, guard, detail ->
