@@ -16,9 +16,11 @@ import kotlin.time.Duration
  * held while any of the process's guards of it is open.
  *
  * Close it when done (`use {}`); guards taken through it stay valid. One that is forgotten is closed
- * once it has been garbage-collected (a lost listener that refers to the lock keeps it reachable).
+ * once it has been garbage-collected, even when its lost listener refers to it.
  */
 class LeaseLock internal constructor(pointer: Pointer, val key: String) : AutoCloseable {
+    // The one strong reference to this lock's listeners: the library's contexts reach them weakly.
+    private val lostListeners = LostListeners()
     private val handle = NativeHandle(pointer, "LeaseLock", LeaseNative::lease_lock_free)
     private val cleanup = HandleCleaner.register(this, handle)
 
@@ -110,12 +112,17 @@ class LeaseLock internal constructor(pointer: Pointer, val key: String) : AutoCl
      * called again, and the library no longer refers to it; called from inside that listener, this
      * returns at once and the previous listener is let go when it returns. Any thread, listeners
      * included.
+     *
+     * The lock holds the listener; the library reaches it only through the lock, weakly. So a
+     * listener may refer to its own lock without keeping it from being collected, but a lock that
+     * is no longer reachable no longer calls its listener, even while guards taken through it are
+     * held: keep the lock (and close it) for as long as the listener should hear.
      */
     fun setLostListener(listener: ((key: String) -> Unit)?) {
         handle.use { lock ->
             // No Kotlin lock may be held across this call: it waits for a running listener, which
             // may itself be calling this.
-            val context = listener?.let(LostListeners.listeners::add)
+            val context = listener?.let(lostListeners::add)
             val status = if (context == null) {
                 LeaseNative.lease_lock_set_lost_callback(lock, null, null, null)
             } else {
@@ -123,7 +130,7 @@ class LeaseLock internal constructor(pointer: Pointer, val key: String) : AutoCl
             }
             if (status != LeaseStatus.OK) {
                 val error = LeaseException.last(status)
-                LostListeners.listeners.remove(context) // refused: the library never took it
+                LostListeners.release(context) // refused: the library never took it
                 throw error
             }
         }
