@@ -36,8 +36,9 @@ class LeaseLock internal constructor(pointer: Pointer, val key: String) : AutoCl
     }
 
     /**
-     * Takes the lease, blocking the calling thread up to [timeout] while another process holds it.
-     * Not on a coroutine dispatcher's thread (use [acquire]) nor in a callback of the library.
+     * Takes the lease, blocking the calling thread up to [timeout] while another process holds it;
+     * a zero timeout makes one attempt that never waits. Not on a coroutine dispatcher's thread (use
+     * [acquire]) nor in a callback of the library.
      *
      * @throws LeaseException.Timeout when another process held it throughout.
      */
@@ -49,9 +50,10 @@ class LeaseLock internal constructor(pointer: Pointer, val key: String) : AutoCl
     }
 
     /**
-     * Takes the lease, suspending up to [timeout] while another process holds it; no thread waits
-     * meanwhile. The guard is created on the library's thread and handed to the coroutine through
-     * its dispatcher (avoid Dispatchers.Unconfined, which would run your code on that thread).
+     * Takes the lease, suspending up to [timeout] while another process holds it (zero: one
+     * attempt); no thread waits meanwhile. The guard is created on the library's thread and handed
+     * to the coroutine through its dispatcher (avoid Dispatchers.Unconfined, which would run your
+     * code on that thread).
      *
      * Cancelling the coroutine cancels the acquisition. If the lease was taken at that very moment,
      * the guard is released, never leaked. A coroutine that is cancelled already gets a
