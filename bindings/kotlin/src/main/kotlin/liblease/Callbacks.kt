@@ -1,6 +1,7 @@
 package liblease
 
 import com.sun.jna.Pointer
+import java.lang.ref.WeakReference
 import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.atomic.AtomicLong
 
@@ -59,18 +60,54 @@ internal object Acquisitions {
     }.onLibraryThread()
 }
 
-internal object LostListeners {
-    val listeners = ContextTable<(String) -> Unit>()
+/**
+ * The lost listeners of one lock that the library may still call, by context.
+ *
+ * The lock owns this object, which keeps its listeners reachable for as long as the lock is. The
+ * contexts given to the library lead here only through weak references: a listener that refers to
+ * its own lock (one that takes the lease again, say) must not make the lock reachable from the
+ * static table, or the lock could never be collected, and its Cleaner never free it. Once the lock
+ * is unreachable its listeners are no longer called, as they would not be once the Cleaner freed it.
+ *
+ * A listener is added before its context is given to lease_lock_set_lost_callback, and removed
+ * when the library's destroy callback says it no longer needs the context, or at once when the
+ * library refused it ([release]).
+ */
+internal class LostListeners {
+    private val listeners = ConcurrentHashMap<Long, (String) -> Unit>()
 
-    /** `LeaseLostCallback`, on the library's thread. */
-    val callback = LostCallback { context, key ->
-        val listener = listeners[context]
-        if (listener != null && key != null) {
-            try {
-                listener(key.utf8())
-            } catch (error: Throwable) {
-                reportUncaught(error)
-            }
+    /** A new context for lease_lock_set_lost_callback, which leads [callback] to [listener]. */
+    fun add(listener: (String) -> Unit): Pointer {
+        val context = contexts.add(WeakReference(this))
+        listeners[Pointer.nativeValue(context)] = listener
+        return context
+    }
+
+    companion object {
+        private val contexts = ContextTable<WeakReference<LostListeners>>()
+
+        /** Forgets [context]'s listener. Calls nothing of liblease, as a destroy callback must not. */
+        fun release(context: Pointer?) {
+            val owner = contexts.remove(context)?.get() ?: return
+            owner.listeners.remove(Pointer.nativeValue(context))
         }
-    }.onLibraryThread()
+
+        /** `LeaseLostCallback`, on the library's thread. */
+        val callback = LostCallback { context, key ->
+            val listener = contexts[context]?.get()?.listeners?.get(Pointer.nativeValue(context))
+            if (listener != null && key != null) {
+                try {
+                    listener(key.utf8())
+                } catch (error: Throwable) {
+                    reportUncaught(error)
+                }
+            }
+        }.onLibraryThread()
+
+        /**
+         * `LeaseDestroyCallback`: on the thread that replaced the listener or freed the lock, or on
+         * the library's thread right after the listener's last call returned.
+         */
+        val destroy = DestroyCallback(::release).onLibraryThread()
+    }
 }

@@ -53,22 +53,27 @@ internal class NativeHandle(
     fun close() {
         val now = synchronized(this) {
             if (closed) return
-            closed = true
-            if (calls == 0) pointer.also { pointer = null } else null
+            closeLocked()
         }
         now?.let(free)
     }
 
     /**
-     * Closes the handle and hands its pointer to a function that consumes it (lease_tx_commit).
-     * Refused while a call on it is running (on another thread, or the one whose row callback this
-     * is), which the header forbids anyway.
+     * Closes the handle and hands its pointer to a function that consumes it instead of the free
+     * function (lease_tx_commit). Null when a call on it is running (on another thread, or the one
+     * whose row callback this is): the handle is closed all the same, and the last call in flight
+     * frees it, as after [close]. The pointer is not handed over then, because another thread may
+     * be just about to pass it to the library, which would be after the consuming function freed it.
      */
-    fun take(): Pointer = synchronized(this) {
+    fun take(): Pointer? = synchronized(this) {
         check(!closed) { "$type is closed" }
-        check(calls == 0) { "$type is in use by a call that is still running" }
+        closeLocked()
+    }
+
+    /** Marks the handle closed; returns its pointer if no call is in flight, for the caller to end. */
+    private fun closeLocked(): Pointer? {
         closed = true
-        pointer!!.also { pointer = null }
+        return if (calls == 0) pointer.also { pointer = null } else null
     }
 
     /** The Cleaner's action, for a wrapper that was never closed. */

@@ -3,6 +3,7 @@ package liblease
 import com.sun.jna.Pointer
 import com.sun.jna.ptr.PointerByReference
 import kotlin.time.Duration
+import kotlin.time.Duration.Companion.milliseconds
 
 /**
  * A connection to a shared SQLite database file (WAL mode) for the application's own SQL,
@@ -75,14 +76,13 @@ class LeaseDatabase private constructor(pointer: Pointer) : AutoCloseable {
     /**
      * Begins a chunked transaction for a long job: call [LeaseTransaction.maybeCommit] after every
      * small piece of work, and it commits the chunk and begins the next one when the chunk has
-     * lasted [chunk] (null: the library's default, 1 s), or within milliseconds when another writer
-     * waits. Rolling back undoes the current chunk only.
+     * lasted [chunk], or within milliseconds when another writer waits. Rolling back undoes the
+     * current chunk only.
+     *
+     * @throws LeaseException.InvalidArgument when [chunk] is under a millisecond.
      */
-    fun beginChunked(chunk: Duration? = null): LeaseTransaction {
-        val chunkMs = chunk?.toMillisArgument()?.also {
-            // 0 would mean "the default" to the library: a zero chunk is refused instead.
-            if (it == 0) throw LeaseException.InvalidArgument("lease_db_begin_chunked: chunk must be at least 1 ms")
-        } ?: 0
+    fun beginChunked(chunk: Duration = DEFAULT_CHUNK): LeaseTransaction {
+        val chunkMs = chunk.toMillisArgument()
         return begin("LeaseTransaction (chunked)") { db, out -> LeaseNative.lease_db_begin_chunked(db, chunkMs, out) }
     }
 
@@ -122,6 +122,9 @@ class LeaseDatabase private constructor(pointer: Pointer) : AutoCloseable {
         get() = handle.isClosed
 
     companion object {
+        /** The chunk that suits most jobs ([beginChunked]'s default): `LEASE_DEFAULT_CHUNK_MS`. */
+        val DEFAULT_CHUNK: Duration = 1000.milliseconds
+
         /**
          * Opens the SQLite database at [path], creating it if needed, and switches it to WAL mode.
          *

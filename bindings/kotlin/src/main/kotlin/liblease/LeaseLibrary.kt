@@ -3,9 +3,9 @@ package liblease
 /** The library as a whole. */
 object LeaseLibrary {
     /** The version of lease.h this binding was written against. */
-    const val HEADER_VERSION = "0.1.0"
+    const val HEADER_VERSION = "0.2.0"
 
-    /** The version of the liblease actually loaded, such as "0.1.0". */
+    /** The version of the liblease actually loaded, such as "0.2.0". */
     val version: String
         get() = LeaseNative.lease_version().utf8()
 

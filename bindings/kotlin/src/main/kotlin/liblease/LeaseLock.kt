@@ -2,6 +2,8 @@ package liblease
 
 import com.sun.jna.Pointer
 import com.sun.jna.ptr.PointerByReference
+import kotlinx.coroutines.currentCoroutineContext
+import kotlinx.coroutines.ensureActive
 import kotlinx.coroutines.suspendCancellableCoroutine
 import kotlin.coroutines.resumeWithException
 import kotlin.time.Duration
@@ -14,11 +16,12 @@ import kotlin.time.Duration
  * held while any of the process's guards of it is open.
  *
  * Close it when done (`use {}`); guards taken through it stay valid. One that is forgotten is closed
- * once it has been garbage-collected (a lost listener that refers to the lock keeps it reachable).
+ * once it has been garbage-collected, even when its lost listener refers to it.
  */
 class LeaseLock internal constructor(pointer: Pointer, val key: String) : AutoCloseable {
-    private val lostContext = LostContext()
-    private val handle = NativeHandle(pointer, "LeaseLock", lostContext::free)
+    // The one strong reference to this lock's listeners: the library's contexts reach them weakly.
+    private val lostListeners = LostListeners()
+    private val handle = NativeHandle(pointer, "LeaseLock", LeaseNative::lease_lock_free)
     private val cleanup = HandleCleaner.register(this, handle)
 
     /** Takes the lease if it is free, has run out or is held by this process; null if not. Never waits. */
@@ -33,8 +36,9 @@ class LeaseLock internal constructor(pointer: Pointer, val key: String) : AutoCl
     }
 
     /**
-     * Takes the lease, blocking the calling thread up to [timeout] while another process holds it.
-     * Not on a coroutine dispatcher's thread (use [acquire]) nor in a callback of the library.
+     * Takes the lease, blocking the calling thread up to [timeout] while another process holds it;
+     * a zero timeout makes one attempt that never waits. Not on a coroutine dispatcher's thread (use
+     * [acquire]) nor in a callback of the library.
      *
      * @throws LeaseException.Timeout when another process held it throughout.
      */
@@ -46,16 +50,21 @@ class LeaseLock internal constructor(pointer: Pointer, val key: String) : AutoCl
     }
 
     /**
-     * Takes the lease, suspending up to [timeout] while another process holds it; no thread waits
-     * meanwhile. The guard is created on the library's thread and handed to the coroutine through
-     * its dispatcher (avoid Dispatchers.Unconfined, which would run your code on that thread).
+     * Takes the lease, suspending up to [timeout] while another process holds it (zero: one
+     * attempt); no thread waits meanwhile. The guard is created on the library's thread and handed
+     * to the coroutine through its dispatcher (avoid Dispatchers.Unconfined, which would run your
+     * code on that thread).
      *
      * Cancelling the coroutine cancels the acquisition. If the lease was taken at that very moment,
-     * the guard is released, never leaked.
+     * the guard is released, never leaked. A coroutine that is cancelled already gets a
+     * CancellationException without any attempt.
      *
      * @throws LeaseException.Timeout when another process held it throughout.
      */
     suspend fun acquire(timeout: Duration): LeaseGuard {
+        // The library makes its first attempt before it looks at a cancellation: a free lease
+        // would be taken and given back at once, two writes of the lease row for nothing.
+        currentCoroutineContext().ensureActive()
         val timeoutMs = timeout.toMillisArgument()
         return suspendCancellableCoroutine { continuation ->
             val context = Acquisitions.pending.add { status, guard, detail ->
@@ -102,10 +111,31 @@ class LeaseLock internal constructor(pointer: Pointer, val key: String) : AutoCl
      * doing the work it protects), replacing any previous one; null removes it. It is called once per
      * lost hold, with the lock's key, on the library's thread: it must return promptly and must not
      * wait for a lease. When this returns, the previous listener is not running and will not be
-     * called again (unless this is called from inside it).
+     * called again, and the library no longer refers to it; called from inside that listener, this
+     * returns at once and the previous listener is let go when it returns. Any thread, listeners
+     * included.
+     *
+     * The lock holds the listener; the library reaches it only through the lock, weakly. So a
+     * listener may refer to its own lock without keeping it from being collected, but a lock that
+     * is no longer reachable no longer calls its listener, even while guards taken through it are
+     * held: keep the lock (and close it) for as long as the listener should hear.
      */
     fun setLostListener(listener: ((key: String) -> Unit)?) {
-        handle.use { lock -> lostContext.replace(lock, listener) }
+        handle.use { lock ->
+            // No Kotlin lock may be held across this call: it waits for a running listener, which
+            // may itself be calling this.
+            val context = listener?.let(lostListeners::add)
+            val status = if (context == null) {
+                LeaseNative.lease_lock_set_lost_callback(lock, null, null, null)
+            } else {
+                LeaseNative.lease_lock_set_lost_callback(lock, LostListeners.callback, context, LostListeners.destroy)
+            }
+            if (status != LeaseStatus.OK) {
+                val error = LeaseException.last(status)
+                LostListeners.release(context) // refused: the library never took it
+                throw error
+            }
+        }
     }
 
     /** Frees the lock (at once, or when calls running on other threads return). Idempotent. */
@@ -115,28 +145,4 @@ class LeaseLock internal constructor(pointer: Pointer, val key: String) : AutoCl
         get() = handle.isClosed
 
     override fun toString() = "LeaseLock($key)"
-
-    /** The lost listener's context, freed with the lock (which removes the native callback first). */
-    private class LostContext {
-        @Volatile private var context: Pointer? = null
-
-        @Synchronized
-        fun replace(lock: Pointer, listener: ((String) -> Unit)?) {
-            val next = listener?.let(LostListeners.listeners::add)
-            val callback = if (listener != null) LostListeners.callback else null
-            val status = LeaseNative.lease_lock_set_lost_callback(lock, callback, next)
-            if (status != LeaseStatus.OK) {
-                val error = LeaseException.last(status)
-                LostListeners.listeners.remove(next)
-                throw error
-            }
-            LostListeners.listeners.remove(context)
-            context = next
-        }
-
-        fun free(lock: Pointer) {
-            LeaseNative.lease_lock_free(lock)
-            LostListeners.listeners.remove(context)
-        }
-    }
 }

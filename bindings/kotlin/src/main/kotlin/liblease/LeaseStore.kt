@@ -15,17 +15,19 @@ class LeaseStore private constructor(pointer: com.sun.jna.Pointer) : AutoCloseab
 
     /**
      * Makes a lock on [key]. Every process that uses the same key in the same database file
-     * contends for the same lease; within this process the lock is re-entrant. [holder] labels this
-     * process in the lease table for diagnostics (processes are told apart by an id of their own).
+     * contends for the same lease; within this process the lock is re-entrant. [label] names this
+     * process ("app", "share-extension") beside the lease, for diagnostics only: processes are told
+     * apart by an id of their own, so two processes with the same label still exclude each other.
+     * Nothing is acquired yet, and nothing is written.
      *
      * @throws LeaseException.InvalidArgument for an empty key or invalid options.
      */
-    fun lock(key: String, holder: String, options: LockOptions = LockOptions()): LeaseLock {
+    fun lock(key: String, label: String, options: LockOptions = LockOptions()): LeaseLock {
         val cKey = key.toCString("key", "lease_lock_new")
-        val cHolder = holder.toCString("holder", "lease_lock_new")
+        val cLabel = label.toCString("label", "lease_lock_new")
         val out = PointerByReference()
         handle.use { store ->
-            checkStatus(LeaseNative.lease_lock_new(store, cKey, cHolder, options.toNative(), out))
+            checkStatus(LeaseNative.lease_lock_new(store, cKey, cLabel, options.toNative(), out))
         }
         return LeaseLock(out.value, key)
     }

@@ -7,9 +7,11 @@ import com.sun.jna.Pointer
  * [LeaseDatabase.beginFenced]. Not thread-safe: one thread at a time may use it (it may move
  * between threads).
  *
- * End it with [commit] or [rollback]. [close] rolls back a transaction that was not committed, so
- * `db.begin().use { tx -> ...; tx.commit() }` rolls back when the block throws; so does the
- * Cleaner, for one that was forgotten (which also keeps other writers out until then: don't).
+ * End it with [commit] or [rollback], which end it whatever their outcome: afterwards it is closed,
+ * and the library's transaction is never touched again. [close] rolls back a transaction that was
+ * not committed, so `db.begin().use { tx -> ...; tx.commit() }` rolls back when the block throws;
+ * so does the Cleaner, for one that was forgotten (which also keeps other writers out until then:
+ * don't).
  */
 class LeaseTransaction internal constructor(pointer: Pointer, private val name: String) : AutoCloseable {
     private val handle = NativeHandle(pointer, name, LeaseNative::lease_tx_rollback)
@@ -48,18 +50,32 @@ class LeaseTransaction internal constructor(pointer: Pointer, private val name: 
 
     /**
      * Commits the transaction (a chunked one: its current chunk) and ends it, whatever the outcome:
-     * if the commit fails, everything since the transaction (or chunk) began is rolled back.
+     * if the commit fails, everything since the transaction (or chunk) began is rolled back. Called
+     * while another call on the transaction runs (from a row action of its own query, say), it
+     * commits nothing, and the transaction is rolled back when that call returns, as
+     * lease_tx_commit does. Either way the transaction is closed when this returns or throws.
      *
      * @throws LeaseException.Database when the commit failed.
-     * @throws LeaseException.Misuse when the transaction had already ended by itself.
+     * @throws LeaseException.Misuse when the transaction had already ended by itself, or another
+     *   call on it was running.
      */
     fun commit() {
         val tx = handle.take()
         cleanup() // the handle is closed already: this only unregisters the Cleaner
+        if (tx == null) {
+            throw LeaseException.Misuse(
+                "lease_tx_commit: another call on this transaction is running (on another thread, or " +
+                    "from its row action): nothing was committed, and the transaction is rolled back " +
+                    "when that call returns",
+            )
+        }
         checkStatus(LeaseNative.lease_tx_commit(tx))
     }
 
-    /** Rolls back (a chunked transaction: its current chunk only) and ends the transaction. */
+    /**
+     * Rolls back (a chunked transaction: its current chunk only) and ends the transaction; while
+     * another call on it runs, when that call returns.
+     */
     fun rollback() = close()
 
     /** Rolls the transaction back unless it was committed or rolled back already. Idempotent. */

@@ -19,14 +19,14 @@ data class LockOptions(
     val renewEvery: Duration = Defaults.renewEvery,
     val maxBackoff: Duration = Defaults.maxBackoff,
 ) {
-    internal fun toNative() = NativeLockOptions().also {
+    internal fun toNative() = NativeLockOptions.defaults().also {
         it.lease_ms = lease.toMillisArgument()
         it.renew_every_ms = renewEvery.toMillisArgument()
         it.max_backoff_ms = maxBackoff.toMillisArgument()
     }
 
     private object Defaults {
-        private val native = LeaseNative.lease_lock_options_default()
+        private val native = NativeLockOptions.defaults()
         val lease = native.lease_ms.toUInt().toLong().milliseconds
         val renewEvery = native.renew_every_ms.toUInt().toLong().milliseconds
         val maxBackoff = native.max_backoff_ms.toUInt().toLong().milliseconds

@@ -39,11 +39,11 @@ internal object LeaseNative {
     @JvmStatic external fun lease_store_open_memory(outStore: PointerByReference): Int
     @JvmStatic external fun lease_store_free(store: Pointer)
 
-    @JvmStatic external fun lease_lock_options_default(): NativeLockOptions.ByValue
+    @JvmStatic external fun lease_lock_options_init(options: NativeLockOptions, size: SizeT): Int
     @JvmStatic external fun lease_lock_new(
         store: Pointer,
         key: ByteArray,
-        holder: ByteArray,
+        label: ByteArray,
         options: NativeLockOptions?,
         outLock: PointerByReference,
     ): Int
@@ -51,7 +51,12 @@ internal object LeaseNative {
     @JvmStatic external fun lease_lock_acquire(lock: Pointer, timeoutMs: Int, outGuard: PointerByReference): Int
     @JvmStatic external fun lease_lock_acquire_async(lock: Pointer, timeoutMs: Int, callback: AcquireCallback, context: Pointer?): Int
     @JvmStatic external fun lease_lock_cancel_acquire(lock: Pointer, context: Pointer?): Int
-    @JvmStatic external fun lease_lock_set_lost_callback(lock: Pointer, callback: LostCallback?, context: Pointer?): Int
+    @JvmStatic external fun lease_lock_set_lost_callback(
+        lock: Pointer,
+        callback: LostCallback?,
+        context: Pointer?,
+        destroy: DestroyCallback?,
+    ): Int
     @JvmStatic external fun lease_lock_free(lock: Pointer)
 
     @JvmStatic external fun lease_guard_generation(guard: Pointer): Long
@@ -81,14 +86,23 @@ internal class SizeT(value: Long = 0) : IntegerType(Native.SIZE_T_SIZE, value, t
     override fun toShort() = toInt().toShort()
 }
 
-/** `LeaseLockOptions`: three `uint32_t` milliseconds. */
-@Structure.FieldOrder("lease_ms", "renew_every_ms", "max_backoff_ms")
-internal open class NativeLockOptions : Structure() {
+/**
+ * `LeaseLockOptions`: its own size, then three `uint32_t` milliseconds. [defaults] is the only way
+ * to make one, so that the size is always the one lease_lock_options_init recorded.
+ */
+@Structure.FieldOrder("size", "lease_ms", "renew_every_ms", "max_backoff_ms")
+internal class NativeLockOptions private constructor() : Structure() {
+    @JvmField var size: Int = 0
     @JvmField var lease_ms: Int = 0
     @JvmField var renew_every_ms: Int = 0
     @JvmField var max_backoff_ms: Int = 0
 
-    class ByValue : NativeLockOptions(), Structure.ByValue
+    companion object {
+        /** The library's defaults, with the size of the struct as this binding knows it. */
+        fun defaults(): NativeLockOptions = NativeLockOptions().also {
+            checkStatus(LeaseNative.lease_lock_options_init(it, SizeT(it.size().toLong())))
+        }
+    }
 }
 
 /** `LeaseAcquireCallback`. */
@@ -99,6 +113,11 @@ internal fun interface AcquireCallback : Callback {
 /** `LeaseLostCallback`. */
 internal fun interface LostCallback : Callback {
     fun invoke(context: Pointer?, key: Pointer?)
+}
+
+/** `LeaseDestroyCallback`: the library no longer needs a context. */
+internal fun interface DestroyCallback : Callback {
+    fun invoke(context: Pointer?)
 }
 
 /** `LeaseRowCallback`, on the thread that called the query. */

@@ -38,7 +38,7 @@ object ChildMain {
     private fun hold(db: String, key: String, leaseMs: Long) {
         val options = LockOptions(lease = leaseMs.milliseconds, renewEvery = (leaseMs / 4).milliseconds)
         LeaseStore.open(db).use { store ->
-            store.lock(key, "child-holder", options).use { lock ->
+            store.lock(key, "child", options).use { lock ->
                 lock.acquireBlocking(10.seconds).use { guard ->
                     report("held ${guard.generation}")
                     awaitOrder()

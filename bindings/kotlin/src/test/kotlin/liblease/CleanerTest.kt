@@ -1,6 +1,7 @@
 package liblease
 
 import org.junit.jupiter.api.Test
+import java.lang.ref.WeakReference
 import kotlin.test.assertTrue
 
 class CleanerTest {
@@ -31,6 +32,19 @@ class CleanerTest {
             Thread.sleep(20)
         }
         LeaseStore.open(TestFiles.db()).use { it.lock("k0", "app").use { lock -> lock.tryAcquire()!!.close() } }
+    }
+
+    @Test
+    fun `a lost listener that refers to its own lock does not keep the lock reachable`() {
+        LeaseStore.open(TestFiles.db()).use { store ->
+            assertTrue(isCollected(forgetLockWithListenerOfItself(store)), "the lock is garbage, for its Cleaner to free")
+        }
+    }
+
+    private fun forgetLockWithListenerOfItself(store: LeaseStore): WeakReference<LeaseLock> {
+        val lock = store.lock("sync", "app")
+        lock.setLostListener { lock.tryAcquire()?.close() } // a listener that takes the lease again
+        return WeakReference(lock)
     }
 
     private fun forget(lock: LeaseLock) {

@@ -12,6 +12,7 @@ import kotlin.test.assertEquals
 import kotlin.test.assertFailsWith
 import kotlin.test.assertNull
 import kotlin.test.assertTrue
+import kotlin.time.Duration
 import kotlin.time.Duration.Companion.milliseconds
 import kotlin.time.Duration.Companion.seconds
 
@@ -83,6 +84,7 @@ class ContentionTest {
                     assertNull(lock.tryAcquire())
                     val timeout = assertFailsWith<LeaseException.Timeout> { lock.acquireBlocking(200.milliseconds) }
                     assertContains(timeout.detail, "lease_lock_acquire")
+                    assertFailsWith<LeaseException.Timeout>("zero: one attempt") { lock.acquireBlocking(Duration.ZERO) }
 
                     val waiter = Executors.newSingleThreadExecutor()
                     val taken = waiter.submit<LeaseGuard> { lock.acquireBlocking(10.seconds) }

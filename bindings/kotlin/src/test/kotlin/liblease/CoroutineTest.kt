@@ -1,8 +1,10 @@
 package liblease
 
+import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.TimeoutCancellationException
 import kotlinx.coroutines.async
+import kotlinx.coroutines.cancel
 import kotlinx.coroutines.cancelAndJoin
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.joinAll
@@ -45,6 +47,31 @@ class CoroutineTest {
         lock.close()
         assertFailsWith<IllegalStateException> { lock.acquire(1.seconds) }
         Unit
+    }
+
+    @Test
+    fun `acquire in a coroutine that is cancelled already throws at once and writes nothing`() = runBlocking {
+        val path = TestFiles.db()
+        LeaseDatabase.open(path).use { db ->
+            LeaseStore.open(path).use { store ->
+                // Another lock of this process held the key: the lease row exists, and is free.
+                store.lock("sync", "before").use { it.tryAcquire()!!.close() }
+                val row = "SELECT * FROM liblease_lease WHERE key = 'sync'"
+                val before = db.queryFirst(row)!!.toList()
+                val version = db.queryFirst("PRAGMA data_version")!!.getLong(0)
+
+                store.lock("sync", "app").use { lock ->
+                    val attempt = async {
+                        cancel()
+                        lock.acquire(1.seconds)
+                    }
+                    assertFailsWith<CancellationException> { attempt.await() }
+                    eventually("no acquisition is pending") { libraryIsIdle() }
+                }
+                assertEquals(before, db.queryFirst(row)!!.toList(), "the lease row, generation and expiry included")
+                assertEquals(version, db.queryFirst("PRAGMA data_version")!!.getLong(0), "no connection wrote the file")
+            }
+        }
     }
 
     @Test

@@ -144,6 +144,19 @@ class DatabaseTest {
     }
 
     @Test
+    fun `a commit that fails ends the transaction all the same`() {
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("CREATE TABLE child (parent INTEGER REFERENCES t (id) DEFERRABLE INITIALLY DEFERRED)")
+        val tx = db.begin()
+        tx.execute("INSERT INTO child VALUES (42)") // no such parent: refused only at the commit
+        assertContains(assertFailsWith<LeaseException.Database> { tx.commit() }.detail, "FOREIGN KEY")
+        assertTrue(tx.isClosed)
+        tx.close() // touches nothing: the library freed it
+        assertEquals(1L, db.execute("INSERT INTO t (v) VALUES ('the write lock is free')"))
+        assertEquals(0L, db.queryFirst("SELECT count(*) FROM child")!!.getLong(0), "rolled back")
+    }
+
+    @Test
     fun `a chunked transaction commits when its chunk is due, and rolling back undoes the current chunk only`() {
         db.beginChunked(20.milliseconds).use { tx ->
             tx.execute("INSERT INTO t (v) VALUES ('chunk 1')")
@@ -156,8 +169,9 @@ class DatabaseTest {
         }
         assertEquals(listOf("chunk 1"), db.query("SELECT v FROM t").map { it.getString(0) })
         db.begin().use { tx -> assertFalse(tx.maybeCommit(), "a plain transaction never commits here") }
-        db.beginChunked().use { it.commit() }
-        assertFailsWith<LeaseException.InvalidArgument> { db.beginChunked(Duration.ZERO) }
+        db.beginChunked().use { it.commit() } // LEASE_DEFAULT_CHUNK_MS: 0 is no default any more
+        val zero = assertFailsWith<LeaseException.InvalidArgument> { db.beginChunked(Duration.ZERO) }
+        assertContains(zero.detail, "lease_db_begin_chunked")
     }
 
     @Test
@@ -215,12 +229,17 @@ class DatabaseTest {
             assertFailsWith<LeaseException.Misuse> { db.query("SELECT 1") }
         }
         db.begin().use { tx ->
-            tx.forEachRow("SELECT v FROM t") {
+            tx.execute("INSERT INTO t (v) VALUES ('never committed')")
+            tx.forEachRow("SELECT v FROM t LIMIT 1") {
                 assertFailsWith<LeaseException.Misuse> { tx.execute("SELECT 1") }
-                assertFailsWith<IllegalStateException> { tx.commit() }
+                val early = assertFailsWith<LeaseException.Misuse> { tx.commit() }
+                assertContains(early.detail, "lease_tx_commit: another call on this transaction is running")
+                assertTrue(tx.isClosed, "a commit ends the transaction, whatever happens")
             }
-            tx.commit()
+            assertFailsWith<IllegalStateException> { tx.commit() }
         }
+        assertEquals(2L, count(), "rolled back when the query returned")
+        db.execute("INSERT INTO t (v) VALUES ('the write lock is free')") // would wait 5 s for the transaction
         val other = LeaseDatabase.open(TestFiles.db())
         other.execute("CREATE TABLE u (x)")
         other.execute("INSERT INTO u VALUES (1), (2)")

@@ -1,14 +1,24 @@
 package liblease
 
 import org.junit.jupiter.api.Test
+import java.io.File
 import kotlin.test.assertEquals
 import kotlin.test.assertIs
 import kotlin.test.assertTrue
+import kotlin.test.fail
 
 class LibraryTest {
     @Test
     fun `the loaded library is the version of the header the binding was written for`() {
         assertEquals(LeaseLibrary.HEADER_VERSION, LeaseLibrary.version)
+    }
+
+    @Test
+    fun `the constants copied from lease_h are the header's`() {
+        val header = File(System.getProperty("liblease.header")).readText()
+        fun define(name: String) = Regex("""#define $name (\S+)""").find(header)?.groupValues?.get(1) ?: fail("no $name")
+        assertEquals("\"${LeaseLibrary.HEADER_VERSION}\"", define("LEASE_VERSION_STRING"))
+        assertEquals(LeaseDatabase.DEFAULT_CHUNK.inWholeMilliseconds.toString(), define("LEASE_DEFAULT_CHUNK_MS"))
     }
 
     @Test

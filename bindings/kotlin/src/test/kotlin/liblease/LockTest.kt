@@ -2,6 +2,7 @@ package liblease
 
 import org.junit.jupiter.api.AfterEach
 import org.junit.jupiter.api.Test
+import java.lang.ref.WeakReference
 import kotlin.test.assertContains
 import kotlin.test.assertEquals
 import kotlin.test.assertFailsWith
@@ -121,6 +122,47 @@ class LockTest {
             assertFailsWith<IllegalStateException> { guard.check() }
             assertFailsWith<IllegalStateException> { guard.isHeld }
         }
+    }
+
+    @Test
+    fun `the label names this process in the lease row`() {
+        val path = TestFiles.db()
+        LeaseStore.open(path).use { store ->
+            store.lock("sync", label = "share-extension").use { lock ->
+                lock.tryAcquire()!!.use {
+                    LeaseDatabase.open(path).use { db ->
+                        val row = db.queryFirst("SELECT label FROM liblease_lease WHERE key = ?", "sync")!!
+                        assertEquals("share-extension", row.getString(0))
+                    }
+                }
+            }
+            val error = assertFailsWith<LeaseException.InvalidArgument> { store.lock("k", label = "a\u0000b") }
+            assertContains(error.detail, "lease_lock_new: label contains a NUL character")
+        }
+    }
+
+    @Test
+    fun `a replaced or removed lost listener is let go, and the current one is kept until the lock is closed`() {
+        LeaseStore.openInMemory().use { store ->
+            val lock = store.lock("k", "me")
+            val first = setNewListener(lock)
+            val second = setNewListener(lock)
+            assertTrue(isCollected(first), "replaced: the library's destroy callback let it go")
+            assertFalse(isCollected(second), "the current listener is kept while the library may call it")
+            lock.setLostListener(null)
+            assertTrue(isCollected(second), "removed")
+            val third = setNewListener(lock)
+            lock.close()
+            assertTrue(isCollected(third), "its lock closed")
+        }
+    }
+
+    /** Sets a new listener and keeps only a weak reference to it. */
+    private fun setNewListener(lock: LeaseLock): WeakReference<(String) -> Unit> {
+        val heard = mutableListOf<String>()
+        val listener: (String) -> Unit = { key -> heard.add(key) } // captures: a new object each time
+        lock.setLostListener(listener)
+        return WeakReference(listener)
     }
 
     @Test

@@ -3,6 +3,8 @@ package liblease
 import org.junit.jupiter.api.Test
 import java.util.concurrent.LinkedBlockingQueue
 import java.util.concurrent.TimeUnit
+import java.util.concurrent.atomic.AtomicReference
+import kotlin.concurrent.thread
 import kotlin.test.assertContains
 import kotlin.test.assertEquals
 import kotlin.test.assertFailsWith
@@ -13,8 +15,9 @@ import kotlin.time.Duration.Companion.milliseconds
 import kotlin.time.Duration.Companion.seconds
 
 /**
- * A lease lost for real: a child process stops this JVM (SIGSTOP) for longer than the lease,
- * takes the lease, and continues us (SIGCONT), as a suspended iOS app or Android process would be.
+ * Leases lost for real: a child process stops this JVM (SIGSTOP) for longer than the lease, takes
+ * the lease, and continues us (SIGCONT), as a suspended iOS app or Android process would be; or,
+ * more cheaply, this process's renewals cannot write the database until the lease has run out.
  */
 class LostLeaseTest {
     @Test
@@ -71,4 +74,69 @@ class LostLeaseTest {
         )
         database.close()
     }
+
+    @Test
+    fun `a listener that sets the lost listener while another thread sets it too - both return, one listener is left`() {
+        val db = TestFiles.db()
+        val heard = LinkedBlockingQueue<String>()
+        LeaseDatabase.open(db).use { database ->
+            LeaseStore.open(db).use { store ->
+                store.lock("sync", "app", LockOptions(lease = 1000.milliseconds, renewEvery = 250.milliseconds)).use { lock ->
+                    val setter = AtomicReference<Thread>()
+                    lock.setLostListener {
+                        heard.add("first")
+                        // The other thread's call waits for this listener to return: set the
+                        // listener from here only once it is waiting, which is when a Kotlin lock
+                        // held across that call would deadlock.
+                        eventually("the other thread waits in setLostListener") {
+                            setter.get()?.isInNative("lease_lock_set_lost_callback") == true
+                        }
+                        lock.setLostListener { heard.add("set from inside") }
+                        heard.add("first returns")
+                    }
+                    repeat(3) { System.gc() } // the lock keeps its listener, whoever else does not
+
+                    lock.acquireBlocking(1.seconds).use { guard ->
+                        starveRenewals(database) {
+                            assertEquals("first", heard.poll(10, TimeUnit.SECONDS))
+                            val other = thread(name = "other setter", isDaemon = true) {
+                                lock.setLostListener { heard.add("set from another thread") }
+                            }
+                            setter.set(other)
+                            other.join(10_000)
+                            assertFalse(other.isAlive, "setLostListener deadlocked")
+                        }
+                        assertEquals("first returns", heard.poll(10, TimeUnit.SECONDS))
+                        assertFalse(guard.isHeld)
+                    }
+
+                    // Exactly one of the two is left: whichever of the two calls came last.
+                    lock.acquireBlocking(1.seconds).use { again ->
+                        assertTrue(again.isDirty, "a fresh hold")
+                        starveRenewals(database) {
+                            val last = heard.poll(10, TimeUnit.SECONDS)
+                            assertTrue(last == "set from inside" || last == "set from another thread", "heard $last")
+                        }
+                    }
+                }
+                // Closed: no listener is running or will run, so everything heard is in the queue.
+                assertEquals(emptyList(), heard.toList())
+            }
+        }
+    }
+
+    /**
+     * Runs [block] while a transaction of this process keeps the lock's renewals from writing the
+     * database, so that a lease held meanwhile runs out and is lost; [block] waits for that.
+     */
+    private fun starveRenewals(database: LeaseDatabase, block: () -> Unit) {
+        database.begin().use { tx ->
+            block()
+            tx.rollback()
+        }
+    }
+
+    /** Whether this thread is inside the native function [name] (its top Java frame). */
+    private fun Thread.isInNative(name: String): Boolean =
+        stackTrace.firstOrNull()?.let { it.isNativeMethod && it.methodName == name } == true
 }

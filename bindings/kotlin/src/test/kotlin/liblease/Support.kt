@@ -1,5 +1,6 @@
 package liblease
 
+import java.lang.ref.WeakReference
 import java.nio.file.Files
 import java.nio.file.Path
 import java.util.concurrent.atomic.AtomicInteger
@@ -47,4 +48,18 @@ inline fun millisOf(block: () -> Unit): Long {
     val start = System.nanoTime()
     block()
     return (System.nanoTime() - start) / 1_000_000
+}
+
+/**
+ * Whether [reference]'s object is garbage within a few collections. False means that something
+ * still reaches it strongly (a System.gc() that does nothing would make true ones false, never the
+ * other way round).
+ */
+fun isCollected(reference: WeakReference<*>): Boolean {
+    repeat(20) {
+        if (reference.get() == null) return true
+        System.gc()
+        Thread.sleep(10)
+    }
+    return reference.get() == null
 }

@@ -79,7 +79,7 @@ private fun app(path: String) = runBlocking {
         val extension = Extension.start(path)
 
         LeaseStore.open(path).use { store ->
-            store.lock("sync", me, options).use { lock ->
+            store.lock("sync", label = me, options = options).use { lock ->
                 lock.setLostListener { key -> say("lost '$key': another process may be doing the work") }
                 repeat(TURNS) {
                     val guard = take(lock)
@@ -135,7 +135,7 @@ private suspend fun take(lock: LeaseLock): LeaseGuard {
 private fun extension(path: String) {
     LeaseDatabase.open(path).use { db ->
         LeaseStore.open(path).use { store ->
-            store.lock("sync", me, options).use { lock ->
+            store.lock("sync", label = me, options = options).use { lock ->
                 repeat(TURNS) {
                     val asked = System.currentTimeMillis()
                     lock.acquireBlocking(30.seconds).use { guard ->
