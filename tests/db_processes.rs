@@ -1,16 +1,14 @@
 //! Transactions across real processes: a fenced write by a holder that was suspended past its
 //! lease, and a crash in the middle of a chunked job. The test binary runs itself again as the
-//! child process (see `child_process`).
+//! child process (see `child_process`, and `tests/support`).
 
-use std::io::{BufRead, BufReader, Lines, Write};
+mod support;
+
 use std::path::Path;
-use std::process::{ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use lease::{ChunkOptions, Database, Error, Lock, LockOptions, Store, Value};
-
-const CHILD_DB: &str = "LEASE_TEST_CHILD_DB";
-const CHILD_ROLE: &str = "LEASE_TEST_CHILD_ROLE";
+use support::child::{say, Child};
 
 const SHORT_LEASE: LockOptions = LockOptions {
     lease: Duration::from_millis(600),
@@ -22,21 +20,17 @@ const SHORT_LEASE: LockOptions = LockOptions {
 #[test]
 #[ignore = "not a test: the other process of the tests below, which run it with --ignored"]
 fn child_process() {
-    let (Ok(path), Ok(role)) = (std::env::var(CHILD_DB), std::env::var(CHILD_ROLE)) else { return };
-    match role.as_str() {
-        "fenced-writer" => fenced_writer(Path::new(&path)),
-        "chunked-job" => chunked_job(Path::new(&path)),
-        other => panic!("unknown role {other}"),
-    }
+    support::child::run_role(&[("fenced-writer", fenced_writer), ("chunked-job", chunked_job)]);
 }
 
-/// Takes the lease, says HELD, and on each WRITE line from the test tries one fenced write,
-/// answering OK or LOST.
-fn fenced_writer(path: &Path) {
+/// `fenced-writer <database>`: takes the lease, says HELD, and on each WRITE line from the test
+/// tries one fenced write, answering OK or LOST; ends with its input.
+fn fenced_writer(args: &[String]) {
+    let [path] = args else { panic!("expected <database>, got {args:?}") };
     let store = Store::open(path).unwrap();
     let db = Database::open(path).unwrap();
     let guard = Lock::new(&store, "sync", "first", SHORT_LEASE).unwrap().try_acquire().unwrap();
-    println!("HELD");
+    say("HELD");
     for line in std::io::stdin().lines() {
         if line.unwrap() != "WRITE" {
             continue;
@@ -46,16 +40,18 @@ fn fenced_writer(path: &Path) {
             tx.commit()
         });
         match written {
-            Ok(()) => println!("OK"),
-            Err(Error::Lost(_)) => println!("LOST"),
-            Err(other) => println!("ERROR {other}"),
+            Ok(()) => say("OK"),
+            Err(Error::Lost(_)) => say("LOST"),
+            Err(other) => say(format!("ERROR {other}")),
         }
     }
 }
 
-/// Inserts numbered rows in a chunked transaction forever, tagging each with its chunk; after
-/// each chunk commits it reports `COMMITTED <chunk> <rows in it>`.
-fn chunked_job(path: &Path) {
+/// `chunked-job <database>`: inserts numbered rows in a chunked transaction forever, tagging
+/// each with its chunk; says `STARTED`, and after each chunk commits `COMMITTED <chunk> <rows in
+/// it>`.
+fn chunked_job(args: &[String]) {
+    let [path] = args else { panic!("expected <database>, got {args:?}") };
     let db = Database::open(path).unwrap();
     let chunk = ChunkOptions {
         period: Duration::from_millis(30),
@@ -64,7 +60,7 @@ fn chunked_job(path: &Path) {
     };
     let mut tx = db.begin_chunked(chunk).unwrap();
     let (mut number, mut chunk_number, mut rows) = (0i64, 0i64, 0);
-    println!("STARTED");
+    say("STARTED");
     loop {
         number += 1;
         rows += 1;
@@ -74,58 +70,16 @@ fn chunked_job(path: &Path) {
         )
         .unwrap();
         if tx.maybe_commit().unwrap() {
-            println!("COMMITTED {chunk_number} {rows}");
+            say(format!("COMMITTED {chunk_number} {rows}"));
             chunk_number += 1;
             rows = 0;
         }
     }
 }
 
-/// A child process, killed and reaped however the test ends.
-struct Child {
-    process: std::process::Child,
-    stdin: ChildStdin,
-    stdout: Lines<BufReader<ChildStdout>>,
-}
-
-impl Child {
-    fn spawn(path: &Path, role: &str) -> Child {
-        let mut process = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_process", "--ignored", "--nocapture", "--test-threads=1"])
-            .env(CHILD_DB, path)
-            .env(CHILD_ROLE, role)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = process.stdin.take().unwrap();
-        let stdout = BufReader::new(process.stdout.take().unwrap()).lines();
-        Child { process, stdin, stdout }
-    }
-
-    /// The next line the child printed, without the test harness's own words around it.
-    fn line(&mut self) -> String {
-        for line in self.stdout.by_ref() {
-            let line = line.unwrap();
-            let line = line.strip_prefix("test child_process ... ").unwrap_or(&line);
-            if !line.is_empty() && !line.starts_with("running ") {
-                return line.to_owned();
-            }
-        }
-        panic!("the child ended without saying more");
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        // SAFETY: signals a child process this test owns and has not reaped.
-        assert_eq!(unsafe { libc::kill(self.process.id() as libc::pid_t, signal) }, 0);
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
+/// A child that plays `role` on the database at `path`.
+fn spawn(name: &str, role: &str, path: &Path) -> Child {
+    Child::spawn(name, role, &[path.to_str().expect("a UTF-8 path")])
 }
 
 fn count(db: &Database, sql: &str) -> i64 {
@@ -145,10 +99,10 @@ fn a_holder_suspended_past_its_lease_cannot_write_over_the_next_holder() {
     let db = Database::open(&path).unwrap();
     db.execute("CREATE TABLE item (writer TEXT)", &[]).unwrap();
 
-    let mut first = Child::spawn(&path, "fenced-writer");
-    assert_eq!(first.line(), "HELD");
-    writeln!(first.stdin, "WRITE").unwrap();
-    assert_eq!(first.line(), "OK", "while it holds the lease, its fenced write goes in");
+    let mut first = spawn("first", "fenced-writer", &path);
+    assert_eq!(first.next_line(), "HELD");
+    first.send("WRITE");
+    assert_eq!(first.next_line(), "OK", "while it holds the lease, its fenced write goes in");
 
     // Suspended past its lease; this process takes over and writes.
     first.signal(libc::SIGSTOP);
@@ -162,8 +116,8 @@ fn a_holder_suspended_past_its_lease_cannot_write_over_the_next_holder() {
 
     // Continued, the first holder tries again, and is refused.
     first.signal(libc::SIGCONT);
-    writeln!(first.stdin, "WRITE").unwrap();
-    assert_eq!(first.line(), "LOST");
+    first.send("WRITE");
+    assert_eq!(first.next_line(), "LOST");
     assert_eq!(
         count(&db, "SELECT count(*) FROM item WHERE writer = 'first'"),
         1,
@@ -179,11 +133,11 @@ fn a_job_killed_mid_chunk_leaves_every_committed_chunk_and_no_partial_one() {
     let path = dir.path().join("crash.db");
     Database::open(&path).unwrap().execute("CREATE TABLE job (number INTEGER, chunk INTEGER)", &[]).unwrap();
 
-    let mut job = Child::spawn(&path, "chunked-job");
-    assert_eq!(job.line(), "STARTED");
+    let mut job = spawn("job", "chunked-job", &path);
+    assert_eq!(job.next_line(), "STARTED");
     let mut reported = Vec::new();
     while reported.len() < 10 {
-        let line = job.line();
+        let line = job.expect("COMMITTED");
         let mut words = line.split_whitespace().skip(1).map(|w| w.parse::<i64>().unwrap());
         reported.push((words.next().unwrap(), words.next().unwrap()));
     }

@@ -1,11 +1,13 @@
 //! Taking over from a crashed holder before its lease runs out, with real processes: the test
-//! binary runs itself again as the holder (see `holder_process`).
+//! binary runs itself again as the holder (see `child_process`, and `tests/support`).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod support;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use lease::{Lock, LockOptions, Store};
+use support::child::{say, Child};
 
 /// Long enough that waiting for expiry would fail the test: only liveness can explain a takeover.
 const LONG_LEASE: LockOptions = LockOptions {
@@ -14,59 +16,34 @@ const LONG_LEASE: LockOptions = LockOptions {
     max_backoff: Duration::from_millis(50),
 };
 
-const HOLDER_DB: &str = "LEASE_TEST_HOLDER_DB";
-
-/// Run as a child by the tests below (it does nothing in a normal test run): takes the lease,
-/// says so, and holds it until killed.
+/// Run as a child by the tests below; does nothing in a normal test run.
 #[test]
 #[ignore = "not a test: the other process of the tests below, which run it with --ignored"]
-fn holder_process() {
-    let Ok(path) = std::env::var(HOLDER_DB) else { return };
+fn child_process() {
+    support::child::run_role(&[("holder", holder)]);
+}
+
+/// `holder <database>`: takes the lease, says `HELD`, and holds it until killed.
+fn holder(args: &[String]) {
+    let [path] = args else { panic!("expected <database>, got {args:?}") };
     let store = Store::open(path).unwrap();
     let _guard = Lock::new(&store, "sync", "crashing holder", LONG_LEASE).unwrap().try_acquire().unwrap();
-    println!("HELD");
+    say("HELD");
     std::thread::sleep(Duration::from_secs(600));
 }
 
-/// The holder's process; killed and reaped however the test ends.
-struct Holder(std::process::Child);
-
-impl Holder {
-    fn spawn(path: &std::path::Path) -> Holder {
-        let child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "holder_process", "--ignored", "--nocapture", "--test-threads=1"])
-            .env(HOLDER_DB, path)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut holder = Holder(child);
-        let stdout = BufReader::new(holder.0.stdout.take().unwrap());
-        for line in stdout.lines() {
-            if line.unwrap().contains("HELD") {
-                return holder;
-            }
-        }
-        panic!("the holder process never took the lease");
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        // SAFETY: signals a child process this test owns and has not reaped.
-        assert_eq!(unsafe { libc::kill(self.0.id() as libc::pid_t, signal) }, 0);
-    }
-}
-
-impl Drop for Holder {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// A holder of the lease on the database at `path`, once it holds it.
+fn spawn_holder(path: &Path) -> Child {
+    let mut holder = Child::spawn("holder", "holder", &[path.to_str().expect("a UTF-8 path")]);
+    holder.expect("HELD");
+    holder
 }
 
 #[test]
 fn a_waiter_takes_over_from_a_killed_holder_long_before_its_lease_expires() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("failover.db");
-    let holder = Holder::spawn(&path);
+    let holder = spawn_holder(&path);
     let store = Store::open(&path).unwrap();
     let lock = Lock::new(&store, "sync", "waiter", LONG_LEASE).unwrap();
     assert!(lock.try_acquire().is_err(), "the holder has it");
@@ -90,7 +67,7 @@ fn a_waiter_takes_over_from_a_killed_holder_long_before_its_lease_expires() {
 fn a_stopped_holder_is_alive_and_its_lease_is_respected() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("stopped.db");
-    let holder = Holder::spawn(&path);
+    let holder = spawn_holder(&path);
     holder.signal(libc::SIGSTOP);
     let store = Store::open(&path).unwrap();
     let lock = Lock::new(&store, "sync", "waiter", LONG_LEASE).unwrap();

@@ -1,6 +1,7 @@
 //! Fair writers across real processes (issue 5), with real signals. The test binary runs itself
-//! again as each child process (see `child_process`): a writer of short write transactions,
-//! through liblease or through plain SQLite, a long chunked job, or a lease holder.
+//! again as each child process (see `child_process`, and `tests/support`): a writer of short
+//! write transactions, through liblease or through plain SQLite, a long chunked job, or a lease
+//! holder.
 //!
 //! Every write inserts a row naming its writer and the CLOCK_MONOTONIC time it was made at.
 //! SQLite's write lock puts the rows in commit order, so shares and orders are read from the
@@ -9,27 +10,21 @@
 
 #![cfg(unix)]
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use lease::{ChunkOptions, Database, DatabaseOptions, Error, Lock, LockOptions, Store, Value};
+use support::child::{say, Child, PATIENCE};
+use support::monotonic_ns;
 
-/// What a child process is: `<role> name=<name> key=value ...`; unset in a normal test run.
-const CHILD_ROLE: &str = "LEASE_FAIRNESS_CHILD";
-const CHILD_DB: &str = "LEASE_FAIRNESS_DB";
-/// Starts every line that a child says to the test, so that the test harness's own words (the
-/// child is a test binary too) are told apart.
-const SAYS: &str = "@@ ";
-/// The longest a test waits for a child's line or for progress; reached only when something is
-/// wrong.
-const PATIENCE: Duration = Duration::from_secs(30);
 /// How long writers run side by side when shares are measured (longer if they made too few
 /// commits for a share to mean anything).
 const SIDE_BY_SIDE: Duration = Duration::from_secs(2);
@@ -44,15 +39,7 @@ const INSERT: &str = "INSERT INTO written (writer, t) VALUES (?, ?)";
 #[test]
 #[ignore = "not a test: the other process of the tests below, which run it with --ignored"]
 fn child_process() {
-    let (Ok(role), Ok(path)) = (std::env::var(CHILD_ROLE), std::env::var(CHILD_DB)) else { return };
-    let spec = Spec::parse(&role);
-    let control = Control::listen();
-    match spec.role.as_str() {
-        "writer" => writer(Path::new(&path), &spec, control),
-        "job" => job(Path::new(&path), &spec, control),
-        "holder" => holder(Path::new(&path), &spec, control),
-        other => panic!("unknown role '{other}'"),
-    }
+    support::child::run_role(&[("writer", writer), ("job", job), ("holder", holder)]);
 }
 
 /// Runs write transactions back to back (each: begin, insert one row, `hold_us` of work inside
@@ -68,7 +55,9 @@ fn child_process() {
 /// Says `READY` once connected, `STARTED <t>` when `GO` came, `FIRST` after its first commit,
 /// `BUSY <error>` for each transaction that gave up waiting, and at the end
 /// `DONE commits=<n> busy=<n> max_wait_us=<n> p99_wait_us=<n>`, the waits being those to begin.
-fn writer(path: &Path, spec: &Spec, control: &Control) {
+fn writer(args: &[String]) {
+    let (spec, control) = (Spec::parse(args), Control::listen());
+    let path = &spec.path;
     let name = spec.text("name");
     let hold = Duration::from_micros(spec.number("hold_us", 0));
     let pause = Duration::from_micros(spec.number("pause_us", 0));
@@ -83,7 +72,7 @@ fn writer(path: &Path, spec: &Spec, control: &Control) {
     }
     say("READY");
     control.wait_for_go();
-    say(&format!("STARTED {}", monotonic_ns()));
+    say(format!("STARTED {}", monotonic_ns()));
     let first = AtomicBool::new(false);
     let stats = std::thread::scope(|scope| {
         let threads: Vec<_> = connections
@@ -103,7 +92,7 @@ fn writer(path: &Path, spec: &Spec, control: &Control) {
                             }
                             Err(busy) => {
                                 stats.busy += 1;
-                                say(&format!("BUSY {busy}"));
+                                say(format!("BUSY {busy}"));
                             }
                         }
                         if !pause.is_zero() {
@@ -124,15 +113,16 @@ fn writer(path: &Path, spec: &Spec, control: &Control) {
             },
         )
     });
-    say(&stats.done());
+    say(stats.done());
 }
 
 /// A long job in one chunked transaction of period `period_ms` (slice and gap: the defaults).
 /// From `GO` it inserts a row after each `work_us` of work and calls `maybe_commit`, until
 /// `STOP`; then it commits. Says `READY`, `STARTED` once it holds the write lock with its first
 /// row written, and `DONE chunks=<chunks that maybe_commit committed> rows=<rows>`.
-fn job(path: &Path, spec: &Spec, control: &Control) {
-    let db = Database::open(path).unwrap_or_else(|e| panic!("the job opens the database: {e}"));
+fn job(args: &[String]) {
+    let (spec, control) = (Spec::parse(args), Control::listen());
+    let db = Database::open(&spec.path).unwrap_or_else(|e| panic!("the job opens the database: {e}"));
     let chunk = ChunkOptions {
         period: Duration::from_millis(spec.number("period_ms", 1000)),
         ..ChunkOptions::DEFAULT
@@ -157,15 +147,16 @@ fn job(path: &Path, spec: &Spec, control: &Control) {
         }
     }
     tx.commit().unwrap_or_else(|e| panic!("the job's last commit: {e}"));
-    say(&format!("DONE chunks={chunks} rows={rows}"));
+    say(format!("DONE chunks={chunks} rows={rows}"));
 }
 
 /// Holds a lease on `sync` for `hold_ms` from `GO`, with a lease of `lease_ms` renewed every
 /// `renew_ms`, checking it every 20 ms; then gives it back. Says `READY` once the store is open
 /// (its table made), `HELD` once it holds the lease, and `DONE checks=<n>`; a lost lease ends the
 /// child with the reason on stderr.
-fn holder(path: &Path, spec: &Spec, control: &Control) {
-    let store = Store::open(path).unwrap_or_else(|e| panic!("the holder opens the store: {e}"));
+fn holder(args: &[String]) {
+    let (spec, control) = (Spec::parse(args), Control::listen());
+    let store = Store::open(&spec.path).unwrap_or_else(|e| panic!("the holder opens the store: {e}"));
     let millis = |key: &str, default: u64| Duration::from_millis(spec.number(key, default));
     let options = LockOptions {
         lease: millis("lease_ms", 1000),
@@ -185,7 +176,7 @@ fn holder(path: &Path, spec: &Spec, control: &Control) {
         std::thread::sleep(Duration::from_millis(20));
     }
     guard.release().unwrap_or_else(|e| panic!("the holder gives the lease back: {e}"));
-    say(&format!("DONE checks={checks}"));
+    say(format!("DONE checks={checks}"));
 }
 
 /// A writer's connection: liblease's, or plain SQLite's as an app that does not use liblease.
@@ -286,29 +277,24 @@ impl Stats {
     }
 }
 
-/// Says one line to the test.
-fn say(line: &str) {
-    println!("{SAYS}{line}");
-}
-
-/// A child's role and its options.
+/// A child's database and its options: its arguments are `<database> name=<name> key=value ...`.
 struct Spec {
-    role: String,
+    path: PathBuf,
     options: BTreeMap<String, String>,
 }
 
 impl Spec {
-    fn parse(text: &str) -> Spec {
-        let mut words = text.split_whitespace();
-        let role = words.next().expect("a role").to_owned();
-        let options = words
+    fn parse(args: &[String]) -> Spec {
+        let [path, options @ ..] = args else { panic!("expected <database> key=value ..., got {args:?}") };
+        let options = options
+            .iter()
             .map(|word| {
                 let (key, value) =
                     word.split_once('=').unwrap_or_else(|| panic!("'{word}' is not key=value"));
                 (key.to_owned(), value.to_owned())
             })
             .collect();
-        Spec { role, options }
+        Spec { path: PathBuf::from(path), options }
     }
 
     fn text(&self, key: &str) -> &str {
@@ -394,7 +380,7 @@ fn a_writer_killed_while_waiting_for_its_turn_does_not_hold_up_the_others() {
     let scratch = Scratch::new();
     let (holder, mut victim, mut survivors) = queue_behind_a_holder(&scratch);
     victim.signal(libc::SIGKILL);
-    let status = victim.process.wait().expect("the victim is reaped");
+    let status = victim.wait();
     assert!(!status.success(), "the victim was killed, yet exited with {status}");
     let killed_at = monotonic_ns();
     holder.commit().expect("the holder commits");
@@ -403,8 +389,8 @@ fn a_writer_killed_while_waiting_for_its_turn_does_not_hold_up_the_others() {
     scratch.wait_for_writes(&["second", "third"], killed_at, 10);
     for survivor in &mut survivors {
         let done = survivor.stop();
-        assert_eq!(done.busy, 0, "'{}' gave up waiting with Busy", survivor.name);
-        eprintln!("'{}' after the kill: {done:?}", survivor.name);
+        assert_eq!(done.busy, 0, "'{}' gave up waiting with Busy", survivor.name());
+        eprintln!("'{}' after the kill: {done:?}", survivor.name());
     }
     let writes = scratch.writes();
     assert!(!writes.iter().any(|w| w.writer == "victim"), "the victim wrote before it was killed");
@@ -429,8 +415,8 @@ fn a_writer_stopped_while_waiting_for_its_turn_does_not_hold_up_the_others() {
     scratch.wait_for_writes(&["victim", "second", "third"], continued_at, 5);
     for child in survivors.iter_mut().chain([&mut victim]) {
         let done = child.stop();
-        assert_eq!(done.busy, 0, "'{}' gave up waiting with Busy", child.name);
-        eprintln!("'{}' around the stop: {done:?}", child.name);
+        assert_eq!(done.busy, 0, "'{}' gave up waiting with Busy", child.name());
+        eprintln!("'{}' around the stop: {done:?}", child.name());
     }
     let writes = scratch.writes();
     let early = writes.iter().filter(|w| w.writer == "victim" && w.t < continued_at).count();
@@ -450,9 +436,9 @@ fn short_writers_of_other_processes_get_in_beside_a_job_with_an_hour_long_period
     for writer in &mut writers {
         let done = writer.done();
         writer.finish();
-        eprintln!("'{}' beside the job: {done:?}", writer.name);
-        assert_eq!(done.busy, 0, "'{}' gave up waiting with Busy", writer.name);
-        assert_eq!(done.commits, 20, "'{}' made another number of commits", writer.name);
+        eprintln!("'{}' beside the job: {done:?}", writer.name());
+        assert_eq!(done.busy, 0, "'{}' gave up waiting with Busy", writer.name());
+        assert_eq!(done.commits, 20, "'{}' made another number of commits", writer.name());
     }
     let job_done = job.stop();
     eprintln!("the job: {job_done:?}");
@@ -516,7 +502,7 @@ fn the_board_beside_the_database_is_no_more_open_than_the_database() {
         std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&path).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
         make_table(&path);
-        let mut writer = Child::spawn(&path, "writer", "writer count=1");
+        let mut writer = spawn(&path, "writer", "writer count=1");
         writer.start();
         assert_eq!(writer.done().commits, 1);
         writer.finish();
@@ -537,7 +523,7 @@ fn a_foreign_board_file_costs_only_fairness() {
     for writer in &mut writers {
         let done = writer.done();
         writer.finish();
-        assert_eq!((done.commits, done.busy), (30, 0), "'{}' did not write everything", writer.name);
+        assert_eq!((done.commits, done.busy), (30, 0), "'{}' did not write everything", writer.name());
     }
     assert_eq!(scratch.writes().len(), 60);
     let board = std::fs::read(board_path(&scratch.path())).unwrap();
@@ -588,7 +574,7 @@ fn a_job_in_a_process_that_knew_the_database_under_another_name_lets_other_proce
         }
     });
     job_started.recv_timeout(PATIENCE).expect("the job began");
-    let mut writer = Child::spawn(&new, "writer", "writer count=3 busy_ms=2000");
+    let mut writer = spawn(&new, "writer", "writer count=3 busy_ms=2000");
     writer.start();
     let done = writer.done();
     writer.finish();
@@ -630,7 +616,7 @@ fn side_by_side(writers: &[(&str, &str)]) -> Run {
         std::thread::sleep(Duration::from_millis(50));
     }
     let to = monotonic_ns();
-    let done = children.iter_mut().map(|child| (child.name.clone(), child.stop())).collect();
+    let done = children.iter_mut().map(|child| (child.name().to_owned(), child.stop())).collect();
     let writes = scratch.writes();
     let window: Vec<Written> = writes.into_iter().filter(|w| from <= w.t && w.t <= to).collect();
     Run { counts: count_between(&window, from, to), done, longest_runs: longest_runs(&window) }
@@ -719,7 +705,7 @@ impl Scratch {
     }
 
     fn spawn(&self, name: &str, role: &str) -> Child {
-        Child::spawn(&self.path(), name, role)
+        spawn(&self.path(), name, role)
     }
 
     /// Every write, in commit order.
@@ -773,13 +759,13 @@ impl Scratch {
                 .filter(|&slot| word(slot) != 0)
                 .map(|slot| u32::from_ne_bytes(board[slot + 16..slot + 20].try_into().unwrap()))
                 .collect();
-            if children.iter().all(|child| queued.contains(&child.process.id())) {
+            if children.iter().all(|child| queued.contains(&child.pid())) {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
                 "not each of {:?} posted a notice on the board in {PATIENCE:?}; the pids posted: {queued:?}",
-                children.iter().map(|child| (&child.name, child.process.id())).collect::<Vec<_>>()
+                children.iter().map(|child| (child.name(), child.pid())).collect::<Vec<_>>()
             );
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -896,144 +882,44 @@ impl Done {
     }
 }
 
-/// A child process: the test binary run again in a role. Killed and reaped however the test
-/// ends; when it fails, what the child said and its stderr are shown.
-struct Child {
-    name: String,
-    process: std::process::Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    heard: Vec<String>,
-    stderr: Arc<Mutex<String>>,
+/// A child of these tests: `role` is `<role> key=value ...`, `name` its name, also given to it
+/// as `name=<name>`.
+fn spawn(path: &Path, name: &str, role: &str) -> Child {
+    let mut words = role.split_whitespace();
+    let role = words.next().expect("a role");
+    let path = path.to_str().expect("a UTF-8 path").to_owned();
+    let args: Vec<String> =
+        [path, format!("name={name}")].into_iter().chain(words.map(String::from)).collect();
+    Child::spawn(name, role, &args)
 }
 
-impl Child {
-    fn spawn(path: &Path, name: &str, role: &str) -> Child {
-        let mut process = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_process", "--ignored", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ROLE, format!("{role} name={name}"))
-            .env(CHILD_DB, path)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the child starts");
-        let stdout = process.stdout.take().expect("stdout is piped");
-        let (send, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(at) = line.find(SAYS) {
-                    if send.send(line[at + SAYS.len()..].to_owned()).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-        let mut stderr = process.stderr.take().expect("stderr is piped");
-        let kept = Arc::new(Mutex::new(String::new()));
-        let keep = kept.clone();
-        std::thread::spawn(move || {
-            let mut buffer = [0u8; 4096];
-            while let Ok(read @ 1..) = stderr.read(&mut buffer) {
-                keep.lock().unwrap().push_str(&String::from_utf8_lossy(&buffer[..read]));
-            }
-        });
-        let stdin = process.stdin.take();
-        Child { name: name.to_owned(), process, stdin, lines, heard: Vec::new(), stderr: kept }
-    }
-
-    fn send(&mut self, command: &str) {
-        let stdin = self.stdin.as_mut().expect("the child's input is open");
-        writeln!(stdin, "{command}")
-            .unwrap_or_else(|e| panic!("'{}' reads no more commands: {e}", self.name));
-    }
-
+/// The script every child here follows beside what `Child` knows: it says `READY` once
+/// connected, starts on `GO`, and on `STOP` (or the end of its input) ends its work and says
+/// `DONE ...`.
+trait Script {
     /// Waits until the child is connected, then lets it start.
+    fn start(&mut self);
+    /// Waits for the child's `DONE`.
+    fn done(&mut self) -> Done;
+    /// Tells the child to stop, and waits for its `DONE` and its exit.
+    fn stop(&mut self) -> Done;
+}
+
+impl Script for Child {
     fn start(&mut self) {
         self.expect("READY");
         self.send("GO");
     }
 
-    /// Waits for a line that starts with `word`, passing over (and keeping) the others.
-    fn expect(&mut self, word: &str) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) => {
-                    self.heard.push(line.clone());
-                    if line.split_whitespace().next() == Some(word) {
-                        return line;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => panic!("'{}' said no {word} in {PATIENCE:?}", self.name),
-                Err(RecvTimeoutError::Disconnected) => panic!("'{}' ended without saying {word}", self.name),
-            }
-        }
-    }
-
-    /// Waits for the child's `DONE`.
     fn done(&mut self) -> Done {
         Done::parse(&self.expect("DONE"))
     }
 
-    /// Tells the child to stop, and waits for its `DONE` and its exit.
     fn stop(&mut self) -> Done {
         self.send("STOP");
         let done = self.done();
         self.finish();
         done
-    }
-
-    /// Closes the child's input and waits for it to exit successfully.
-    fn finish(&mut self) {
-        drop(self.stdin.take());
-        let deadline = Instant::now() + PATIENCE;
-        let status = loop {
-            if let Some(status) = self.process.try_wait().expect("the child's status reads") {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "'{}' did not exit in {PATIENCE:?}", self.name);
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        assert!(status.success(), "'{}' failed: {status}", self.name);
-    }
-
-    fn pid(&self) -> libc::pid_t {
-        libc::pid_t::try_from(self.process.id()).expect("a pid fits pid_t")
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        // SAFETY: signals a child process this test owns and has not reaped.
-        let rc = unsafe { libc::kill(self.pid(), signal) };
-        assert_eq!(rc, 0, "signal {signal} to '{}': {}", self.name, std::io::Error::last_os_error());
-    }
-
-    /// Waits until every thread of the child has stopped (after a SIGSTOP).
-    fn wait_until_stopped(&self) {
-        let mut status = 0;
-        // SAFETY: waits for a state change of our own child, which is not reaped yet; a stop
-        // leaves it unreaped.
-        let rc = unsafe { libc::waitpid(self.pid(), &mut status, libc::WUNTRACED) };
-        assert_eq!(rc, self.pid(), "waitpid on '{}': {}", self.name, std::io::Error::last_os_error());
-        assert!(libc::WIFSTOPPED(status), "'{}' ended instead of stopping: status {status:#x}", self.name);
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        // SIGKILL ends a stopped process too; both calls do nothing once the child is reaped.
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-        if std::thread::panicking() {
-            self.heard.extend(self.lines.try_iter());
-            eprintln!(
-                "'{}' (pid {}) said {:?}; its stderr:\n{}",
-                self.name,
-                self.process.id(),
-                self.heard,
-                self.stderr.lock().unwrap()
-            );
-        }
     }
 }
 
@@ -1041,12 +927,4 @@ impl Drop for Child {
 fn number(line: &str, index: usize) -> u64 {
     let word = line.split(' ').nth(index).unwrap_or_else(|| panic!("no word {index} in {line:?}"));
     word.parse().unwrap_or_else(|e| panic!("word {index} of {line:?}: {e}"))
-}
-
-fn monotonic_ns() -> u64 {
-    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `now` is a valid, writable timespec.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    assert_eq!(rc, 0, "CLOCK_MONOTONIC is always available");
-    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
 }

@@ -1,6 +1,7 @@
-//! Several OS processes contending for one lease, with real signals. Each process is a
-//! `lease-test-worker` (`tests/bin/worker.rs`); the tests talk to them through stdin, stdout and
-//! their log files in a scratch directory.
+//! Several OS processes contending for one lease, with real signals. Each process is a worker:
+//! this test binary run again in one of the worker's roles (see `child_process`, at the end, and
+//! `tests/support`); the tests talk to them through stdin, stdout and their log files in a
+//! scratch directory.
 //!
 //! Mutual exclusion is verified without trusting the lock. Inside a hold a worker reads
 //! CLOCK_MONOTONIC and then checks its guard; when the check succeeds it logs the time, at which
@@ -9,19 +10,20 @@
 
 #![cfg(unix)]
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::time::Duration;
 
-use lease::{LeaseRow, Store};
+use lease::{BootClock, Clock, Error, Guard, LeaseRow, Lock, LockOptions, Store};
+use support::child::{say, Child};
+use support::monotonic_ns;
 
-const WORKER: &str = env!("CARGO_BIN_EXE_lease-test-worker");
 const KEY: &str = "shared-work";
-/// The longest a test waits for a worker's line or exit; reached only when something is wrong.
-const PATIENCE: Duration = Duration::from_secs(30);
 
 #[test]
 fn hammering_processes_never_overlap_across_a_kill_and_a_stop() {
@@ -30,25 +32,24 @@ fn hammering_processes_never_overlap_across_a_kill_and_a_stop() {
     let timing = Timing { lease_ms: 600, renew_every_ms: 150, max_backoff_ms: 10 };
     let names = ["steady-1", "steady-2", "steady-3", "killed", "stopped"];
     let (killed, stopped) = (3, 4);
-    let mut workers: Vec<Worker> =
-        names.iter().map(|name| Worker::spawn("hammer", &scratch, name, timing)).collect();
+    let mut workers: Vec<Child> = names.iter().map(|name| scratch.spawn("hammer", name, timing)).collect();
     std::thread::sleep(Duration::from_millis(1500));
 
     // Kill a worker while it certainly holds the lease: it keeps checking it successfully.
     let victim = &mut workers[killed];
     victim.send("linger");
-    let killed_hold = victim.wait_for_hold("HELD");
+    let killed_hold = number(&victim.expect("HELD"), 1);
     std::thread::sleep(Duration::from_millis(100));
     let early = victim.drain();
     assert!(
         !early.contains(&format!("LOST {killed_hold}")),
         "'{}' lost its lease before the kill (lines: {early:?})",
-        victim.name
+        victim.name()
     );
     let kill_at = monotonic_ns();
     victim.signal(libc::SIGKILL);
     let status = victim.wait();
-    assert!(!status.success(), "'{}' was killed, yet exited with {status}", victim.name);
+    assert!(!status.success(), "'{}' was killed, yet exited with {status}", victim.name());
     std::thread::sleep(Duration::from_millis(1200));
 
     // Stop a worker inside a hold for three lease lengths, then continue it. That tests the stop
@@ -59,7 +60,7 @@ fn hammering_processes_never_overlap_across_a_kill_and_a_stop() {
     let mut stop = None;
     for attempt in 1..=3 {
         victim.send("linger");
-        let hold = victim.wait_for_hold("HELD");
+        let hold = number(&victim.expect("HELD"), 1);
         std::thread::sleep(Duration::from_millis(50));
         let stopped_at = monotonic_ns();
         victim.signal(libc::SIGSTOP);
@@ -69,15 +70,15 @@ fn hammering_processes_never_overlap_across_a_kill_and_a_stop() {
         let holder = store.lease_row(KEY).expect("the lease row reads").map(|row| row.label);
         let continued_at = monotonic_ns();
         victim.signal(libc::SIGCONT);
-        if lost_before || holder.as_deref() == Some(victim.name.as_str()) {
+        if lost_before || holder.as_deref() == Some(victim.name()) {
             eprintln!(
                 "attempt {attempt}: '{}' {} hold {hold}; trying again",
-                victim.name,
+                victim.name(),
                 if lost_before { "lost before it was stopped" } else { "was not replaced while stopped in" }
             );
             continue;
         }
-        assert_eq!(victim.wait_for_hold("LOST"), hold, "'{}' lost another hold", victim.name);
+        assert_eq!(number(&victim.expect("LOST"), 1), hold, "'{}' lost another hold", victim.name());
         stop = Some((hold, stopped_at, continued_at));
         break;
     }
@@ -86,14 +87,15 @@ fn hammering_processes_never_overlap_across_a_kill_and_a_stop() {
 
     let mut logs = BTreeMap::new();
     for (index, worker) in workers.iter_mut().enumerate() {
-        let done = (index != killed).then(|| worker.finish());
-        let holds = read_log(&worker.log, index);
+        // The last line a worker said, once it has finished.
+        let done = (index != killed).then(|| worker.finish().pop().unwrap_or_default());
+        let holds = read_log(&scratch.log(worker.name()), index);
         if let Some(done) = done {
             assert_eq!(
                 done,
                 format!("DONE {}", holds.len()),
                 "'{}' logged another number of holds",
-                worker.name
+                worker.name()
             );
         }
         logs.insert(index, holds);
@@ -152,21 +154,21 @@ fn a_waiter_takes_over_at_once_after_a_release_and_only_after_a_kill() {
     let store = scratch.open_store();
     let timing = Timing { lease_ms: 2000, renew_every_ms: 500, max_backoff_ms: 20 };
 
-    let mut first = Worker::spawn("hold", &scratch, "first", timing);
-    first.wait_for("WAITING");
-    let held_first = Acquired::parse(&first.wait_for("ACQUIRED"));
+    let mut first = scratch.spawn("hold", "first", timing);
+    first.expect("WAITING");
+    let held_first = Acquired::parse(&first.expect("ACQUIRED"));
     assert!(held_first.dirty, "a process's first acquisition is dirty");
 
     // A clean release: the waiter takes over before the released lease would have run out.
-    let mut second = Worker::spawn("hold", &scratch, "second", timing);
-    second.wait_for("WAITING");
+    let mut second = scratch.spawn("hold", "second", timing);
+    second.expect("WAITING");
     std::thread::sleep(Duration::from_millis(300));
     let early = second.drain();
     assert!(early.is_empty(), "'second' got the lease while 'first' held it: {early:?}");
     let released_row = lease_row(&store, "first");
     first.send("release");
-    let released_at = number(&first.wait_for("RELEASED"), 1);
-    let held_second = Acquired::parse(&second.wait_for("ACQUIRED"));
+    let released_at = number(&first.expect("RELEASED"), 1);
+    let held_second = Acquired::parse(&second.expect("ACQUIRED"));
     assert!(held_second.at > released_at, "'second' took the lease before 'first' released it");
     assert!(
         held_second.boot_ms < released_row.expires_ms,
@@ -179,8 +181,8 @@ fn a_waiter_takes_over_at_once_after_a_release_and_only_after_a_kill() {
 
     // A kill: the waiter takes over once the holder is dead (seen dead, or its lease run out),
     // never before.
-    let mut third = Worker::spawn("hold", &scratch, "third", timing);
-    third.wait_for("WAITING");
+    let mut third = scratch.spawn("hold", "third", timing);
+    third.expect("WAITING");
     std::thread::sleep(Duration::from_millis(300));
     let early = third.drain();
     assert!(early.is_empty(), "'third' got the lease while 'second' held it: {early:?}");
@@ -188,11 +190,11 @@ fn a_waiter_takes_over_at_once_after_a_release_and_only_after_a_kill() {
     let kill_at = monotonic_ns();
     second.signal(libc::SIGKILL);
     second.wait();
-    let held_third = Acquired::parse(&third.wait_for("ACQUIRED"));
+    let held_third = Acquired::parse(&third.expect("ACQUIRED"));
     assert!(held_third.at > kill_at, "'third' took the lease before 'second' was killed");
     assert!(held_third.dirty && held_third.generation > held_second.generation, "{held_third:?}");
     third.send("release");
-    third.wait_for("RELEASED");
+    third.expect("RELEASED");
     third.finish();
 
     eprintln!(
@@ -208,8 +210,8 @@ fn processes_open_a_fresh_database_at_once() {
     let timing = Timing { lease_ms: 600, renew_every_ms: 150, max_backoff_ms: 10 };
     for round in 1..=5 {
         let scratch = Scratch::new(&format!("open-{round}"));
-        let mut workers: Vec<Worker> =
-            (1..=5).map(|i| Worker::spawn("hammer", &scratch, &format!("opener-{i}"), timing)).collect();
+        let mut workers: Vec<Child> =
+            (1..=5).map(|i| scratch.spawn("hammer", &format!("opener-{i}"), timing)).collect();
         for worker in &mut workers {
             // A worker that cannot open the database exits with an error, which `finish` reports.
             worker.finish();
@@ -223,19 +225,19 @@ fn a_holder_whose_main_thread_has_ended_keeps_its_lease() {
     let scratch = Scratch::new("main-ended");
     let store = scratch.open_store();
     let timing = Timing { lease_ms: 2000, renew_every_ms: 500, max_backoff_ms: 20 };
-    let mut holder = Worker::spawn("hold-main-ends", &scratch, "holder", timing);
-    holder.wait_for("ACQUIRED");
-    let mut waiter = Worker::spawn("hold", &scratch, "waiter", timing);
-    waiter.wait_for("WAITING");
+    let mut holder = scratch.spawn("hold-main-ends", "holder", timing);
+    holder.expect("ACQUIRED");
+    let mut waiter = scratch.spawn("hold", "waiter", timing);
+    waiter.expect("WAITING");
     std::thread::sleep(Duration::from_millis(300));
     let early = waiter.drain();
     assert!(early.is_empty(), "'waiter' took the lease of a live holder: {early:?}");
     lease_row(&store, "holder");
     holder.send("release");
-    holder.wait_for("RELEASED");
-    waiter.wait_for("ACQUIRED");
+    holder.expect("RELEASED");
+    waiter.expect("ACQUIRED");
     waiter.send("release");
-    waiter.wait_for("RELEASED");
+    waiter.expect("RELEASED");
     holder.finish();
     waiter.finish();
 }
@@ -275,6 +277,26 @@ impl Scratch {
     fn open_store(&self) -> Store {
         Store::open(self.database()).expect("the test creates the database")
     }
+
+    /// The log of the worker `name`.
+    fn log(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.log"))
+    }
+
+    /// Starts a worker in `mode` whose name (its label, and its log's name) is `name`.
+    fn spawn(&self, mode: &str, name: &str, timing: Timing) -> Child {
+        let text = |path: PathBuf| path.to_str().expect("a UTF-8 path").to_owned();
+        let args = [
+            text(self.database()),
+            text(self.log(name)),
+            KEY.to_owned(),
+            name.to_owned(),
+            timing.lease_ms.to_string(),
+            timing.renew_every_ms.to_string(),
+            timing.max_backoff_ms.to_string(),
+        ];
+        Child::spawn(name, mode, &args)
+    }
 }
 
 impl Drop for Scratch {
@@ -284,116 +306,6 @@ impl Drop for Scratch {
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
-    }
-}
-
-/// A running worker process. Dropping it kills and reaps the process, so that a failing test
-/// leaves nothing behind.
-struct Worker {
-    name: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    log: PathBuf,
-}
-
-impl Worker {
-    fn spawn(mode: &str, scratch: &Scratch, name: &str, timing: Timing) -> Worker {
-        let log = scratch.dir.join(format!("{name}.log"));
-        let mut child = Command::new(WORKER)
-            .arg(mode)
-            .arg(scratch.database())
-            .arg(&log)
-            .args([KEY, name])
-            .args([timing.lease_ms, timing.renew_every_ms, timing.max_backoff_ms].map(|ms| ms.to_string()))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the worker starts");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (send, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if send.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let stdin = child.stdin.take();
-        Worker { name: name.to_owned(), child, stdin, lines, log }
-    }
-
-    fn send(&mut self, command: &str) {
-        let stdin = self.stdin.as_mut().expect("the worker's input is open");
-        writeln!(stdin, "{command}").expect("the worker reads its commands");
-    }
-
-    /// Waits for a line that starts with `prefix`, passing over the others.
-    fn wait_for(&self, prefix: &str) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        let mut passed = Vec::new();
-        loop {
-            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) if line.starts_with(prefix) => return line,
-                Ok(line) => passed.push(line),
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!("'{}' printed no {prefix} in {PATIENCE:?} (but {passed:?})", self.name)
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    panic!("'{}' exited without printing {prefix} (but {passed:?})", self.name)
-                }
-            }
-        }
-    }
-
-    /// Waits for `HELD <hold>` or `LOST <hold>`; returns the hold's number.
-    fn wait_for_hold(&self, event: &str) -> u64 {
-        number(&self.wait_for(&format!("{event} ")), 1)
-    }
-
-    /// The lines printed and not yet read.
-    fn drain(&self) -> Vec<String> {
-        self.lines.try_iter().collect()
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("a pid fits pid_t");
-        // SAFETY: sends a signal to our own child, which is not reaped yet.
-        let rc = unsafe { libc::kill(pid, signal) };
-        assert_eq!(rc, 0, "signal {signal} to '{}': {}", self.name, std::io::Error::last_os_error());
-    }
-
-    fn wait(&mut self) -> ExitStatus {
-        self.child.wait().expect("the worker is reaped")
-    }
-
-    /// Closes the worker's input, so that it finishes, and waits for it to exit successfully.
-    /// Returns its last line.
-    fn finish(&mut self) -> String {
-        drop(self.stdin.take());
-        let deadline = Instant::now() + PATIENCE;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("the worker's status reads") {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "'{}' did not exit in {PATIENCE:?}", self.name);
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        assert!(status.success(), "'{}' failed: {status}", self.name);
-        // The reader thread ends with the worker's output; the channel then holds every line.
-        let mut last = String::new();
-        while let Ok(line) = self.lines.recv_timeout(PATIENCE) {
-            last = line;
-        }
-        last
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        // SIGKILL also ends a stopped process; both calls do nothing once the worker is reaped.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -568,10 +480,318 @@ impl Report<'_> {
     }
 }
 
-fn monotonic_ns() -> u64 {
-    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `now` is a valid, writable timespec.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    assert_eq!(rc, 0, "CLOCK_MONOTONIC is always available");
-    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+// ---------------------------------------------------------------------------------------------
+// The worker: one process contending for the lease, the child of the tests above. It uses only
+// the public API.
+
+/// Run as a worker by the tests above; does nothing in a normal test run.
+///
+/// Every role takes `<database> <log> <key> <label> <lease_ms> <renew_every_ms> <max_backoff_ms>`.
+///
+/// A worker reports through its log file, appended to with one `write` per line, so that a
+/// killed worker leaves whole lines:
+/// - `A <hold> <generation> <dirty>` when it has taken the lease (holds are numbered from 1);
+/// - `C <hold> <t>` after a check that succeeded and began after `t` (CLOCK_MONOTONIC
+///   nanoseconds), so the lease was ours at `t`;
+/// - `L <hold>` when a check found the lease lost; the hold is then abandoned.
+///
+/// It reads commands from stdin, one per line; the end of input means "finish and exit". It
+/// says the events a test waits for. Roles:
+/// - `hammer`: takes the lease, checks it every millisecond for a few steps, gives it back,
+///   pauses a few random milliseconds, and again, until the end of input; then says
+///   `DONE <holds>`. After the command `linger`, the next hold lasts until its lease is lost:
+///   `HELD <hold>` once a check in it succeeded, `LOST <hold>` when a check fails (if that comes
+///   before `HELD`, the hold after it lingers instead).
+/// - `hold`: says `WAITING`, waits in `acquire`, says
+///   `ACQUIRED <t> <boot_ms> <generation> <dirty>` (`t` and `boot_ms` read once `acquire`
+///   returned; `boot_ms` on the lease's own clock), then holds until the command `release`
+///   (says `RELEASED <t>`, `t` read just before the guard is released) or the end of input.
+/// - `hold-main-ends` (Linux): `hold`, once the process's main thread has ended.
+#[test]
+#[ignore = "not a test: the other process of the tests above, which run it with --ignored"]
+fn child_process() {
+    support::child::run_role(&[
+        ("hammer", hammer_role),
+        ("hold", hold_role),
+        #[cfg(target_os = "linux")]
+        ("hold-main-ends", hold_main_ends_role),
+    ]);
+}
+
+/// How long one `acquire` waits before the worker looks at its commands again.
+const ACQUIRE_SLICE: Duration = Duration::from_millis(200);
+/// The pause between two checks inside a hold.
+const STEP: Duration = Duration::from_millis(1);
+
+fn hammer_role(args: &[String]) {
+    let (lock, mut log, mut inbox) = open_worker(args).unwrap_or_else(|message| panic!("{message}"));
+    let holds = hammer(&lock, &mut log, &mut inbox).unwrap_or_else(|message| panic!("{message}"));
+    say(format!("DONE {holds}"));
+}
+
+fn hold_role(args: &[String]) {
+    let (lock, mut log, mut inbox) = open_worker(args).unwrap_or_else(|message| panic!("{message}"));
+    hold(&lock, &mut log, &mut inbox).unwrap_or_else(|message| panic!("{message}"));
+}
+
+/// `hold` once the main thread has ended, as a C program's does when `main` calls
+/// `pthread_exit`: the process lives on in its other threads, and so does its hold.
+#[cfg(target_os = "linux")]
+fn hold_main_ends_role(args: &[String]) {
+    let (lock, mut log, mut inbox) = open_worker(args).unwrap_or_else(|message| panic!("{message}"));
+    end_the_main_thread();
+    let code = match hold(&lock, &mut log, &mut inbox) {
+        Ok(()) => 0,
+        Err(message) => {
+            eprintln!("worker: {message}");
+            1
+        }
+    };
+    // The test harness, which would end this test and the process, ran on the main thread.
+    std::process::exit(code);
+}
+
+/// Ends the process's main thread, and returns once it has ended. The main thread is the test
+/// harness's, waiting for this test to end (the test runs on a thread of its own), so a signal
+/// sent to it alone ends it.
+#[cfg(target_os = "linux")]
+fn end_the_main_thread() {
+    extern "C" fn exit_thread(_signal: libc::c_int) {
+        // SAFETY: the raw `exit` system call ends only the calling thread (unlike `exit_group`),
+        // without unwinding; it is async-signal-safe.
+        unsafe { libc::syscall(libc::SYS_exit, 0) };
+    }
+    let pid = libc::pid_t::try_from(std::process::id()).expect("a pid fits pid_t");
+    // SAFETY: installs a handler for SIGUSR1, which nothing else in this process uses, and sends
+    // SIGUSR1 to the main thread alone, whose thread id is the pid. The main thread is waiting
+    // for this test's result and holds nothing that the other threads need.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = exit_thread as *const () as libc::sighandler_t;
+        assert_eq!(libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()), 0, "sigaction");
+        let rc = libc::syscall(libc::SYS_tgkill, pid, pid, libc::SIGUSR1);
+        assert_eq!(rc, 0, "tgkill: {}", std::io::Error::last_os_error());
+    }
+    // A process whose main thread has ended reads as a zombie while its other threads run.
+    let deadline = std::time::Instant::now() + support::child::PATIENCE;
+    loop {
+        let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat reads");
+        // The state follows the command's name, which is in parentheses.
+        let state = stat.rfind(')').and_then(|at| stat[at + 1..].split_whitespace().next());
+        if state == Some("Z") {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "the main thread did not end: {stat}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The worker's lock, log and commands, from its arguments.
+fn open_worker(args: &[String]) -> Result<(Lock, Log, Inbox), String> {
+    let [database, log, key, label, lease_ms, renew_every_ms, max_backoff_ms] = args else {
+        return Err(format!(
+            "expected <database> <log> <key> <label> <lease_ms> <renew_every_ms> <max_backoff_ms>, \
+             got {args:?}"
+        ));
+    };
+    let options = LockOptions {
+        lease: millis(lease_ms)?,
+        renew_every: millis(renew_every_ms)?,
+        max_backoff: millis(max_backoff_ms)?,
+    };
+    let store = Store::open(database).map_err(|e| format!("open {database}: {e}"))?;
+    let lock = Lock::new(&store, key, label, options).map_err(|e| format!("new lock: {e}"))?;
+    let log = Log::open(log)?;
+    Ok((lock, log, Inbox::listen()))
+}
+
+fn millis(text: &str) -> Result<Duration, String> {
+    text.parse().map(Duration::from_millis).map_err(|e| format!("'{text}' is not a number of ms: {e}"))
+}
+
+fn hammer(lock: &Lock, log: &mut Log, inbox: &mut Inbox) -> Result<u64, String> {
+    let mut random = Random::seeded();
+    let mut holds = 0;
+    loop {
+        inbox.poll();
+        if inbox.ended {
+            return Ok(holds);
+        }
+        let guard = match lock.acquire(ACQUIRE_SLICE) {
+            Ok(guard) => guard,
+            Err(Error::Timeout(_)) => continue,
+            Err(e) => return Err(format!("acquire: {e}")),
+        };
+        holds += 1;
+        log.acquired(holds, &guard)?;
+        inbox.poll();
+        if std::mem::take(&mut inbox.linger) {
+            linger(&guard, holds, log, inbox)?;
+        } else {
+            for _ in 0..3 + random.below(4) {
+                if !step(&guard, holds, log)? {
+                    break;
+                }
+                std::thread::sleep(STEP);
+            }
+        }
+        drop(guard);
+        std::thread::sleep(Duration::from_millis(random.below(16)));
+    }
+}
+
+/// Checks the lease every step until it is lost or the input ends.
+fn linger(guard: &Guard, hold: u64, log: &mut Log, inbox: &mut Inbox) -> Result<(), String> {
+    let mut announced = false;
+    loop {
+        if !step(guard, hold, log)? {
+            say(format!("LOST {hold}"));
+            // Lost before the test was told: the test still waits for a lingering hold.
+            inbox.linger |= !announced;
+            return Ok(());
+        }
+        if !announced {
+            say(format!("HELD {hold}"));
+            announced = true;
+        }
+        inbox.poll();
+        if inbox.ended {
+            return Ok(());
+        }
+        std::thread::sleep(STEP);
+    }
+}
+
+/// One step inside a hold: reads the time, then checks the lease. Returns whether it is held.
+fn step(guard: &Guard, hold: u64, log: &mut Log) -> Result<bool, String> {
+    let t = monotonic_ns();
+    match guard.check() {
+        Ok(()) => {
+            log.line(&format!("C {hold} {t}"))?;
+            Ok(true)
+        }
+        Err(Error::Lost(_)) => {
+            log.line(&format!("L {hold}"))?;
+            Ok(false)
+        }
+        Err(e) => Err(format!("check: {e}")),
+    }
+}
+
+fn hold(lock: &Lock, log: &mut Log, inbox: &mut Inbox) -> Result<(), String> {
+    let clock = BootClock::system().map_err(|e| format!("boot clock: {e}"))?;
+    say("WAITING");
+    let guard = lock.acquire(Duration::from_secs(60)).map_err(|e| format!("acquire: {e}"))?;
+    let (t, boot_ms) = (monotonic_ns(), clock.now_ms());
+    log.acquired(1, &guard)?;
+    say(format!("ACQUIRED {t} {boot_ms} {} {}", guard.generation(), u8::from(guard.is_dirty())));
+    loop {
+        match inbox.next() {
+            Command::Linger => {}
+            Command::Release => {
+                guard.check().map_err(|e| format!("check before release: {e}"))?;
+                let t = monotonic_ns();
+                guard.release().map_err(|e| format!("release: {e}"))?;
+                say(format!("RELEASED {t}"));
+                return Ok(());
+            }
+            Command::End => return Ok(()),
+        }
+    }
+}
+
+/// The worker's log file. Each line is one `write` to a file opened for appending.
+struct Log(File);
+
+impl Log {
+    fn open(path: &str) -> Result<Log, String> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("open {path}: {e}"))?;
+        Ok(Log(file))
+    }
+
+    fn line(&mut self, text: &str) -> Result<(), String> {
+        self.0.write_all(format!("{text}\n").as_bytes()).map_err(|e| format!("write to the log: {e}"))
+    }
+
+    fn acquired(&mut self, hold: u64, guard: &Guard) -> Result<(), String> {
+        self.line(&format!("A {hold} {} {}", guard.generation(), u8::from(guard.is_dirty())))
+    }
+}
+
+enum Command {
+    Linger,
+    Release,
+    End,
+}
+
+/// The commands read from stdin by a thread of their own.
+struct Inbox {
+    commands: Receiver<Command>,
+    /// A `linger` came and no hold has lingered since.
+    linger: bool,
+    ended: bool,
+}
+
+impl Inbox {
+    fn listen() -> Inbox {
+        let (send, commands) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let command = match line.as_deref().map(str::trim) {
+                    Ok("linger") => Command::Linger,
+                    Ok("release") => Command::Release,
+                    Ok(other) => {
+                        eprintln!("worker: ignoring unknown command '{other}'");
+                        continue;
+                    }
+                    Err(_) => break,
+                };
+                if send.send(command).is_err() {
+                    return;
+                }
+            }
+            let _ = send.send(Command::End);
+        });
+        Inbox { commands, linger: false, ended: false }
+    }
+
+    /// Takes in the commands that came, without waiting.
+    fn poll(&mut self) {
+        loop {
+            match self.commands.try_recv() {
+                Ok(Command::Linger) => self.linger = true,
+                Ok(Command::Release) => {}
+                Ok(Command::End) | Err(TryRecvError::Disconnected) => {
+                    self.ended = true;
+                    return;
+                }
+                Err(TryRecvError::Empty) => return,
+            }
+        }
+    }
+
+    /// Waits for the next command.
+    fn next(&mut self) -> Command {
+        self.commands.recv().unwrap_or(Command::End)
+    }
+}
+
+/// A xorshift generator for the pauses: they only need to differ between workers.
+struct Random(u64);
+
+impl Random {
+    fn seeded() -> Random {
+        Random((monotonic_ns() ^ u64::from(std::process::id()).rotate_left(32)) | 1)
+    }
+
+    fn below(&mut self, bound: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % bound
+    }
 }
