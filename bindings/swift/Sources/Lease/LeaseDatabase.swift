@@ -103,20 +103,18 @@ public final class LeaseDatabase: @unchecked Sendable {
         try begin { lease_db_begin(pointer, $0) }
     }
 
+    /// The chunk period that suits most jobs: liblease's `LEASE_DEFAULT_CHUNK_MS`, 1 s.
+    public static let defaultChunk: TimeInterval = TimeInterval(LEASE_DEFAULT_CHUNK_MS) / 1000
+
     /// Begins a chunked transaction for a long job: call `maybeCommit()` after every small piece of
     /// work, and it commits the chunk and begins the next one when the chunk has lasted `chunk`
-    /// seconds (nil: the library's default, 1 s), or within milliseconds when another writer
-    /// waits. Rolling back undoes the current chunk only.
-    public func beginChunked(chunk: TimeInterval? = nil) throws -> LeaseTransaction {
-        var chunkMs: UInt32 = 0 // the library's default
-        if let chunk {
-            chunkMs = milliseconds(chunk)
-            if chunkMs == 0 {
-                // 0 would mean "the default" to the library: a zero chunk is refused instead.
-                throw LeaseError.invalidArgument("lease_db_begin_chunked: chunk must be at least 1 ms")
-            }
-        }
-        return try begin { lease_db_begin_chunked(pointer, chunkMs, $0) }
+    /// seconds, or within milliseconds when another writer waits. Rolling back undoes the current
+    /// chunk only.
+    ///
+    /// - Throws: `LeaseError.invalidArgument` when `chunk` rounds to 0 ms (the library refuses a
+    ///   chunk that lasts no time); otherwise as `begin()`.
+    public func beginChunked(chunk: TimeInterval = LeaseDatabase.defaultChunk) throws -> LeaseTransaction {
+        try begin { lease_db_begin_chunked(pointer, milliseconds(chunk), $0) }
     }
 
     /// Begins a write transaction fenced by `leaseGuard`: it opens only if the guard's lease is

@@ -1,7 +1,10 @@
 import CLease
 import Foundation
 
-/// A named lease in a store, made by `LeaseStore.lock(_:holder:options:)`. Thread-safe.
+/// A named lease in a store, made by `LeaseStore.lock(_:label:options:)`.
+///
+/// Thread-safe, so `Sendable`: it is immutable on the Swift side (its key and the native handle),
+/// and the header allows a `LeaseLock` to be used by several threads at once.
 ///
 /// Exclusion is between processes: within this process the lock is re-entrant, so while the
 /// process holds the lease every acquisition of the same key succeeds at once, on any thread. The
@@ -12,8 +15,6 @@ public final class LeaseLock: @unchecked Sendable {
     public let key: String
 
     let pointer: OpaquePointer
-    private let lostLock = NSLock()
-    private var lostHandler: Unmanaged<LostHandlerBox>?
 
     init(pointer: OpaquePointer, key: String) {
         self.pointer = pointer
@@ -88,32 +89,35 @@ public final class LeaseLock: @unchecked Sendable {
     /// be doing the work it protects), replacing any previous one; nil removes it. It is called
     /// once per lost hold, with the lock's key, on the library's thread ("liblease"): it must
     /// return promptly and must not wait for a lease. When this returns, the previous handler is
-    /// not running and will not be called again (unless this is called from inside it).
+    /// not running, will not be called again, and has been released (unless this is called from
+    /// inside it: then the library releases it right after it returns).
     public func setLostHandler(_ handler: (@Sendable (String) -> Void)?) throws {
-        try lostLock.synchronized {
-            let next = handler.map { Unmanaged.passRetained(LostHandlerBox($0)) }
-            let status = withExtendedLifetime(self) { () -> LeaseStatus in
-                if let next {
-                    return lease_lock_set_lost_callback(pointer, lostCallback, next.toOpaque())
-                }
-                return lease_lock_set_lost_callback(pointer, nil, nil)
+        guard let handler else {
+            try withExtendedLifetime(self) {
+                try throwIfFailed(lease_lock_set_lost_callback(pointer, nil, nil, nil))
             }
-            if status != LEASE_OK {
-                let error = LeaseError.last(status)
-                next?.release()
-                throw error
-            }
-            // The previous handler will not be called again. (If this runs inside it, the running
-            // call holds its own reference to the box.)
-            lostHandler?.release()
-            lostHandler = next
+            return
+        }
+        // One reference for the library, which gives it back through releaseLostHandler exactly
+        // when it no longer needs the box. No Swift lock is held around the call: it waits for a
+        // running call of the previous handler, which may itself be calling setLostHandler.
+        let box = Unmanaged.passRetained(LostHandlerBox(handler))
+        let status = withExtendedLifetime(self) {
+            lease_lock_set_lost_callback(pointer, lostCallback, box.toOpaque(), releaseLostHandler)
+        }
+        if status != LEASE_OK {
+            let error = LeaseError.last(status)
+            // Refused: the library kept nothing, so the reference is still ours to give back.
+            box.release()
+            throw error
         }
     }
 
     deinit {
-        // Removes the lost callback first: afterwards it is not running and will not run.
+        // Removes the lost callback first: afterwards it is not running, will not run, and its
+        // box has been released (releaseLostHandler), unless this runs inside the callback itself,
+        // in which case the library releases the box right after the callback returns.
         lease_lock_free(pointer)
-        lostHandler?.release()
     }
 }
 
@@ -131,6 +135,13 @@ private func lostCallback(context: UnsafeMutableRawPointer?, key: UnsafePointer<
     guard let context, let key else { return }
     let box = Unmanaged<LostHandlerBox>.fromOpaque(context).takeUnretainedValue()
     box.handler(String(cString: key))
+}
+
+/// `LeaseDestroyCallback` of the lost callback: gives back the reference `setLostHandler` gave the
+/// library. Called exactly once per box, when the library no longer needs it.
+private func releaseLostHandler(context: UnsafeMutableRawPointer?) {
+    guard let context else { return }
+    Unmanaged<LostHandlerBox>.fromOpaque(context).release()
 }
 
 /// One asynchronous acquisition: the continuation to resume, and whether the task was cancelled

@@ -15,7 +15,7 @@ final class AsyncTests: XCTestCase {
     }
 
     func testAcquireSuspendsAndResumesWithTheGuard() async throws {
-        let lock = try LeaseStore(path: TestFiles.db()).lock("sync", holder: "app")
+        let lock = try LeaseStore(path: TestFiles.db()).lock("sync", label: "app")
         let leaseGuard = try await lock.acquire(timeout: 1)
         try leaseGuard.check()
         XCTAssertTrue(leaseGuard.isDirty)
@@ -29,7 +29,7 @@ final class AsyncTests: XCTestCase {
         let db = TestFiles.db()
         let child = try Child("hold", db, "sync", "6000")
         let theirs = child.readNumber("held")
-        let lock = try LeaseStore(path: db).lock("sync", holder: "app")
+        let lock = try LeaseStore(path: db).lock("sync", label: "app")
         let waiting = Task { try await lock.acquire(timeout: 10) }
         try await Task.sleep(nanoseconds: 100_000_000)
         child.order("release")
@@ -43,7 +43,7 @@ final class AsyncTests: XCTestCase {
         let db = TestFiles.db()
         let child = try Child("hold", db, "sync", "6000")
         _ = child.readNumber("held")
-        let lock = try LeaseStore(path: db).lock("sync", holder: "app")
+        let lock = try LeaseStore(path: db).lock("sync", label: "app")
         do {
             _ = try await lock.acquire(timeout: 0.2)
             XCTFail("acquired a lease another process holds")
@@ -58,7 +58,7 @@ final class AsyncTests: XCTestCase {
         let db = TestFiles.db()
         let child = try Child("hold", db, "sync", "6000")
         _ = child.readNumber("held")
-        let lock = try LeaseStore(path: db).lock("sync", holder: "app")
+        let lock = try LeaseStore(path: db).lock("sync", label: "app")
 
         let waiting = Task { try await lock.acquire(timeout: 30) }
         try await Task.sleep(nanoseconds: 200_000_000)
@@ -93,7 +93,7 @@ final class AsyncTests: XCTestCase {
     }
 
     func testCancellationRacingWithTheGuardsArrivalNeverLeaksAGuard() async throws {
-        let lock = try LeaseStore(path: TestFiles.db()).lock("sync", holder: "app")
+        let lock = try LeaseStore(path: TestFiles.db()).lock("sync", label: "app")
         let acquired = Counter()
         for i in 0..<300 {
             let task = Task.detached {

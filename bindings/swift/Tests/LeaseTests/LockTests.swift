@@ -24,22 +24,22 @@ final class LockTests: XCTestCase {
             LockOptions(lease: .nan),
         ]
         for options in bad {
-            assertLeaseError(Status.invalidArgument, containing: "lease_lock_new", try store.lock("k", holder: "me", options: options))
+            assertLeaseError(Status.invalidArgument, containing: "lease_lock_new", try store.lock("k", label: "me", options: options))
         }
-        _ = try store.lock("k", holder: "me", options: LockOptions(lease: 86_400, renewEvery: 43_200))
+        _ = try store.lock("k", label: "me", options: LockOptions(lease: 86_400, renewEvery: 43_200))
     }
 
     func testAnEmptyKeyIsAnInvalidArgument() throws {
         let store = try LeaseStore.inMemory()
-        assertLeaseError(Status.invalidArgument, containing: "lease_lock_new", try store.lock("", holder: "me"))
-        assertLeaseError(Status.invalidArgument, try store.lock("a\0b", holder: "me"))
-        assertLeaseError(Status.invalidArgument, try store.lock("k", holder: "a\0b"))
+        assertLeaseError(Status.invalidArgument, containing: "lease_lock_new", try store.lock("", label: "me"))
+        assertLeaseError(Status.invalidArgument, try store.lock("a\0b", label: "me"))
+        assertLeaseError(Status.invalidArgument, try store.lock("k", label: "a\0b"))
     }
 
     func testTryAcquireReentranceDirtinessGenerationCheckAndRelease() throws {
         let store = try LeaseStore(path: TestFiles.db())
-        let lock = try store.lock("sync", holder: "app")
-        let other = try store.lock("sync", holder: "app-again")
+        let lock = try store.lock("sync", label: "app")
+        let other = try store.lock("sync", label: "app-again")
         XCTAssertEqual(lock.key, "sync")
 
         let first = try XCTUnwrap(try lock.tryAcquire())
@@ -66,7 +66,7 @@ final class LockTests: XCTestCase {
     }
 
     func testAReleasedGuardIsMisuseAndReleasingTwiceIsHarmless() throws {
-        let lock = try LeaseStore.inMemory().lock("k", holder: "me")
+        let lock = try LeaseStore.inMemory().lock("k", label: "me")
         let leaseGuard = try XCTUnwrap(try lock.tryAcquire())
         let generation = leaseGuard.generation
         leaseGuard.release()
@@ -79,7 +79,7 @@ final class LockTests: XCTestCase {
     }
 
     func testAGuardOutlivesItsLockAndIsReleasedWithItsLastReference() throws {
-        var lock: LeaseLock? = try LeaseStore(path: TestFiles.db()).lock("sync", holder: "app")
+        var lock: LeaseLock? = try LeaseStore(path: TestFiles.db()).lock("sync", label: "app")
         var leaseGuard: LeaseGuard? = try lock?.tryAcquire()
         lock = nil
         try leaseGuard?.check()
@@ -89,7 +89,7 @@ final class LockTests: XCTestCase {
     }
 
     func testLostHandlersCanBeSetReplacedAndRemoved() throws {
-        let lock = try LeaseStore.inMemory().lock("k", holder: "me")
+        let lock = try LeaseStore.inMemory().lock("k", label: "me")
         try lock.setLostHandler { _ in }
         try lock.setLostHandler { _ in }
         try lock.setLostHandler(nil)
@@ -99,8 +99,8 @@ final class LockTests: XCTestCase {
 
     func testDifferentKeysAreDifferentLeases() throws {
         let store = try LeaseStore(path: TestFiles.db())
-        let a = try XCTUnwrap(try store.lock("a", holder: "app").tryAcquire())
-        let b = try XCTUnwrap(try store.lock("b", holder: "app").tryAcquire())
+        let a = try XCTUnwrap(try store.lock("a", label: "app").tryAcquire())
+        let b = try XCTUnwrap(try store.lock("b", label: "app").tryAcquire())
         XCTAssertTrue(a.isHeld && b.isHeld)
         a.release()
         b.release()

@@ -14,7 +14,7 @@ final class LostLeaseTests: XCTestCase {
         let db = TestFiles.db()
         let database = try LeaseDatabase(path: db)
         try database.execute("CREATE TABLE work (who TEXT)")
-        let lock = try LeaseStore(path: db).lock("sync", holder: "victim", options: LockOptions(lease: 1, renewEvery: 0.25))
+        let lock = try LeaseStore(path: db).lock("sync", label: "victim", options: LockOptions(lease: 1, renewEvery: 0.25))
         let lost = LineQueue()
         try lock.setLostHandler { key in lost.put("\(key) on \(currentThreadName())") }
         let leaseGuard = try lock.acquireBlocking(timeout: 1)

@@ -15,11 +15,11 @@ public final class SharedStore: Sendable {
     /// The lease for work only one process may do at a time: syncing with a server, say.
     public let sync: LeaseLock
     /// Which process this is, for the journal and the lease table.
-    public let holder: String
+    public let label: String
 
-    /// Opens the shared database at `url` for the process named `holder` ("app", "share-extension").
-    public init(url: URL, holder: String, options: LockOptions = .default) throws {
-        self.holder = holder
+    /// Opens the shared database at `url` for the process named `label` ("app", "share-extension").
+    public init(url: URL, label: String, options: LockOptions = .default) throws {
+        self.label = label
         database = try LeaseDatabase(url: url)
         try database.execute("""
             CREATE TABLE IF NOT EXISTS items (
@@ -29,23 +29,23 @@ public final class SharedStore: Sendable {
         try database.execute("""
             CREATE TABLE IF NOT EXISTS journal (who TEXT NOT NULL, what TEXT NOT NULL, generation INTEGER)
             """)
-        sync = try LeaseStore(url: url).lock("sync", holder: holder, options: options)
+        sync = try LeaseStore(url: url).lock("sync", label: label, options: options)
     }
 
     #if canImport(Darwin)
     /// The shared database in the App Group container: the one place both processes can reach.
-    public static func inAppGroup(holder: String) throws -> SharedStore {
+    public static func inAppGroup(label: String) throws -> SharedStore {
         guard let container = FileManager.default.containerURL(forSecurityApplicationGroupIdentifier: appGroup) else {
             throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "App Group \(appGroup) is not in the entitlements"])
         }
-        return try SharedStore(url: container.appendingPathComponent("shared.db"), holder: holder)
+        return try SharedStore(url: container.appendingPathComponent("shared.db"), label: label)
     }
     #endif
 
     /// Saves an item the user shared: a short write through the writer queue, no lease needed.
     /// Any process, any time; it waits only for its turn among writers.
     public func save(_ text: String) throws {
-        try database.execute("INSERT INTO items (text, source) VALUES (?, ?)", .text(text), .text(holder))
+        try database.execute("INSERT INTO items (text, source) VALUES (?, ?)", .text(text), .text(label))
     }
 
     /// What one turn at "sync" found and did.
@@ -75,7 +75,7 @@ public final class SharedStore: Sendable {
         let synced = try transaction.execute("UPDATE items SET synced = 1 WHERE synced = 0")
         try transaction.execute(
             "INSERT INTO journal (who, what, generation) VALUES (?, ?, ?)",
-            .text(holder), .text("synced \(synced) items"), .integer(Int64(lease.generation)))
+            .text(label), .text("synced \(synced) items"), .integer(Int64(lease.generation)))
         try transaction.commit()
         return SyncTurn(generation: lease.generation, wasDirty: lease.isDirty, synced: synced)
     }
@@ -90,7 +90,7 @@ public final class SharedStore: Sendable {
         while done < count {
             for n in done..<min(done + batch, count) {
                 try transaction.execute("INSERT INTO items (text, source, synced) VALUES (?, ?, 1)",
-                                        .text("imported \(n)"), .text(holder))
+                                        .text("imported \(n)"), .text(label))
             }
             done = min(done + batch, count)
             _ = try transaction.maybeCommit()

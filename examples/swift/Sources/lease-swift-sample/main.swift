@@ -79,7 +79,7 @@ final class ExtensionProcess: @unchecked Sendable {
 }
 
 func runExtension(database: String) async throws {
-    let store = try SharedStore(url: URL(fileURLWithPath: database), holder: me, options: options)
+    let store = try SharedStore(url: URL(fileURLWithPath: database), label: me, options: options)
     for turn in 1...turns {
         try store.save("shared from the extension, \(turn)")
         say("saved an item; syncs: \(describe(try await store.syncOnce()))")
@@ -98,7 +98,7 @@ func runExtension(database: String) async throws {
 
 func runApp(database: String) async throws {
     print("liblease \(LeaseLibrary.version): an app and an extension share \(database)")
-    let store = try SharedStore(url: URL(fileURLWithPath: database), holder: me, options: options)
+    let store = try SharedStore(url: URL(fileURLWithPath: database), label: me, options: options)
     let extensionProcess = try ExtensionProcess(database: database)
     for turn in 1...turns {
         try store.save("written in the app, \(turn)")

@@ -35,7 +35,7 @@ final class SyncModel: ObservableObject {
     private let store: SharedStore?
 
     init() {
-        store = try? SharedStore.inAppGroup(holder: "app")
+        store = try? SharedStore.inAppGroup(label: "app")
         try? store?.sync.setLostHandler { [weak self] key in
             // On the library's thread: hand over to the main actor and return at once.
             Task { @MainActor in self?.status = "Lost '\(key)' while suspended: the extension may have synced" }

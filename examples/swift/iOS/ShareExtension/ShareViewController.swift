@@ -15,7 +15,7 @@ final class ShareViewController: UIViewController {
 
     private func share() async {
         do {
-            let store = try SharedStore.inAppGroup(holder: "share-extension")
+            let store = try SharedStore.inAppGroup(label: "share-extension")
             for text in await sharedTexts() {
                 try store.save(text) // a short write: it waits only for its turn among writers
             }
