@@ -2,8 +2,11 @@ import CLease
 import Foundation
 
 /// A connection to a shared SQLite database file (WAL mode) for the application's own SQL,
-/// normally the file its lease stores use too. Thread-safe. Freed with its last reference;
-/// transactions begun through it stay usable.
+/// normally the file its lease stores use too. Freed with its last reference; transactions begun
+/// through it stay usable.
+///
+/// Thread-safe, so `Sendable`: the header allows several threads to use a `LeaseDb` at once, and
+/// the Swift side holds nothing but the handle.
 ///
 /// Every write of this process to the file goes through one writer queue, first come, first
 /// served, and takes turns fairly with the other processes that use liblease: `execute` for one
@@ -11,7 +14,8 @@ import Foundation
 /// `beginFenced(_:)` for writes that must happen only while a lease is held. Reads (`query`) use a
 /// connection of their own and never wait for writers.
 ///
-/// Calls block (up to the busy timeout, 5 s by default, for writes): keep them off the main thread.
+/// Calls block (up to the busy timeout, 5 s by default, for writes): keep them off the main thread
+/// and off Swift concurrency's cooperative pool, on a dispatch queue or a thread of your own.
 /// A thread that has a transaction open on the file must not write through another handle or
 /// begin another transaction on the same file: it would wait for its own transaction.
 public final class LeaseDatabase: @unchecked Sendable {

@@ -146,6 +146,7 @@ private func releaseLostHandler(context: UnsafeMutableRawPointer?) {
 
 /// One asynchronous acquisition: the continuation to resume, and whether the task was cancelled
 /// before or after the native acquisition started, so that exactly one of them cancels it.
+/// `Sendable` because it is thread-safe: its state is touched only under `lock`.
 private final class PendingAcquisition: @unchecked Sendable {
     private let lock = NSLock()
     private var continuation: CheckedContinuation<LeaseGuard, Error>?

@@ -3,7 +3,10 @@ import Foundation
 
 /// A connection to a database file that holds liblease's lease table: normally the application's
 /// own database, shared by its processes (for an app and its extensions, a file in the App Group
-/// container). Thread-safe. Freed with its last reference; locks made from it keep working.
+/// container). Freed with its last reference; locks made from it keep working.
+///
+/// Thread-safe, so `Sendable`: the header allows several threads to use a `LeaseStore` at once,
+/// and the Swift side holds nothing but the handle.
 public final class LeaseStore: @unchecked Sendable {
     let pointer: OpaquePointer
 

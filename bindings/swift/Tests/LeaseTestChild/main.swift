@@ -15,9 +15,11 @@ import Glibc
 import Foundation
 import Lease
 
+/// Writes one line to standard output at once, unbuffered: the test reads it through a pipe.
+/// (Not print and fflush(stdout): Glibc's stdout is a global variable that Swift 6 refuses to read
+/// from code that may run concurrently.)
 func report(_ line: String) {
-    print(line)
-    fflush(stdout)
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
 func sleep(milliseconds: Int) {

@@ -106,7 +106,8 @@ final class ConcurrencyTests: XCTestCase {
     }
 }
 
-/// Small thread-safe boxes for the tests' threads.
+/// Small boxes for the tests' threads: `Sendable` because each touches its state only under its
+/// `lock`.
 final class Counter: @unchecked Sendable {
     private let lock = NSLock()
     private var count = 0

@@ -236,7 +236,7 @@ final class DatabaseTests: XCTestCase {
                 if i % 2 == 0 {
                     try! database.execute("INSERT INTO t (v) VALUES (?)", SQLValue("\(thread)-\(i)"))
                 } else {
-                    try! database.transaction { tx in try tx.execute("INSERT INTO t (v) VALUES (?)", SQLValue("\(thread)-\(i)")) }
+                    _ = try! database.transaction { tx in try tx.execute("INSERT INTO t (v) VALUES (?)", SQLValue("\(thread)-\(i)")) }
                 }
             }
         }
@@ -245,9 +245,9 @@ final class DatabaseTests: XCTestCase {
         let tx = try db.begin()
         try tx.execute("INSERT INTO t (v) VALUES ('moved')")
         let committed = DispatchSemaphore(value: 0)
-        let box = TransactionBox(tx)
+        let handoff = TransactionHandoff(tx) // this thread does not touch tx again
         Thread.detachNewThread {
-            try! box.transaction.commit()
+            try! handoff.take()!.commit()
             committed.signal()
         }
         XCTAssertEqual(committed.wait(timeout: .now() + 5), .success)
@@ -265,8 +265,21 @@ final class DatabaseTests: XCTestCase {
     }
 }
 
-/// Hands a transaction to another thread, as the header allows (one thread at a time).
-final class TransactionBox: @unchecked Sendable {
-    let transaction: LeaseTransaction
+/// Hands a transaction to another thread, as the header allows (one thread at a time): the thread
+/// that takes it owns it, and the one that gave it must not use it any more. `Sendable` because
+/// the handoff itself is thread-safe (`transaction` is touched only under `lock`) and `take()`
+/// gives the transaction to one taker only.
+final class TransactionHandoff: @unchecked Sendable {
+    private let lock = NSLock()
+    private var transaction: LeaseTransaction?
+
     init(_ transaction: LeaseTransaction) { self.transaction = transaction }
+
+    func take() -> LeaseTransaction? {
+        lock.lock()
+        defer { lock.unlock() }
+        let taken = transaction
+        transaction = nil
+        return taken
+    }
 }
