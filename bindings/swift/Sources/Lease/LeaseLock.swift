@@ -86,12 +86,26 @@ public final class LeaseLock: @unchecked Sendable {
     }
 
     /// Sets the function called when a lease held through this lock is lost (another process may
-    /// be doing the work it protects), replacing any previous one; nil removes it. It is called
-    /// once per lost hold, with the lock's key, on the library's thread ("liblease"): it must
-    /// return promptly and must not wait for a lease. When this returns, the previous handler is
-    /// not running, will not be called again, and has been released (unless this is called from
-    /// inside it: then the library releases it right after it returns).
-    public func setLostHandler(_ handler: (@Sendable (String) -> Void)?) throws {
+    /// be doing the work it protects), replacing any previous one; nil removes it.
+    ///
+    /// Threads: the handler is called once per lost hold, on the library's thread ("liblease"). It
+    /// must return promptly and must not wait (no `acquireBlocking`, no blocking database call):
+    /// hand real work to a queue or a task. It may call `setLostHandler` on its lock, which then
+    /// returns at once. Called from anywhere else, this returns once the previous handler is not
+    /// running, will not be called again, and has been released.
+    ///
+    /// Ownership: the handler is given its lock, so that it need not capture it. The library keeps
+    /// the handler, and the handler's box only a weak reference to the lock: once the lock's last
+    /// reference is gone the handler is not called any more. The handler is released when it is
+    /// replaced or removed, or the lock freed: on the thread that did so, or on the library's
+    /// thread right after a call of it that was still running. A handler that captures its own
+    /// lock strongly keeps the lock, and so itself, alive until `setLostHandler(nil)`. Nor should
+    /// it hold the last reference to other liblease objects (guards, databases, locks): releasing
+    /// the handler would free them inside the library's destroy callback, which must not call
+    /// into liblease.
+    ///
+    /// - Throws: `LeaseError.misuse` in a forked child (nothing changes then).
+    public func setLostHandler(_ handler: (@Sendable (LeaseLock) -> Void)?) throws {
         guard let handler else {
             try withExtendedLifetime(self) {
                 try throwIfFailed(lease_lock_set_lost_callback(pointer, nil, nil, nil))
@@ -101,7 +115,7 @@ public final class LeaseLock: @unchecked Sendable {
         // One reference for the library, which gives it back through releaseLostHandler exactly
         // when it no longer needs the box. No Swift lock is held around the call: it waits for a
         // running call of the previous handler, which may itself be calling setLostHandler.
-        let box = Unmanaged.passRetained(LostHandlerBox(handler))
+        let box = Unmanaged.passRetained(LostHandlerBox(handler, lock: self))
         let status = withExtendedLifetime(self) {
             lease_lock_set_lost_callback(pointer, lostCallback, box.toOpaque(), releaseLostHandler)
         }
@@ -121,20 +135,29 @@ public final class LeaseLock: @unchecked Sendable {
     }
 }
 
-/// The lost handler, boxed so that its address can be the callback's context.
+/// The lost handler, boxed so that its address can be the callback's context. Written once, in
+/// `init`, and only read afterwards (on the library's thread); the weak reference is safe to load
+/// from any thread.
 private final class LostHandlerBox {
-    let handler: @Sendable (String) -> Void
+    let handler: @Sendable (LeaseLock) -> Void
+    /// Weak, so that the library's reference to the box never keeps the lock alive.
+    weak var lock: LeaseLock?
 
-    init(_ handler: @escaping @Sendable (String) -> Void) {
+    init(_ handler: @escaping @Sendable (LeaseLock) -> Void, lock: LeaseLock) {
         self.handler = handler
+        self.lock = lock
     }
 }
 
 /// `LeaseLostCallback`, on the library's thread.
 private func lostCallback(context: UnsafeMutableRawPointer?, key: UnsafePointer<CChar>?) {
-    guard let context, let key else { return }
+    guard let context else { return }
     let box = Unmanaged<LostHandlerBox>.fromOpaque(context).takeUnretainedValue()
-    box.handler(String(cString: key))
+    // Nil once the lock's last reference is gone: its deinit is removing this callback.
+    guard let lock = box.lock else { return }
+    // If this turns out to be the lock's last reference, the lock is freed right here, inside its
+    // own callback, which the library allows (lease_lock_free then does not wait for the callback).
+    box.handler(lock)
 }
 
 /// `LeaseDestroyCallback` of the lost callback: gives back the reference `setLostHandler` gave the

@@ -97,6 +97,28 @@ final class LockTests: XCTestCase {
         try lock.setLostHandler { _ in }
     }
 
+    func testAReplacedOrRemovedLostHandlerIsReleasedAtOnceAndTheLastOneWithItsLock() throws {
+        let released = LineQueue()
+        var lock: LeaseLock? = try LeaseStore.inMemory().lock("k", label: "me")
+        try lock?.setLostHandler(Canary("first", released).handler)
+        XCTAssertNil(released.take(timeout: 0), "kept while it is the lock's handler")
+        try lock?.setLostHandler(Canary("second", released).handler)
+        XCTAssertEqual(released.take(timeout: 0), "first", "released by the time setLostHandler returns")
+        try lock?.setLostHandler(nil)
+        XCTAssertEqual(released.take(timeout: 0), "second")
+        try lock?.setLostHandler(Canary("third", released).handler)
+        lock = nil
+        XCTAssertEqual(released.take(timeout: 0), "third", "released when the lock is freed")
+    }
+
+    func testAHandlerThatUsesTheLockItIsGivenDoesNotKeepTheLockAlive() throws {
+        var lock: LeaseLock? = try LeaseStore.inMemory().lock("k", label: "me")
+        weak var weakLock: LeaseLock? = lock
+        try lock?.setLostHandler { itsLock in _ = itsLock.key }
+        lock = nil
+        XCTAssertNil(weakLock, "the handler, which the library keeps, holds its lock only weakly")
+    }
+
     func testDifferentKeysAreDifferentLeases() throws {
         let store = try LeaseStore(path: TestFiles.db())
         let a = try XCTUnwrap(try store.lock("a", label: "app").tryAcquire())
@@ -105,4 +127,26 @@ final class LockTests: XCTestCase {
         a.release()
         b.release()
     }
+}
+
+/// Says when it is released: a lost handler that holds one shows when the library lets it go.
+final class Canary: Sendable {
+    private let name: String
+    private let released: LineQueue
+
+    init(_ name: String, _ released: LineQueue) {
+        self.name = name
+        self.released = released
+    }
+
+    deinit {
+        released.put(name)
+    }
+
+    /// A lost handler that holds this canary, and nothing else.
+    var handler: @Sendable (LeaseLock) -> Void {
+        { _ in self.touch() }
+    }
+
+    private func touch() {}
 }

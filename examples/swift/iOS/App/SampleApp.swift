@@ -36,8 +36,9 @@ final class SyncModel: ObservableObject {
 
     init() {
         store = try? SharedStore.inAppGroup(label: "app")
-        try? store?.sync.setLostHandler { [weak self] key in
+        try? store?.sync.setLostHandler { [weak self] lock in
             // On the library's thread: hand over to the main actor and return at once.
+            let key = lock.key
             Task { @MainActor in self?.status = "Lost '\(key)' while suspended: the extension may have synced" }
         }
     }
