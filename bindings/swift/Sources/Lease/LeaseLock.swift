@@ -50,10 +50,14 @@ public final class LeaseLock: @unchecked Sendable {
     ///
     /// Cancelling the task cancels the acquisition (`lease_lock_cancel_acquire`) and throws
     /// `CancellationError`. If the lease was taken at that very moment, the guard is released,
-    /// never leaked.
+    /// never leaked. A task that is cancelled already throws at once, without touching the
+    /// database.
     ///
     /// - Throws: `LeaseError.timeout` when another process held it throughout; `CancellationError`.
     public func acquire(timeout: TimeInterval) async throws -> LeaseGuard {
+        // Starting an acquisition only to cancel it could still take the lease and give it back:
+        // a write, and a new generation for every other process, for nothing.
+        try Task.checkCancellation()
         let pending = PendingAcquisition()
         // One reference for the library, given back by the callback (or below, if none will come).
         let context = Unmanaged.passRetained(pending).toOpaque()

@@ -92,6 +92,33 @@ final class AsyncTests: XCTestCase {
         XCTAssertEqual(try Child.probe(db, "sync"), 0, "nobody holds it: no acquisition of ours leaked")
     }
 
+    func testAcquireInATaskCancelledAlreadyThrowsAndWritesNothing() async throws {
+        let db = TestFiles.db()
+        // Another process held the lease last: taking it here would start a new generation.
+        let child = try Child("hold", db, "sync", "6000")
+        let theirs = child.readNumber("held")
+        child.order("release")
+        XCTAssertEqual(child.read(), "released")
+        XCTAssertEqual(child.exitStatus(), 0)
+        let database = try LeaseDatabase(path: db)
+        let row = "SELECT generation, label, expires_ms FROM liblease_lease WHERE key = ?"
+        let before = try XCTUnwrap(try database.queryFirst(row, "sync"))
+        XCTAssertEqual(before[0].int64, Int64(theirs))
+
+        let lock = try LeaseStore(path: db).lock("sync", label: "app")
+        let cancelled = Task { () -> LeaseGuard in
+            _ = withUnsafeCurrentTask { $0?.cancel() }
+            return try await lock.acquire(timeout: 5)
+        }
+        do {
+            _ = try await cancelled.value
+            XCTFail("a cancelled task acquired the lease")
+        } catch {
+            XCTAssertTrue(error is CancellationError, "\(error)")
+        }
+        XCTAssertEqual(try database.queryFirst(row, "sync"), before, "the same generation, label and expiry: no write")
+    }
+
     func testCancellationRacingWithTheGuardsArrivalNeverLeaksAGuard() async throws {
         let lock = try LeaseStore(path: TestFiles.db()).lock("sync", label: "app")
         let acquired = Counter()
