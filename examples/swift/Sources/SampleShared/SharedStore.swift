@@ -65,7 +65,8 @@ public final class SharedStore: Sendable {
     /// was suspended past the lease, say): once per lost hold, on the library's thread, where it
     /// must return at once. Replaces any previous handler (see `LeaseLock.setLostHandler`).
     public func onSyncLost(_ handler: @escaping @Sendable (String) -> Void) throws {
-        // The lock is handed to the handler; capturing `sync` instead would keep it alive for ever.
+        // The handler is given its lock: capturing `self` or `sync` instead would keep the lock
+        // alive for ever, since the library keeps the handler as long as the lock lives.
         try sync.setLostHandler { lock in handler(lock.key) }
     }
 
