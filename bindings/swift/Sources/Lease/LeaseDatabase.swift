@@ -2,8 +2,11 @@ import CLease
 import Foundation
 
 /// A connection to a shared SQLite database file (WAL mode) for the application's own SQL,
-/// normally the file its lease stores use too. Thread-safe. Freed with its last reference;
-/// transactions begun through it stay usable.
+/// normally the file its lease stores use too. Freed with its last reference; transactions begun
+/// through it stay usable.
+///
+/// Thread-safe, so `Sendable`: the header allows several threads to use a `LeaseDb` at once, and
+/// the Swift side holds nothing but the handle.
 ///
 /// Every write of this process to the file goes through one writer queue, first come, first
 /// served, and takes turns fairly with the other processes that use liblease: `execute` for one
@@ -11,7 +14,8 @@ import Foundation
 /// `beginFenced(_:)` for writes that must happen only while a lease is held. Reads (`query`) use a
 /// connection of their own and never wait for writers.
 ///
-/// Calls block (up to the busy timeout, 5 s by default, for writes): keep them off the main thread.
+/// Calls block (up to the busy timeout, 5 s by default, for writes): keep them off the main thread
+/// and off Swift concurrency's cooperative pool, on a dispatch queue or a thread of your own.
 /// A thread that has a transaction open on the file must not write through another handle or
 /// begin another transaction on the same file: it would wait for its own transaction.
 public final class LeaseDatabase: @unchecked Sendable {
@@ -103,20 +107,18 @@ public final class LeaseDatabase: @unchecked Sendable {
         try begin { lease_db_begin(pointer, $0) }
     }
 
+    /// The chunk period that suits most jobs: liblease's `LEASE_DEFAULT_CHUNK_MS`, 1 s.
+    public static let defaultChunk: TimeInterval = TimeInterval(LEASE_DEFAULT_CHUNK_MS) / 1000
+
     /// Begins a chunked transaction for a long job: call `maybeCommit()` after every small piece of
     /// work, and it commits the chunk and begins the next one when the chunk has lasted `chunk`
-    /// seconds (nil: the library's default, 1 s), or within milliseconds when another writer
-    /// waits. Rolling back undoes the current chunk only.
-    public func beginChunked(chunk: TimeInterval? = nil) throws -> LeaseTransaction {
-        var chunkMs: UInt32 = 0 // the library's default
-        if let chunk {
-            chunkMs = milliseconds(chunk)
-            if chunkMs == 0 {
-                // 0 would mean "the default" to the library: a zero chunk is refused instead.
-                throw LeaseError.invalidArgument("lease_db_begin_chunked: chunk must be at least 1 ms")
-            }
-        }
-        return try begin { lease_db_begin_chunked(pointer, chunkMs, $0) }
+    /// seconds, or within milliseconds when another writer waits. Rolling back undoes the current
+    /// chunk only.
+    ///
+    /// - Throws: `LeaseError.invalidArgument` when `chunk` rounds to 0 ms (the library refuses a
+    ///   chunk that lasts no time); otherwise as `begin()`.
+    public func beginChunked(chunk: TimeInterval = LeaseDatabase.defaultChunk) throws -> LeaseTransaction {
+        try begin { lease_db_begin_chunked(pointer, milliseconds(chunk), $0) }
     }
 
     /// Begins a write transaction fenced by `leaseGuard`: it opens only if the guard's lease is

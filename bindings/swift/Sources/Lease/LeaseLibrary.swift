@@ -5,7 +5,7 @@ public enum LeaseLibrary {
     /// The version of lease.h this binding was built against.
     public static let headerVersion: String = LEASE_VERSION_STRING
 
-    /// The version of the liblease actually loaded, such as "0.1.0".
+    /// The version of the liblease actually loaded, such as "0.2.0".
     public static var version: String { String(cString: lease_version()) }
 
     /// The library's description of a status number, such as "LEASE_BUSY (held by another process)".

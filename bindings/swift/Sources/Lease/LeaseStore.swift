@@ -3,7 +3,10 @@ import Foundation
 
 /// A connection to a database file that holds liblease's lease table: normally the application's
 /// own database, shared by its processes (for an app and its extensions, a file in the App Group
-/// container). Thread-safe. Freed with its last reference; locks made from it keep working.
+/// container). Freed with its last reference; locks made from it keep working.
+///
+/// Thread-safe, so `Sendable`: the header allows several threads to use a `LeaseStore` at once,
+/// and the Swift side holds nothing but the handle.
 public final class LeaseStore: @unchecked Sendable {
     let pointer: OpaquePointer
 
@@ -37,17 +40,18 @@ public final class LeaseStore: @unchecked Sendable {
     }
 
     /// Makes a lock on `key`. Every process that uses the same key in the same database file
-    /// contends for the same lease; within this process the lock is re-entrant. `holder` labels
-    /// this process in the lease table for diagnostics ("app", "share-extension").
+    /// contends for the same lease; within this process the lock is re-entrant. `label` names this
+    /// process beside the lease, for diagnostics ("app", "share-extension"): processes are told
+    /// apart by an id of their own, so two processes with the same label still exclude each other.
     ///
     /// - Throws: `LeaseError.invalidArgument` for an empty key or invalid options.
-    public func lock(_ key: String, holder: String, options: LockOptions = .default) throws -> LeaseLock {
+    public func lock(_ key: String, label: String, options: LockOptions = .default) throws -> LeaseLock {
         var native = options.native
         var out: OpaquePointer?
         try withCheckedCString(key, "key", in: "lease_lock_new") { cKey in
-            try withCheckedCString(holder, "holder", in: "lease_lock_new") { cHolder in
+            try withCheckedCString(label, "label", in: "lease_lock_new") { cLabel in
                 try withExtendedLifetime(self) {
-                    try throwIfFailed(lease_lock_new(pointer, cKey, cHolder, &native, &out))
+                    try throwIfFailed(lease_lock_new(pointer, cKey, cLabel, &native, &out))
                 }
             }
         }
@@ -60,9 +64,9 @@ public final class LeaseStore: @unchecked Sendable {
 }
 
 /// The timing of a lock, in seconds; `LockOptions.default` is liblease's (a 6 s lease renewed
-/// every 2 s, waiters pausing at most 50 ms). Each value must be at least a millisecond,
-/// `renewEvery` at most half of `lease`, and `lease` at most a day: the library refuses others
-/// with `LeaseError.invalidArgument` when the lock is made.
+/// every 2 s, waiters pausing at most 50 ms). Each value is rounded to whole milliseconds and must
+/// be at least one, `renewEvery` at most half of `lease`, and `lease` at most a day: the library
+/// refuses others with `LeaseError.invalidArgument` when the lock is made.
 public struct LockOptions: Sendable, Equatable {
     /// How long a lease lasts without renewal: the longest another process waits for it after this
     /// one crashed, was killed or was suspended while holding it.
@@ -84,7 +88,7 @@ public struct LockOptions: Sendable, Equatable {
 
     /// liblease's defaults.
     public static var `default`: LockOptions {
-        let native = lease_lock_options_default()
+        let native = nativeDefaults()
         return LockOptions(
             lease: TimeInterval(native.lease_ms) / 1000,
             renewEvery: TimeInterval(native.renew_every_ms) / 1000,
@@ -92,11 +96,23 @@ public struct LockOptions: Sendable, Equatable {
         )
     }
 
+    /// The options as `lease_lock_new` reads them: set up by `lease_lock_options_init`, which also
+    /// records the size of the struct this binding was built with, then given these values.
     var native: LeaseLockOptions {
-        LeaseLockOptions(
-            lease_ms: milliseconds(lease),
-            renew_every_ms: milliseconds(renewEvery),
-            max_backoff_ms: milliseconds(maxBackoff)
-        )
+        var native = LockOptions.nativeDefaults()
+        native.lease_ms = milliseconds(lease)
+        native.renew_every_ms = milliseconds(renewEvery)
+        native.max_backoff_ms = milliseconds(maxBackoff)
+        return native
+    }
+
+    /// liblease's defaults, from `lease_lock_options_init`.
+    private static func nativeDefaults() -> LeaseLockOptions {
+        var native = LeaseLockOptions()
+        let status = lease_lock_options_init(&native, MemoryLayout<LeaseLockOptions>.size)
+        // It fails only for a NULL pointer or a size smaller than any LeaseLockOptions: neither
+        // can happen here.
+        precondition(status == LEASE_OK, "lease_lock_options_init: \(String(cString: lease_last_error_message()))")
+        return native
     }
 }

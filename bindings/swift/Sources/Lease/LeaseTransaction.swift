@@ -1,14 +1,17 @@
 import CLease
 
 /// An open write transaction, begun by `LeaseDatabase.begin()`, `beginChunked(chunk:)` or
-/// `beginFenced(_:)`. Not `Sendable`: the header allows one thread at a time to use it.
+/// `beginFenced(_:)`. Not `Sendable`: the header allows one thread at a time to use it (it may
+/// move between threads, but two calls on it must not overlap).
 ///
-/// End it with `commit()` or `rollback()`. One that is neither committed nor rolled back is rolled
-/// back when its last reference goes away (which also keeps other writers out until then).
+/// End it with `commit()` or `rollback()`; either ends it whatever happens, and later calls throw
+/// `LeaseError.misuse`. One that is neither committed nor rolled back is rolled back when its last
+/// reference goes away (which also keeps other writers out until then).
 public final class LeaseTransaction {
+    /// The native transaction, until `commit()` or `rollback()` hands it to the library, which
+    /// frees it whatever it returns (rolling it back when it is not committed). Never touched
+    /// after that: nil.
     private var pointer: OpaquePointer?
-    /// Calls on it that are running (one, or two from inside a row callback of its own query).
-    private var calls = 0
 
     init(pointer: OpaquePointer) {
         self.pointer = pointer
@@ -20,15 +23,16 @@ public final class LeaseTransaction {
         }
     }
 
-    /// Whether the transaction is still open here (neither committed nor rolled back).
+    /// Whether neither `commit()` nor `rollback()` has been called yet. (A transaction that SQL or
+    /// a failed `maybeCommit()` ended in the library counts as open until one of them frees it.)
     public var isOpen: Bool { pointer != nil }
 
     private func use<Result>(_ function: String, _ body: (OpaquePointer) throws -> Result) throws -> Result {
         guard let current = pointer else {
             throw LeaseError.misuse("\(function): the transaction has ended")
         }
-        calls += 1
-        defer { calls -= 1 }
+        // A call from a row callback of this transaction's own query reaches the library, which
+        // refuses it (LEASE_MISUSE) while the query runs.
         return try withExtendedLifetime(self) { try body(current) }
     }
 
@@ -77,7 +81,7 @@ public final class LeaseTransaction {
     /// costs next to nothing. A plain or fenced transaction is never committed here (false).
     ///
     /// - Throws: `LeaseError.busy` or `.database` when the next chunk could not begin (or the chunk
-    ///   could not be committed): the transaction has ended; roll it back to free it.
+    ///   could not be committed): the transaction has ended; roll it back (or let it go) to free it.
     public func maybeCommit() throws -> Bool {
         var committed = false
         try use("lease_tx_maybe_commit") { tx in
@@ -88,7 +92,8 @@ public final class LeaseTransaction {
 
     /// Commits the transaction (a chunked one: its current chunk) and ends it, whatever the
     /// outcome: if the commit fails, everything since the transaction (or chunk) began is rolled
-    /// back.
+    /// back. Called from a row callback of this transaction's own query, it commits nothing,
+    /// throws `LeaseError.misuse`, and the transaction is rolled back when that query returns.
     ///
     /// - Throws: `LeaseError.database` when the commit failed; `LeaseError.misuse` when the
     ///   transaction had ended already, or when called from a row callback of its own query.
@@ -96,17 +101,17 @@ public final class LeaseTransaction {
         guard let current = pointer else {
             throw LeaseError.misuse("lease_tx_commit: the transaction has ended")
         }
-        guard calls == 0 else {
-            throw LeaseError.misuse("lease_tx_commit: a call on the transaction is still running")
-        }
+        // lease_tx_commit consumes the transaction on every path: from here on it is the library's.
         pointer = nil
         try throwIfFailed(lease_tx_commit(current))
     }
 
     /// Rolls back (a chunked transaction: its current chunk only) and ends the transaction.
-    /// Idempotent; does nothing when called from a row callback of its own query.
+    /// Idempotent. Called from a row callback of this transaction's own query, it ends the
+    /// transaction too: the library rolls it back when that query returns.
     public func rollback() {
-        guard let current = pointer, calls == 0 else { return }
+        guard let current = pointer else { return }
+        // lease_tx_rollback consumes the transaction on every path, as lease_tx_commit does.
         pointer = nil
         lease_tx_rollback(current)
     }

@@ -39,15 +39,18 @@ extension NSLock {
 /// Every call goes through `use`, which counts the calls in flight. `close` marks the handle closed
 /// at once (later calls throw `LeaseError.misuse`) and frees it when no call is in flight; otherwise
 /// the last call to return frees it. So closing never waits.
+///
+/// `Sendable` because it is thread-safe: `pointer`, `calls` and `closing` are read and written
+/// only under `lock`, and the rest is immutable.
 final class SharedHandle: @unchecked Sendable {
     private let lock = NSLock()
     private var pointer: OpaquePointer?
     private var calls = 0
     private var closing = false // closed while calls were running: the last one frees
     private let name: String
-    private let freeHandle: (OpaquePointer) -> Void
+    private let freeHandle: @Sendable (OpaquePointer) -> Void
 
-    init(_ pointer: OpaquePointer, name: String, free freeHandle: @escaping (OpaquePointer) -> Void) {
+    init(_ pointer: OpaquePointer, name: String, free freeHandle: @escaping @Sendable (OpaquePointer) -> Void) {
         self.pointer = pointer
         self.name = name
         self.freeHandle = freeHandle

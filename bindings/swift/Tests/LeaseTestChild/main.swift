@@ -15,9 +15,11 @@ import Glibc
 import Foundation
 import Lease
 
+/// Writes one line to standard output at once, unbuffered: the test reads it through a pipe.
+/// (Not print and fflush(stdout): Glibc's stdout is a global variable that Swift 6 refuses to read
+/// from code that may run concurrently.)
 func report(_ line: String) {
-    print(line)
-    fflush(stdout)
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
 func sleep(milliseconds: Int) {
@@ -27,7 +29,7 @@ func sleep(milliseconds: Int) {
 func hold(_ db: String, _ key: String, leaseMs: Int) throws {
     let lease = Double(leaseMs) / 1000
     let store = try LeaseStore(path: db)
-    let lock = try store.lock(key, holder: "child-holder", options: LockOptions(lease: lease, renewEvery: lease / 4))
+    let lock = try store.lock(key, label: "child-holder", options: LockOptions(lease: lease, renewEvery: lease / 4))
     let leaseGuard = try lock.acquireBlocking(timeout: 10)
     report("held \(leaseGuard.generation)")
     _ = readLine()
@@ -37,7 +39,7 @@ func hold(_ db: String, _ key: String, leaseMs: Int) throws {
 
 func probe(_ db: String, _ key: String) throws {
     let store = try LeaseStore(path: db)
-    let lock = try store.lock(key, holder: "probe")
+    let lock = try store.lock(key, label: "probe")
     let leaseGuard = try lock.tryAcquire()
     report("status \(leaseGuard == nil ? 1 : 0)")
     leaseGuard?.release()
@@ -45,7 +47,7 @@ func probe(_ db: String, _ key: String) throws {
 
 func steal(_ db: String, _ key: String, victim: pid_t, waitMs: Int) throws {
     let store = try LeaseStore(path: db)
-    let lock = try store.lock(key, holder: "thief")
+    let lock = try store.lock(key, label: "thief")
     var stolen: LeaseGuard?
     for _ in 0..<5 {
         kill(victim, SIGSTOP)

@@ -15,7 +15,7 @@ final class AsyncTests: XCTestCase {
     }
 
     func testAcquireSuspendsAndResumesWithTheGuard() async throws {
-        let lock = try LeaseStore(path: TestFiles.db()).lock("sync", holder: "app")
+        let lock = try LeaseStore(path: TestFiles.db()).lock("sync", label: "app")
         let leaseGuard = try await lock.acquire(timeout: 1)
         try leaseGuard.check()
         XCTAssertTrue(leaseGuard.isDirty)
@@ -29,7 +29,7 @@ final class AsyncTests: XCTestCase {
         let db = TestFiles.db()
         let child = try Child("hold", db, "sync", "6000")
         let theirs = child.readNumber("held")
-        let lock = try LeaseStore(path: db).lock("sync", holder: "app")
+        let lock = try LeaseStore(path: db).lock("sync", label: "app")
         let waiting = Task { try await lock.acquire(timeout: 10) }
         try await Task.sleep(nanoseconds: 100_000_000)
         child.order("release")
@@ -43,7 +43,7 @@ final class AsyncTests: XCTestCase {
         let db = TestFiles.db()
         let child = try Child("hold", db, "sync", "6000")
         _ = child.readNumber("held")
-        let lock = try LeaseStore(path: db).lock("sync", holder: "app")
+        let lock = try LeaseStore(path: db).lock("sync", label: "app")
         do {
             _ = try await lock.acquire(timeout: 0.2)
             XCTFail("acquired a lease another process holds")
@@ -58,7 +58,7 @@ final class AsyncTests: XCTestCase {
         let db = TestFiles.db()
         let child = try Child("hold", db, "sync", "6000")
         _ = child.readNumber("held")
-        let lock = try LeaseStore(path: db).lock("sync", holder: "app")
+        let lock = try LeaseStore(path: db).lock("sync", label: "app")
 
         let waiting = Task { try await lock.acquire(timeout: 30) }
         try await Task.sleep(nanoseconds: 200_000_000)
@@ -92,8 +92,35 @@ final class AsyncTests: XCTestCase {
         XCTAssertEqual(try Child.probe(db, "sync"), 0, "nobody holds it: no acquisition of ours leaked")
     }
 
+    func testAcquireInATaskCancelledAlreadyThrowsAndWritesNothing() async throws {
+        let db = TestFiles.db()
+        // Another process held the lease last: taking it here would start a new generation.
+        let child = try Child("hold", db, "sync", "6000")
+        let theirs = child.readNumber("held")
+        child.order("release")
+        XCTAssertEqual(child.read(), "released")
+        XCTAssertEqual(child.exitStatus(), 0)
+        let database = try LeaseDatabase(path: db)
+        let row = "SELECT generation, label, expires_ms FROM liblease_lease WHERE key = ?"
+        let before = try XCTUnwrap(try database.queryFirst(row, "sync"))
+        XCTAssertEqual(before[0].int64, Int64(theirs))
+
+        let lock = try LeaseStore(path: db).lock("sync", label: "app")
+        let cancelled = Task { () -> LeaseGuard in
+            _ = withUnsafeCurrentTask { $0?.cancel() }
+            return try await lock.acquire(timeout: 5)
+        }
+        do {
+            _ = try await cancelled.value
+            XCTFail("a cancelled task acquired the lease")
+        } catch {
+            XCTAssertTrue(error is CancellationError, "\(error)")
+        }
+        XCTAssertEqual(try database.queryFirst(row, "sync"), before, "the same generation, label and expiry: no write")
+    }
+
     func testCancellationRacingWithTheGuardsArrivalNeverLeaksAGuard() async throws {
-        let lock = try LeaseStore(path: TestFiles.db()).lock("sync", holder: "app")
+        let lock = try LeaseStore(path: TestFiles.db()).lock("sync", label: "app")
         let acquired = Counter()
         for i in 0..<300 {
             let task = Task.detached {

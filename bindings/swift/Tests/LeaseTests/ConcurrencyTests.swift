@@ -16,7 +16,7 @@ final class ConcurrencyTests: XCTestCase {
 
     func testTwoThreadsOfOneProcessShareTheLeaseWhichIsHeldUntilBothRelease() throws {
         let db = TestFiles.db()
-        let lock = try LeaseStore(path: db).lock("sync", holder: "app")
+        let lock = try LeaseStore(path: db).lock("sync", label: "app")
         let bothHold = DispatchGroup()
         let firstMayRelease = DispatchSemaphore(value: 0)
         let secondReleased = DispatchSemaphore(value: 0)
@@ -50,7 +50,7 @@ final class ConcurrencyTests: XCTestCase {
     }
 
     func testManyThreadsAcquiringCheckingAndReleasingAtOnce() throws {
-        let lock = try LeaseStore(path: TestFiles.db()).lock("sync", holder: "app")
+        let lock = try LeaseStore(path: TestFiles.db()).lock("sync", label: "app")
         let acquired = Counter()
         DispatchQueue.concurrentPerform(iterations: 8) { _ in
             for i in 0..<200 {
@@ -72,7 +72,7 @@ final class ConcurrencyTests: XCTestCase {
         let db = TestFiles.db()
         let child = try Child("hold", db, "sync", "6000")
         let theirs = child.readNumber("held")
-        let lock = try LeaseStore(path: db).lock("sync", holder: "app")
+        let lock = try LeaseStore(path: db).lock("sync", label: "app")
         XCTAssertNil(try lock.tryAcquire())
         assertLeaseError(Status.timeout, containing: "lease_lock_acquire", try lock.acquireBlocking(timeout: 0.2))
 
@@ -97,7 +97,7 @@ final class ConcurrencyTests: XCTestCase {
         let db = TestFiles.db()
         let child = try Child("hold", db, "sync", "2000")
         _ = child.readNumber("held")
-        let lock = try LeaseStore(path: db).lock("sync", holder: "app")
+        let lock = try LeaseStore(path: db).lock("sync", label: "app")
         XCTAssertNil(try lock.tryAcquire())
         child.killHard()
         // On Linux a provably dead holder is taken over at once; elsewhere at expiry.
@@ -106,7 +106,8 @@ final class ConcurrencyTests: XCTestCase {
     }
 }
 
-/// Small thread-safe boxes for the tests' threads.
+/// Small boxes for the tests' threads: `Sendable` because each touches its state only under its
+/// `lock`.
 final class Counter: @unchecked Sendable {
     private let lock = NSLock()
     private var count = 0

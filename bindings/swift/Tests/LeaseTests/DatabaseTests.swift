@@ -124,14 +124,17 @@ final class DatabaseTests: XCTestCase {
         let plain = try db.begin()
         XCTAssertFalse(try plain.maybeCommit(), "a plain transaction never commits here")
         plain.rollback()
-        try db.beginChunked().commit()
-        assertLeaseError(Status.invalidArgument, try db.beginChunked(chunk: 0))
+        try db.beginChunked().commit() // LeaseDatabase.defaultChunk: LEASE_DEFAULT_CHUNK_MS
+        XCTAssertEqual(LeaseDatabase.defaultChunk, 1)
+        // The library refuses a chunk that lasts no time (0 no longer means its default).
+        assertLeaseError(Status.invalidArgument, containing: "lease_db_begin_chunked", try db.beginChunked(chunk: 0))
+        assertLeaseError(Status.invalidArgument, containing: "lease_db_begin_chunked", try db.beginChunked(chunk: 0.0004))
     }
 
     func testAFencedTransactionWritesWhileTheLeaseIsHeldAndNeedsTheLeaseInTheSameFile() throws {
         let path = TestFiles.db("fenced")
         let shared = try LeaseDatabase(path: path)
-        let leaseGuard = try LeaseStore(path: path).lock("sync", holder: "app").acquireBlocking(timeout: 1)
+        let leaseGuard = try LeaseStore(path: path).lock("sync", label: "app").acquireBlocking(timeout: 1)
         try shared.execute("CREATE TABLE work (what TEXT)")
         let tx = try shared.beginFenced(leaseGuard)
         try tx.execute("INSERT INTO work VALUES ('under the lease')")
@@ -142,7 +145,7 @@ final class DatabaseTests: XCTestCase {
         leaseGuard.release()
         assertLeaseError(Status.misuse, try shared.beginFenced(leaseGuard)) // released
 
-        let memoryGuard = try XCTUnwrap(try LeaseStore.inMemory().lock("sync", holder: "app").tryAcquire())
+        let memoryGuard = try XCTUnwrap(try LeaseStore.inMemory().lock("sync", label: "app").tryAcquire())
         assertLeaseError(Status.invalidArgument, try shared.beginFenced(memoryGuard))
         memoryGuard.release()
     }
@@ -169,13 +172,35 @@ final class DatabaseTests: XCTestCase {
             assertLeaseError(Status.misuse, try db.query("SELECT 1"))
         }
         let tx = try db.begin()
-        try tx.forEachRow("SELECT v FROM t") { _ in
-            assertLeaseError(Status.misuse, try tx.execute("SELECT 1"))
-            assertLeaseError(Status.misuse, try tx.commit())
-            tx.rollback() // does nothing here
+        try tx.execute("INSERT INTO t (v) VALUES ('in the transaction')")
+        try tx.forEachRow("SELECT v FROM t LIMIT 1") { _ in
+            assertLeaseError(Status.misuse, containing: "lease_tx_execute", try tx.execute("SELECT 1"))
         }
-        XCTAssertTrue(tx.isOpen)
+        XCTAssertTrue(tx.isOpen, "a refused call leaves the transaction open")
         try tx.commit()
+        XCTAssertEqual(try count(), 3)
+    }
+
+    func testCommitOrRollbackFromTheTransactionsOwnRowBodyEndsItWhenTheQueryReturns() throws {
+        try db.execute("INSERT INTO t (v) VALUES ('before')")
+        let committed = try db.begin()
+        try committed.execute("INSERT INTO t (v) VALUES ('not committed')")
+        try committed.forEachRow("SELECT v FROM t LIMIT 1") { _ in
+            assertLeaseError(Status.misuse, containing: "lease_tx_commit", try committed.commit())
+        }
+        XCTAssertFalse(committed.isOpen, "commit consumes the transaction on every path")
+        assertLeaseError(Status.misuse, try committed.commit())
+        XCTAssertEqual(try count(), 1, "nothing was committed: the library rolled it back when the query returned")
+        // A single try: BUSY if the transaction still held the write lock.
+        try db.setBusyTimeout(0)
+        try db.execute("INSERT INTO t (v) VALUES ('the write lock is free')")
+
+        let rolledBack = try db.begin()
+        try rolledBack.execute("INSERT INTO t (v) VALUES ('rolled back')")
+        try rolledBack.forEachRow("SELECT v FROM t LIMIT 1") { _ in rolledBack.rollback() }
+        XCTAssertFalse(rolledBack.isOpen)
+        try db.execute("INSERT INTO t (v) VALUES ('free again')")
+        XCTAssertEqual(try db.query("SELECT v FROM t ORDER BY id").map { $0[0] }, ["before", "the write lock is free", "free again"])
     }
 
     func testAWriteThatCannotGetItsTurnWithinTheBusyTimeoutIsBusy() throws {
@@ -211,7 +236,7 @@ final class DatabaseTests: XCTestCase {
                 if i % 2 == 0 {
                     try! database.execute("INSERT INTO t (v) VALUES (?)", SQLValue("\(thread)-\(i)"))
                 } else {
-                    try! database.transaction { tx in try tx.execute("INSERT INTO t (v) VALUES (?)", SQLValue("\(thread)-\(i)")) }
+                    _ = try! database.transaction { tx in try tx.execute("INSERT INTO t (v) VALUES (?)", SQLValue("\(thread)-\(i)")) }
                 }
             }
         }
@@ -220,9 +245,9 @@ final class DatabaseTests: XCTestCase {
         let tx = try db.begin()
         try tx.execute("INSERT INTO t (v) VALUES ('moved')")
         let committed = DispatchSemaphore(value: 0)
-        let box = TransactionBox(tx)
+        let handoff = TransactionHandoff(tx) // this thread does not touch tx again
         Thread.detachNewThread {
-            try! box.transaction.commit()
+            try! handoff.take()!.commit()
             committed.signal()
         }
         XCTAssertEqual(committed.wait(timeout: .now() + 5), .success)
@@ -240,8 +265,21 @@ final class DatabaseTests: XCTestCase {
     }
 }
 
-/// Hands a transaction to another thread, as the header allows (one thread at a time).
-final class TransactionBox: @unchecked Sendable {
-    let transaction: LeaseTransaction
+/// Hands a transaction to another thread, as the header allows (one thread at a time): the thread
+/// that takes it owns it, and the one that gave it must not use it any more. `Sendable` because
+/// the handoff itself is thread-safe (`transaction` is touched only under `lock`) and `take()`
+/// gives the transaction to one taker only.
+final class TransactionHandoff: @unchecked Sendable {
+    private let lock = NSLock()
+    private var transaction: LeaseTransaction?
+
     init(_ transaction: LeaseTransaction) { self.transaction = transaction }
+
+    func take() -> LeaseTransaction? {
+        lock.lock()
+        defer { lock.unlock() }
+        let taken = transaction
+        transaction = nil
+        return taken
+    }
 }

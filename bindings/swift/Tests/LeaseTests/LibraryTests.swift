@@ -36,7 +36,7 @@ final class LibraryTests: XCTestCase {
     func testShutdownStopsAnIdleLibraryAndALaterCallStartsItAgain() throws {
         try LeaseLibrary.shutdown()
         try LeaseLibrary.shutdown() // nothing running: does nothing
-        let lock = try LeaseStore.inMemory().lock("k", holder: "me")
+        let lock = try LeaseStore.inMemory().lock("k", label: "me")
         let leaseGuard = try XCTUnwrap(try lock.tryAcquire())
         XCTAssertTrue(leaseGuard.isHeld)
         assertLeaseError(Status.misuse, try LeaseLibrary.shutdown()) // a guard is held

@@ -24,22 +24,22 @@ final class LockTests: XCTestCase {
             LockOptions(lease: .nan),
         ]
         for options in bad {
-            assertLeaseError(Status.invalidArgument, containing: "lease_lock_new", try store.lock("k", holder: "me", options: options))
+            assertLeaseError(Status.invalidArgument, containing: "lease_lock_new", try store.lock("k", label: "me", options: options))
         }
-        _ = try store.lock("k", holder: "me", options: LockOptions(lease: 86_400, renewEvery: 43_200))
+        _ = try store.lock("k", label: "me", options: LockOptions(lease: 86_400, renewEvery: 43_200))
     }
 
     func testAnEmptyKeyIsAnInvalidArgument() throws {
         let store = try LeaseStore.inMemory()
-        assertLeaseError(Status.invalidArgument, containing: "lease_lock_new", try store.lock("", holder: "me"))
-        assertLeaseError(Status.invalidArgument, try store.lock("a\0b", holder: "me"))
-        assertLeaseError(Status.invalidArgument, try store.lock("k", holder: "a\0b"))
+        assertLeaseError(Status.invalidArgument, containing: "lease_lock_new", try store.lock("", label: "me"))
+        assertLeaseError(Status.invalidArgument, try store.lock("a\0b", label: "me"))
+        assertLeaseError(Status.invalidArgument, try store.lock("k", label: "a\0b"))
     }
 
     func testTryAcquireReentranceDirtinessGenerationCheckAndRelease() throws {
         let store = try LeaseStore(path: TestFiles.db())
-        let lock = try store.lock("sync", holder: "app")
-        let other = try store.lock("sync", holder: "app-again")
+        let lock = try store.lock("sync", label: "app")
+        let other = try store.lock("sync", label: "app-again")
         XCTAssertEqual(lock.key, "sync")
 
         let first = try XCTUnwrap(try lock.tryAcquire())
@@ -66,7 +66,7 @@ final class LockTests: XCTestCase {
     }
 
     func testAReleasedGuardIsMisuseAndReleasingTwiceIsHarmless() throws {
-        let lock = try LeaseStore.inMemory().lock("k", holder: "me")
+        let lock = try LeaseStore.inMemory().lock("k", label: "me")
         let leaseGuard = try XCTUnwrap(try lock.tryAcquire())
         let generation = leaseGuard.generation
         leaseGuard.release()
@@ -79,7 +79,7 @@ final class LockTests: XCTestCase {
     }
 
     func testAGuardOutlivesItsLockAndIsReleasedWithItsLastReference() throws {
-        var lock: LeaseLock? = try LeaseStore(path: TestFiles.db()).lock("sync", holder: "app")
+        var lock: LeaseLock? = try LeaseStore(path: TestFiles.db()).lock("sync", label: "app")
         var leaseGuard: LeaseGuard? = try lock?.tryAcquire()
         lock = nil
         try leaseGuard?.check()
@@ -89,7 +89,7 @@ final class LockTests: XCTestCase {
     }
 
     func testLostHandlersCanBeSetReplacedAndRemoved() throws {
-        let lock = try LeaseStore.inMemory().lock("k", holder: "me")
+        let lock = try LeaseStore.inMemory().lock("k", label: "me")
         try lock.setLostHandler { _ in }
         try lock.setLostHandler { _ in }
         try lock.setLostHandler(nil)
@@ -97,12 +97,56 @@ final class LockTests: XCTestCase {
         try lock.setLostHandler { _ in }
     }
 
+    func testAReplacedOrRemovedLostHandlerIsReleasedAtOnceAndTheLastOneWithItsLock() throws {
+        let released = LineQueue()
+        var lock: LeaseLock? = try LeaseStore.inMemory().lock("k", label: "me")
+        try lock?.setLostHandler(Canary("first", released).handler)
+        XCTAssertNil(released.take(timeout: 0), "kept while it is the lock's handler")
+        try lock?.setLostHandler(Canary("second", released).handler)
+        XCTAssertEqual(released.take(timeout: 0), "first", "released by the time setLostHandler returns")
+        try lock?.setLostHandler(nil)
+        XCTAssertEqual(released.take(timeout: 0), "second")
+        try lock?.setLostHandler(Canary("third", released).handler)
+        lock = nil
+        XCTAssertEqual(released.take(timeout: 0), "third", "released when the lock is freed")
+    }
+
+    func testAHandlerThatUsesTheLockItIsGivenDoesNotKeepTheLockAlive() throws {
+        var lock: LeaseLock? = try LeaseStore.inMemory().lock("k", label: "me")
+        weak var weakLock: LeaseLock? = lock
+        try lock?.setLostHandler { itsLock in _ = itsLock.key }
+        lock = nil
+        XCTAssertNil(weakLock, "the handler, which the library keeps, holds its lock only weakly")
+    }
+
     func testDifferentKeysAreDifferentLeases() throws {
         let store = try LeaseStore(path: TestFiles.db())
-        let a = try XCTUnwrap(try store.lock("a", holder: "app").tryAcquire())
-        let b = try XCTUnwrap(try store.lock("b", holder: "app").tryAcquire())
+        let a = try XCTUnwrap(try store.lock("a", label: "app").tryAcquire())
+        let b = try XCTUnwrap(try store.lock("b", label: "app").tryAcquire())
         XCTAssertTrue(a.isHeld && b.isHeld)
         a.release()
         b.release()
     }
+}
+
+/// Says when it is released: a lost handler that holds one shows when the library lets it go.
+final class Canary: Sendable {
+    private let name: String
+    private let released: LineQueue
+
+    init(_ name: String, _ released: LineQueue) {
+        self.name = name
+        self.released = released
+    }
+
+    deinit {
+        released.put(name)
+    }
+
+    /// A lost handler that holds this canary, and nothing else.
+    var handler: @Sendable (LeaseLock) -> Void {
+        { _ in self.touch() }
+    }
+
+    private func touch() {}
 }

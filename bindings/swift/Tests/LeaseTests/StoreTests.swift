@@ -32,7 +32,7 @@ final class StoreTests: XCTestCase {
     }
 
     func testALockKeepsWorkingAfterItsStoreIsFreed() throws {
-        let lock = try LeaseStore(path: TestFiles.db()).lock("sync", holder: "app")
+        let lock = try LeaseStore(path: TestFiles.db()).lock("sync", label: "app")
         let leaseGuard = try XCTUnwrap(try lock.tryAcquire())
         try leaseGuard.check()
         leaseGuard.release()

@@ -21,16 +21,9 @@ enum TestFiles {
         return url
     }()
 
-    private static let counter = NSLock()
-    private static var next = 0
-
     /// A new path in the directory, not yet a file.
     static func path(_ name: String) -> String {
-        counter.lock()
-        next += 1
-        let number = next
-        counter.unlock()
-        return directory.appendingPathComponent("\(number)-\(name)").path
+        directory.appendingPathComponent("\(UUID().uuidString)-\(name)").path
     }
 
     /// A new database path.
@@ -69,9 +62,21 @@ func secondsOf(_ body: () throws -> Void) rethrows -> TimeInterval {
 
 /// The name of the calling thread, as the OS knows it.
 func currentThreadName() -> String {
+    #if canImport(Darwin)
     var name = [CChar](repeating: 0, count: 64)
     pthread_getname_np(pthread_self(), &name, name.count)
     return name.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    #else
+    // Glibc does not export pthread_getname_np to Swift; the kernel shows the name in procfs,
+    // followed by a newline.
+    let fd = open("/proc/thread-self/comm", O_RDONLY)
+    guard fd >= 0 else { return "" }
+    defer { _ = close(fd) }
+    var bytes = [UInt8](repeating: 0, count: 64)
+    let count = bytes.withUnsafeMutableBytes { buffer in read(fd, buffer.baseAddress, buffer.count) }
+    guard count > 0 else { return "" }
+    return String(decoding: bytes[0..<count], as: UTF8.self).trimmingCharacters(in: .newlines)
+    #endif
 }
 
 /// The status numbers, as the binding maps them (LibraryTests checks the mapping).
@@ -104,7 +109,8 @@ func assertLeaseError<T>(_ status: UInt32, containing text: String? = nil, _ bod
     return nil
 }
 
-/// Lines one thread reads and another waits for.
+/// Lines one thread reads and another waits for. `Sendable` because it is thread-safe: `lines` and
+/// `ended` are touched only under `condition`.
 final class LineQueue: @unchecked Sendable {
     private let condition = NSCondition()
     private var lines: [String] = []
@@ -135,7 +141,8 @@ final class LineQueue: @unchecked Sendable {
     }
 }
 
-/// A running LeaseTestChild: another OS process that uses the same liblease.
+/// A running LeaseTestChild: another OS process that uses the same liblease. Not `Sendable`: one
+/// test uses it, on one thread at a time; its reading thread shares only `lines`.
 final class Child {
     private let process = Process()
     private let input = Pipe()
