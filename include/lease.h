@@ -166,8 +166,10 @@ typedef enum LeaseStatus {
   LEASE_TIMEOUT = 2,
   /**
    * This process no longer holds the lease: it ran out before it could be renewed (the process
-   * was suspended, or the database could not be written), and another process may have taken
-   * it. Release the guard and acquire again; the new guard is dirty. A fenced transaction
+   * was suspended, or the database could not be written), or the database file it is kept in
+   * was deleted, renamed or replaced, and another process may have taken it. Release the guard
+   * and acquire again (after opening the file again, if it was replaced); the new guard is
+   * dirty. A fenced transaction
    * (lease_db_begin_fenced) returns it, having written nothing, when its guard's lease is gone.
    */
   LEASE_LOST = 3,
@@ -293,8 +295,9 @@ typedef void (*LeaseLostCallback)(void *context, const char *key);
  * call of the callback that was given with it has returned, when that callback is replaced or
  * removed, or when its handle is freed. Runs on the thread that replaced the callback or freed
  * the handle, or on the library's thread ("liblease") when a call of the callback was still
- * running then (it runs right after that call returns). It must not call back into liblease.
- * context is the pointer given with the callback.
+ * running then (it runs right after that call returns). It may free liblease handles (a
+ * binding's last reference to the lock, say) but must not wait (no lease_lock_acquire with a
+ * timeout). context is the pointer given with the callback.
  */
 typedef void (*LeaseDestroyCallback)(void *context);
 
@@ -448,7 +451,8 @@ void lease_store_free(struct LeaseStore *store);
  *
  * Returns:
  * - LEASE_OK: options holds the defaults.
- * - LEASE_INVALID_ARGUMENT: options is NULL, or size is less than any LeaseLockOptions.
+ * - LEASE_INVALID_ARGUMENT: options is NULL, or size is less than 16 (the size of the first
+ *   LeaseLockOptions, in liblease 0.2).
  */
 enum LeaseStatus lease_lock_options_init(struct LeaseLockOptions *options, size_t size);
 
@@ -528,7 +532,8 @@ enum LeaseStatus lease_lock_acquire(struct LeaseLock *lock,
  * context is passed to callback unchanged, and names this acquisition to
  * lease_lock_cancel_acquire; it may be NULL. The caller keeps whatever it points at valid until
  * the callback has run; since the callback runs exactly once (when this returns LEASE_OK), it
- * can free its context itself, and there is no destroy function. The lock may be freed before that; the acquisition goes on. Any thread.
+ * can free its context itself, and there is no destroy function. The lock may be freed before
+ * that; the acquisition goes on. Any thread.
  *
  * Returns:
  * - LEASE_OK: the acquisition started; callback will be called.
@@ -587,8 +592,8 @@ enum LeaseStatus lease_lock_set_lost_callback(struct LeaseLock *lock,
  * Frees a lock. Guards taken through it stay valid and keep their lease until released. Its
  * lost callback is removed first (see lease_lock_set_lost_callback: when this returns, the
  * callback is not running and will not run, and its destroy has run). NULL is a no-op. In a
- * forked child it frees the handle without calling the parent's destroy. Any thread, but no other thread
- * may be using this lock handle.
+ * forked child it frees the handle without calling the parent's destroy. Any thread, but no
+ * other thread may be using this lock handle.
  */
 void lease_lock_free(struct LeaseLock *lock);
 
@@ -613,7 +618,10 @@ bool lease_guard_is_dirty(const struct LeaseGuard *guard);
  * committing the work it protects, say) when time may have passed. It reads no database: it
  * checks what the library's thread last confirmed, and reports the lease lost as soon as its
  * last confirmed expiry has passed (after the process was suspended, say), even before the
- * library's thread has noticed. Once lost, a guard stays lost. Any thread.
+ * library's thread has noticed; and it checks (one stat) that the store's path still names the
+ * file the store opened: a lease kept in a file that was deleted, renamed or replaced since
+ * (an app's "log out", say) is lost, since another process may take it in the file the path
+ * names now. Once lost, a guard stays lost. Any thread.
  *
  * Returns:
  * - LEASE_OK: the lease is held.
@@ -695,7 +703,9 @@ enum LeaseStatus lease_db_set_busy_timeout(struct LeaseDb *db, uint32_t timeout_
  * - LEASE_BUSY: other writers kept the database for the whole busy timeout. Nothing was run.
  * - LEASE_DATABASE: SQLite refused the SQL or failed while running it (a syntax error, a
  *   constraint, a read-only or full database...): its message says why, and nothing of the
- *   statement was kept.
+ *   statement was kept. Or db's path no longer names the file db opened (it was deleted,
+ *   renamed or replaced since): nothing was run, since it would have gone into a file nobody
+ *   else sees; open the database again.
  * - LEASE_MISUSE: db was opened before fork() and this is the child.
  */
 enum LeaseStatus lease_db_execute(struct LeaseDb *db,
@@ -750,7 +760,8 @@ enum LeaseStatus lease_db_query(struct LeaseDb *db,
  * - LEASE_OK: the transaction is open; *out_tx is set.
  * - LEASE_INVALID_ARGUMENT: db or out_tx is NULL.
  * - LEASE_BUSY: other writers kept the database for the whole busy timeout.
- * - LEASE_DATABASE: SQLite failed to begin.
+ * - LEASE_DATABASE: SQLite failed to begin, or db's file was deleted, renamed or replaced since
+ *   it was opened (as for lease_db_execute).
  * - LEASE_MISUSE: db was opened before fork() and this is the child.
  */
 enum LeaseStatus lease_db_begin(struct LeaseDb *db, struct LeaseTx **out_tx);
@@ -763,10 +774,11 @@ enum LeaseStatus lease_db_begin(struct LeaseDb *db, struct LeaseTx **out_tx);
  *
  * A chunk is due once it has lasted chunk_ms milliseconds (above 0; LEASE_DEFAULT_CHUNK_MS,
  * 1000, suits most jobs), or once it has lasted 4 ms (or chunk_ms, if less) while another
- * writer that uses liblease waits for the file, in this process or another. After a chunk that lasted its whole chunk_ms, the job
- * leaves SQLite's write lock free for 100 ms or a tenth of chunk_ms, whichever is less (less
- * still if another connection commits meanwhile), so that writers using plain SQLite, which
- * liblease cannot see waiting, get in too. See lease_tx_maybe_commit for what this bounds.
+ * writer that uses liblease waits for the file, in this process or another. After a chunk that
+ * lasted its whole chunk_ms, the job leaves SQLite's write lock free for 100 ms or a tenth of
+ * chunk_ms, whichever is less (less still if another connection commits meanwhile), so that
+ * writers using plain SQLite, which liblease cannot see waiting, get in too. See
+ * lease_tx_maybe_commit for what this bounds.
  *
  * On LEASE_OK, *out_tx is a new transaction, as for lease_db_begin. Any thread, as for
  * lease_db_begin.

@@ -29,6 +29,19 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The error's own words, without the kind's prefix that `Display` adds.
+    pub(crate) fn message(&self) -> &str {
+        match self {
+            Error::Busy(m)
+            | Error::Timeout(m)
+            | Error::Lost(m)
+            | Error::InvalidArgument(m)
+            | Error::Database(m)
+            | Error::Cancelled(m)
+            | Error::Misuse(m) => m,
+        }
+    }
+
     /// Names the database file in a database error's message; other errors pass unchanged.
     pub(crate) fn in_file(self, path: Option<&std::path::Path>) -> Error {
         match (self, path) {

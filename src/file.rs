@@ -9,14 +9,14 @@
 
 use std::any::Any;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::error::{sqlite_error, Error, Result};
+use crate::error::{is_busy, sqlite_error, Error, Result};
 use crate::fork::Epoch;
 use crate::fork_local::ForkLocal;
 use crate::holder::Holder;
@@ -63,12 +63,37 @@ pub(crate) enum Cache {
     Application = 512,
 }
 
+/// Runs `f`, a read (or a switch of the journal) that SQLite may refuse for a moment, again
+/// until it is not busy or `deadline` passes.
+///
+/// In WAL mode a reader is refused only while another connection holds the file exclusively for
+/// a moment: it is switching the file to WAL, recovering the WAL after a crash, or, as the last
+/// connection to close, checkpointing the WAL and deleting it. SQLite's own busy handler does not
+/// always wait for those (a connection that holds a shared lock and wants more is refused at once,
+/// so that two cannot wait for each other), and liblease's writers keep it off anyway (they wait
+/// in their writer queue), so reads wait here, in short pauses.
+pub(crate) fn while_busy<T>(
+    deadline: Instant,
+    mut f: impl FnMut() -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let mut pause = Duration::from_micros(250);
+    loop {
+        match f() {
+            Err(error) if is_busy(&error) && Instant::now() < deadline => {
+                std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+                pause = (pause * 2).min(Duration::from_millis(4));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Opens a writer's connection to the file at `path` (creating it if needed) in WAL mode.
 ///
 /// liblease's connections are each used under a mutex of its own, so SQLite's per-connection
 /// mutex is not needed. Processes that open a new database at once contend for it while it
-/// switches to WAL mode: SQLite's busy handler waits that out, up to `OPEN_BUSY_LIMIT`. From then
-/// on the writer waits in its writer queue instead, so its busy handler is off.
+/// switches to WAL mode: that is waited out, up to `OPEN_BUSY_LIMIT`. From then on the writer
+/// waits in its writer queue instead, so its busy handler is off.
 ///
 /// Commits use `synchronous = NORMAL`, WAL's usual pairing: a commit is durable across a crash
 /// of the app, and a power cut can lose only the last commits, never corrupt the file.
@@ -78,8 +103,9 @@ pub(crate) fn connect_writer(path: &Path, cache: Cache) -> Result<Connection> {
     }
     let connect = || -> rusqlite::Result<Connection> {
         let connection = connect(path, cache, OPEN_BUSY_LIMIT)?;
-        let mode: String =
-            connection.pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))?;
+        let mode: String = while_busy(Instant::now() + OPEN_BUSY_LIMIT, || {
+            connection.pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))
+        })?;
         if mode != "wal" {
             return Err(sqlite_error(format!(
                 "cannot switch the database to WAL mode (it stays in {mode} mode)"
@@ -111,9 +137,38 @@ fn connect(path: &Path, cache: Cache, busy_timeout: Duration) -> rusqlite::Resul
 /// Registers one more handle of `holder` on the file `connection` is open on, and makes the
 /// connection report its commits to the file's writer queue.
 pub(crate) fn open(holder: &Arc<Holder>, path: &Path, connection: &mut Connection) -> Result<OpenFile> {
-    let file = OpenFile::register(holder, FileId::of(path)?, Some(path));
-    file.queue().watch_wal(connection).map_err(|e| Error::from(e).in_file(Some(path)))?;
+    // Named absolutely, so that the checks of `OpenFile::ensure_in_place` mean the same file
+    // after the process changes its directory.
+    let path = std::path::absolute(path).map_err(|e| Error::Database(format!("{}: {e}", path.display())))?;
+    let id = FileId::of(&path)?;
+    // The path might have been given another file between the open and the stat: then it no
+    // longer names the connection's file, which SQLite can tell from the descriptor it opened.
+    if has_moved(connection) {
+        return Err(Error::Database(format!(
+            "{}: the file was replaced while it was being opened; open it again",
+            path.display()
+        )));
+    }
+    let file = OpenFile::register(holder, id, Some(path));
+    file.queue().watch_wal(connection).map_err(|e| file.named(e.into()))?;
     Ok(file)
+}
+
+/// True when the path the connection opened no longer names the file it has open (SQLite's
+/// `SQLITE_FCNTL_HAS_MOVED`: the file was deleted, renamed, or replaced).
+fn has_moved(connection: &Connection) -> bool {
+    let mut moved: std::ffi::c_int = 0;
+    // SAFETY: a live connection's handle, its main database, and an int for the answer, as the
+    // file control's documentation asks.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            connection.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_HAS_MOVED,
+            std::ptr::from_mut(&mut moved).cast(),
+        )
+    };
+    rc == rusqlite::ffi::SQLITE_OK && moved != 0
 }
 
 /// A private in-memory database of `holder`'s, and its registration.
@@ -143,11 +198,13 @@ fn registry() -> &'static Registry {
 /// One handle's registration on its file, held by each store and database handle.
 pub(crate) struct OpenFile {
     entry: Arc<FileEntry>,
+    /// The path this handle opened, absolute; `None` in memory.
+    path: Option<PathBuf>,
     epoch: Epoch,
 }
 
 impl OpenFile {
-    fn register(holder: &Holder, id: FileId, path: Option<&Path>) -> OpenFile {
+    fn register(holder: &Holder, id: FileId, path: Option<PathBuf>) -> OpenFile {
         let key = (holder.id().to_owned(), id);
         let mut open = registry().locked();
         let entry = match open.get(&key).and_then(Weak::upgrade) {
@@ -155,18 +212,42 @@ impl OpenFile {
             None => {
                 let entry = Arc::new(FileEntry {
                     key: key.clone(),
-                    queue: Arc::new(WriterQueue::new(path.and_then(WriterBoard::open))),
+                    queue: Arc::new(WriterQueue::new(path.as_deref().and_then(WriterBoard::open))),
                     leases: OnceLock::new(),
                 });
                 open.insert(key, Arc::downgrade(&entry));
                 entry
             }
         };
-        OpenFile { entry, epoch: Epoch::current() }
+        OpenFile { entry, path, epoch: Epoch::current() }
     }
 
     pub(crate) fn id(&self) -> &FileId {
         &self.entry.key.1
+    }
+
+    /// `Ok` while this handle's path still names the file it opened; otherwise the file was
+    /// deleted, renamed or replaced (an app's "log out", say), and whatever this handle writes
+    /// would go to a file that nobody else sees. Costs one `stat`.
+    pub(crate) fn ensure_in_place(&self) -> Result<()> {
+        let Some(path) = &self.path else { return Ok(()) };
+        match FileId::of(path) {
+            Ok(id) if id == *self.id() => Ok(()),
+            Ok(_) => Err(Error::Database(format!(
+                "{}: the database file was replaced since it was opened (deleted and made again, \
+                 or another file renamed over it); open it again",
+                path.display()
+            ))),
+            Err(_) => Err(Error::Database(format!(
+                "{}: the database file was deleted or renamed since it was opened; open it again",
+                path.display()
+            ))),
+        }
+    }
+
+    /// Names this handle's file in a database error's message.
+    pub(crate) fn named(&self, error: Error) -> Error {
+        error.in_file(self.path.as_deref())
     }
 
     /// The writer queue shared by every handle of the file in this holder.

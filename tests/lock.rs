@@ -484,3 +484,81 @@ fn a_lock_alone_keeps_the_wal_checkpointed() {
     let wal = || std::fs::metadata(format!("{}-wal", path.display())).unwrap().len();
     eventually("the WAL checkpointed and reused", || wal() < 8 << 20);
 }
+
+/// Drops the lock it owns when it is dropped: a language binding's callback object that holds
+/// the last reference to its own lock.
+struct OwnsTheLock(Arc<std::sync::Mutex<Option<Lock>>>);
+
+impl Drop for OwnsTheLock {
+    fn drop(&mut self) {
+        drop(self.0.lock().unwrap().take());
+    }
+}
+
+#[test]
+fn a_callback_that_replaces_itself_and_owned_the_last_lock_handle_frees_it_without_deadlock() {
+    let world = World::new();
+    let lock = Arc::new(std::sync::Mutex::new(Some(world.lock(&world.process(), "app", SLOW_HEARTBEAT))));
+    let (done, finished) = mpsc::channel();
+    let slot = lock.clone();
+    let owner = OwnsTheLock(lock.clone());
+    let callback = move |_: &str| {
+        let _keep = &owner;
+        // Replaced from inside itself: this callback (and the lock it owns) goes when it returns.
+        if let Some(lock) = slot.lock().unwrap().as_ref() {
+            lock.set_lost_callback(None).unwrap();
+        }
+        done.send(()).unwrap();
+    };
+    let guard = {
+        let slot = lock.lock().unwrap();
+        let lock = slot.as_ref().unwrap();
+        lock.set_lost_callback(Some(Box::new(callback))).unwrap();
+        lock.try_acquire().unwrap()
+    };
+    world.clock.advance(SLOW_HEARTBEAT.lease);
+    assert!(matches!(guard.check(), Err(Error::Lost(_))));
+    finished.recv_timeout(Duration::from_secs(10)).unwrap();
+    // The callback's drop freed the lock on the library's thread; had it waited for its own
+    // call to end, the thread would never serve anything again.
+    eventually("the callback's drop freed the lock", || lock.try_lock().is_ok_and(|lock| lock.is_none()));
+    let (served, was_served) = mpsc::channel();
+    let other = world.lock(&world.process(), "other", SLOW_HEARTBEAT);
+    let _pending = other.acquire_async(SECOND, move |result| served.send(result.is_ok()).unwrap()).unwrap();
+    assert!(was_served.recv_timeout(Duration::from_secs(10)).unwrap(), "the library's thread still works");
+}
+
+#[test]
+fn an_asynchronous_acquisition_cancelled_before_it_started_writes_nothing() {
+    let world = World::new();
+    let store = world.process();
+    let lock = world.lock(&store, "app", SLOW_HEARTBEAT);
+    drop(lock.try_acquire().unwrap());
+    let before = store.lease_row("sync").unwrap().unwrap();
+    // Keep the library's thread busy in a lost callback of another key, so that the acquisition
+    // below cannot start before it is cancelled.
+    let (unblock, blocked) = mpsc::channel::<()>();
+    let blocked = std::sync::Mutex::new(blocked);
+    let (entered, is_entered) = mpsc::channel();
+    let blocker = Lock::new(&world.process(), "blocker", "blocker", SLOW_HEARTBEAT).unwrap();
+    blocker
+        .set_lost_callback(Some(Box::new(move |_: &str| {
+            entered.send(()).unwrap();
+            blocked.lock().unwrap().recv().unwrap();
+        })))
+        .unwrap();
+    let blocker_guard = blocker.try_acquire().unwrap();
+    world.clock.advance(SLOW_HEARTBEAT.lease);
+    assert!(blocker_guard.check().is_err());
+    is_entered.recv_timeout(Duration::from_secs(10)).unwrap();
+
+    let (done, outcome) = mpsc::channel();
+    let pending =
+        lock.acquire_async(SECOND, move |result| done.send(result.map(|g| g.generation())).unwrap()).unwrap();
+    pending.cancel().unwrap();
+    unblock.send(()).unwrap();
+    let result = outcome.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(matches!(result, Err(Error::Cancelled(_))), "{result:?}");
+    let after = store.lease_row("sync").unwrap().unwrap();
+    assert_eq!((after.hold, after.expires_ms), (before.hold, before.expires_ms), "no attempt was made");
+}

@@ -64,6 +64,12 @@ impl DbInner {
         self.file.id()
     }
 
+    /// `Err(Database)` once the path no longer names the file this handle opened: its writes
+    /// would go to a file nobody else sees.
+    pub(crate) fn ensure_in_place(&self) -> Result<()> {
+        self.file.ensure_in_place()
+    }
+
     pub(crate) fn queue(&self) -> &Arc<WriterQueue> {
         self.file.queue()
     }

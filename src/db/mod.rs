@@ -86,6 +86,7 @@ impl Database {
     pub fn execute(&self, sql: &str, params: &[Value]) -> Result<u64> {
         let inner = &self.inner;
         inner.check_fork()?;
+        inner.ensure_in_place()?;
         let run = || -> Result<u64> {
             let writer = inner.writer();
             let mut statement = value::prepare(&writer, sql, params)?;

@@ -91,6 +91,8 @@ impl Transaction {
         db.check_fork()?;
         if let Kind::Fenced(fence) = &kind {
             fence.same_file(db.file())?;
+            // A lease known lost (its file replaced, say) fails as such before anything else.
+            fence.check()?;
         }
         let mut transaction = Transaction { db, kind, turn: None, ended: None };
         transaction.start()?;
@@ -100,6 +102,7 @@ impl Transaction {
     /// Takes the write turn and SQLite's write lock, then checks the fence inside the transaction.
     fn start(&mut self) -> Result<()> {
         let db = &self.db;
+        db.ensure_in_place()?;
         let (turn, ()) = db
             .queue()
             .enter(Some(db.busy_deadline()), || Ok(db.writer().execute_batch("BEGIN IMMEDIATE")?))

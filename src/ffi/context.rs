@@ -9,8 +9,9 @@ use crate::fork::Epoch;
 /// call of the callback that was given with it has returned, when that callback is replaced or
 /// removed, or when its handle is freed. Runs on the thread that replaced the callback or freed
 /// the handle, or on the library's thread ("liblease") when a call of the callback was still
-/// running then (it runs right after that call returns). It must not call back into liblease.
-/// context is the pointer given with the callback.
+/// running then (it runs right after that call returns). It may free liblease handles (a
+/// binding's last reference to the lock, say) but must not wait (no lease_lock_acquire with a
+/// timeout). context is the pointer given with the callback.
 pub type LeaseDestroyCallback = Option<unsafe extern "C" fn(context: *mut c_void)>;
 
 /// A caller's context pointer, carried to the library's thread. liblease never dereferences it;

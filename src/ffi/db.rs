@@ -114,7 +114,9 @@ pub extern "C" fn lease_db_set_busy_timeout(db: *mut LeaseDb, timeout_ms: u32) -
 /// - LEASE_BUSY: other writers kept the database for the whole busy timeout. Nothing was run.
 /// - LEASE_DATABASE: SQLite refused the SQL or failed while running it (a syntax error, a
 ///   constraint, a read-only or full database...): its message says why, and nothing of the
-///   statement was kept.
+///   statement was kept. Or db's path no longer names the file db opened (it was deleted,
+///   renamed or replaced since): nothing was run, since it would have gone into a file nobody
+///   else sees; open the database again.
 /// - LEASE_MISUSE: db was opened before fork() and this is the child.
 #[no_mangle]
 pub extern "C" fn lease_db_execute(
@@ -204,7 +206,8 @@ pub extern "C" fn lease_db_query(
 /// - LEASE_OK: the transaction is open; *out_tx is set.
 /// - LEASE_INVALID_ARGUMENT: db or out_tx is NULL.
 /// - LEASE_BUSY: other writers kept the database for the whole busy timeout.
-/// - LEASE_DATABASE: SQLite failed to begin.
+/// - LEASE_DATABASE: SQLite failed to begin, or db's file was deleted, renamed or replaced since
+///   it was opened (as for lease_db_execute).
 /// - LEASE_MISUSE: db was opened before fork() and this is the child.
 #[no_mangle]
 pub extern "C" fn lease_db_begin(db: *mut LeaseDb, out_tx: *mut *mut LeaseTx) -> LeaseStatus {
@@ -224,10 +227,11 @@ pub extern "C" fn lease_db_begin(db: *mut LeaseDb, out_tx: *mut *mut LeaseTx) ->
 ///
 /// A chunk is due once it has lasted chunk_ms milliseconds (above 0; LEASE_DEFAULT_CHUNK_MS,
 /// 1000, suits most jobs), or once it has lasted 4 ms (or chunk_ms, if less) while another
-/// writer that uses liblease waits for the file, in this process or another. After a chunk that lasted its whole chunk_ms, the job
-/// leaves SQLite's write lock free for 100 ms or a tenth of chunk_ms, whichever is less (less
-/// still if another connection commits meanwhile), so that writers using plain SQLite, which
-/// liblease cannot see waiting, get in too. See lease_tx_maybe_commit for what this bounds.
+/// writer that uses liblease waits for the file, in this process or another. After a chunk that
+/// lasted its whole chunk_ms, the job leaves SQLite's write lock free for 100 ms or a tenth of
+/// chunk_ms, whichever is less (less still if another connection commits meanwhile), so that
+/// writers using plain SQLite, which liblease cannot see waiting, get in too. See
+/// lease_tx_maybe_commit for what this bounds.
 ///
 /// On LEASE_OK, *out_tx is a new transaction, as for lease_db_begin. Any thread, as for
 /// lease_db_begin.

@@ -45,7 +45,10 @@ pub extern "C" fn lease_guard_is_dirty(guard: *const LeaseGuard) -> bool {
 /// committing the work it protects, say) when time may have passed. It reads no database: it
 /// checks what the library's thread last confirmed, and reports the lease lost as soon as its
 /// last confirmed expiry has passed (after the process was suspended, say), even before the
-/// library's thread has noticed. Once lost, a guard stays lost. Any thread.
+/// library's thread has noticed; and it checks (one stat) that the store's path still names the
+/// file the store opened: a lease kept in a file that was deleted, renamed or replaced since
+/// (an app's "log out", say) is lost, since another process may take it in the file the path
+/// names now. Once lost, a guard stays lost. Any thread.
 ///
 /// Returns:
 /// - LEASE_OK: the lease is held.

@@ -146,7 +146,8 @@ pub type LeaseLostCallback = Option<unsafe extern "C" fn(context: *mut c_void, k
 ///
 /// Returns:
 /// - LEASE_OK: options holds the defaults.
-/// - LEASE_INVALID_ARGUMENT: options is NULL, or size is less than any LeaseLockOptions.
+/// - LEASE_INVALID_ARGUMENT: options is NULL, or size is less than 16 (the size of the first
+///   LeaseLockOptions, in liblease 0.2).
 #[no_mangle]
 pub extern "C" fn lease_lock_options_init(options: *mut LeaseLockOptions, size: usize) -> LeaseStatus {
     catch_status("lease_lock_options_init", || {
@@ -286,7 +287,8 @@ pub extern "C" fn lease_lock_acquire(
 /// context is passed to callback unchanged, and names this acquisition to
 /// lease_lock_cancel_acquire; it may be NULL. The caller keeps whatever it points at valid until
 /// the callback has run; since the callback runs exactly once (when this returns LEASE_OK), it
-/// can free its context itself, and there is no destroy function. The lock may be freed before that; the acquisition goes on. Any thread.
+/// can free its context itself, and there is no destroy function. The lock may be freed before
+/// that; the acquisition goes on. Any thread.
 ///
 /// Returns:
 /// - LEASE_OK: the acquisition started; callback will be called.
@@ -403,8 +405,8 @@ pub extern "C" fn lease_lock_set_lost_callback(
 /// Frees a lock. Guards taken through it stay valid and keep their lease until released. Its
 /// lost callback is removed first (see lease_lock_set_lost_callback: when this returns, the
 /// callback is not running and will not run, and its destroy has run). NULL is a no-op. In a
-/// forked child it frees the handle without calling the parent's destroy. Any thread, but no other thread
-/// may be using this lock handle.
+/// forked child it frees the handle without calling the parent's destroy. Any thread, but no
+/// other thread may be using this lock handle.
 #[no_mangle]
 pub extern "C" fn lease_lock_free(lock: *mut LeaseLock) {
     catch_value("lease_lock_free", (), || {

@@ -25,8 +25,10 @@ pub enum LeaseStatus {
     /// The lease stayed held by another process for the whole time limit.
     LEASE_TIMEOUT = 2,
     /// This process no longer holds the lease: it ran out before it could be renewed (the process
-    /// was suspended, or the database could not be written), and another process may have taken
-    /// it. Release the guard and acquire again; the new guard is dirty. A fenced transaction
+    /// was suspended, or the database could not be written), or the database file it is kept in
+    /// was deleted, renamed or replaced, and another process may have taken it. Release the guard
+    /// and acquire again (after opening the file again, if it was replaced); the new guard is
+    /// dirty. A fenced transaction
     /// (lease_db_begin_fenced) returns it, having written nothing, when its guard's lease is gone.
     LEASE_LOST = 3,
     /// A NULL pointer, a string that is not UTF-8, an empty key, zero or contradictory lock

@@ -37,6 +37,11 @@ impl Fence {
         }
     }
 
+    /// `Err(Lost)` when the hold is known lost, without looking at the database.
+    pub(crate) fn check(&self) -> Result<()> {
+        self.hold.check()
+    }
+
     /// Checks, on the transaction's connection, that the lease is this hold's, of its
     /// generation, and unexpired. A failed check marks the hold lost.
     pub(crate) fn verify(&self, connection: &Connection) -> Result<()> {

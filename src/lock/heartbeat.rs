@@ -53,6 +53,9 @@ async fn renew(hold: &Hold) -> Result<(), String> {
         if hold.is_released() {
             return Ok(());
         }
+        if let Err(moved) = store.file.ensure_in_place() {
+            return Err(format!("the lease on '{}' is lost: {}", hold.key(), moved.message()));
+        }
         let now_ms = store.clock.now_ms();
         if now_ms >= hold.confirmed_until_ms() {
             return Err(match last_failure {

@@ -184,10 +184,15 @@ impl Hold {
     /// `Ok` while the lease is known to be ours: not lost, and its last confirmed expiry not yet
     /// passed by this process's clock. Past that, the hold is lost for good, even if nobody else
     /// took the lease meanwhile: the process cannot know that nobody did.
+    ///
+    /// A hold is lost too once its database file was deleted, renamed or replaced: another
+    /// process may take the lease in the file that the path names now.
     pub(crate) fn check(self: &Arc<Self>) -> Result<()> {
         if !self.is_lost() {
             let clock = &self.store.clock;
-            if clock.boot_id() != self.boot {
+            if let Err(moved) = self.store.file.ensure_in_place() {
+                self.mark_lost(format!("the lease on '{}' is lost: {}", self.key, moved.message()));
+            } else if clock.boot_id() != self.boot {
                 self.mark_lost(format!("the lease on '{}' was taken in an earlier boot", self.key));
             } else if clock.now_ms() >= self.confirmed_until_ms() {
                 self.mark_lost(format!(

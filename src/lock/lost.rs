@@ -48,15 +48,19 @@ impl LostSlot {
 
     /// Calls the callback, if there is one. On the library's thread.
     fn call(&self, key: &str) {
-        let _running = self.running.locked();
-        // Declared after `_running`, so dropped before it: once `set` gets `running`, this
-        // reference is gone.
+        let running = self.running.locked();
         let callback = self.callback.locked().clone();
-        if let Some(callback) = callback {
-            CALLING.with(|calling| calling.set(self));
+        CALLING.with(|calling| calling.set(self));
+        if let Some(callback) = &callback {
             callback(key);
-            CALLING.with(|calling| calling.set(std::ptr::null()));
         }
+        // If the callback was replaced meanwhile, this reference is its last, and dropping it
+        // runs its destroy function: still marked as this slot's call, so that a destroy that
+        // frees the lock (which clears its callback) does not wait for this very call; and
+        // before `running` is let go, so that `set` returns only once it is done.
+        drop(callback);
+        CALLING.with(|calling| calling.set(std::ptr::null()));
+        drop(running);
     }
 }
 

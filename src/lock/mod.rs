@@ -126,10 +126,13 @@ impl Lock {
                     }
                 }
             };
+            // Cancellation first: one that came before the task started makes no attempt (an
+            // attempt on a free lease would take it, a needless write that makes the next
+            // holder's guard dirty).
             let result = tokio::select! {
                 biased;
-                result = acquired => result,
                 () = cancelled.notified() => Err(Error::Cancelled(format!("acquiring '{}' was cancelled", inner.key))),
+                result = acquired => result,
             };
             done(result);
         })?;

@@ -128,10 +128,13 @@ impl StoreInner {
         self.connection.locked()
     }
 
-    /// Runs a read. In WAL mode reads are not blocked by writers.
-    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+    /// Runs a read. In WAL mode reads are not blocked by writers; they wait only while another
+    /// connection holds the file for a moment (see `file::while_busy`).
+    pub(crate) fn read<T>(&self, mut f: impl FnMut(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         self.check_fork()?;
-        f(&self.connection()).map_err(|e| crate::Error::from(e).in_file(self.path.as_deref()))
+        let connection = self.connection();
+        file::while_busy(Instant::now() + OPEN_BUSY_LIMIT, || f(&connection))
+            .map_err(|e| crate::Error::from(e).in_file(self.path.as_deref()))
     }
 
     /// Runs one write statement (atomic on its own) through the file's writer queue, retrying
@@ -143,6 +146,7 @@ impl StoreInner {
         mut f: impl FnMut(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T> {
         self.check_fork()?;
+        self.file.ensure_in_place()?;
         let queue = self.file.queue();
         // The statement is its own transaction: the write turn ends as soon as it returns.
         let (turn, value) = queue

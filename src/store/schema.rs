@@ -5,7 +5,10 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
+use std::time::Instant;
+
 use crate::error::{sqlite_error, Result};
+use crate::file::{self, OPEN_BUSY_LIMIT};
 
 /// The schema version this build writes and understands.
 pub(crate) const VERSION: i64 = 2;
@@ -34,7 +37,7 @@ const MIGRATIONS: &[&str] = &[
 /// of a current database works. Otherwise `begin` must start a write transaction (`BEGIN
 /// IMMEDIATE`, in its turn in the writer queue) and return what is to be held until it ends.
 pub(super) fn migrate<T>(connection: &Connection, begin: impl FnOnce() -> Result<T>) -> Result<()> {
-    if version(connection)? == VERSION {
+    if file::while_busy(Instant::now() + OPEN_BUSY_LIMIT, || version(connection))? == VERSION {
         return Ok(());
     }
     let _turn = begin()?;
