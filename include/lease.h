@@ -89,6 +89,18 @@
  * for the rows, during its call. lease_shutdown() stops and joins the thread when nothing needs
  * it, so that a host can unload the library.
  *
+ * SIGNALS AND FILES
+ *
+ * liblease keeps nothing beside the database but SQLite's -wal and -shm files and its own
+ * <database>-liblease (4 KiB, mapped into memory, never locked). Its SQLite connections use a
+ * VFS of its own, named "liblease": SQLite's default one, with the -shm file's mappings guarded.
+ * Another program that truncates the -shm or the -liblease file under a mapped process would
+ * kill that process with SIGBUS (SQLite alone dies so); liblease installs a SIGBUS handler the
+ * first time it maps such a file, which turns a fault inside its own mappings into an I/O error
+ * of the connections involved (LEASE_DATABASE, saying that the -shm file was truncated: close
+ * every handle of the database and open it again), and hands every other SIGBUS to the handler
+ * installed before it, or to the default action.
+ *
  * FORK
  *
  * A handle made before fork() belongs to the parent. In the child every call on it returns

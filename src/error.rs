@@ -58,10 +58,21 @@ impl From<rusqlite::Error> for Error {
     /// keeps SQLite's message.
     fn from(error: rusqlite::Error) -> Self {
         if is_busy(&error) {
-            Error::Busy(error.to_string())
-        } else {
-            Error::Database(error.to_string())
+            return Error::Busy(error.to_string());
         }
+        let extended = match &error {
+            rusqlite::Error::SqliteFailure(failure, _) => failure.extended_code,
+            _ => 0,
+        };
+        // liblease's VFS refuses the WAL index's locks and maps once its -shm file was truncated
+        // under it (src/vfs.rs): say what happened and what to do, not only "disk I/O error".
+        if matches!(extended, rusqlite::ffi::SQLITE_IOERR_SHMLOCK | rusqlite::ffi::SQLITE_IOERR_SHMMAP) {
+            return Error::Database(format!(
+                "{error}: the database's -shm file was truncated by another program while it was in \
+                 use; close every handle of this database in this process, then open it again"
+            ));
+        }
+        Error::Database(error.to_string())
     }
 }
 

@@ -21,6 +21,7 @@ use crate::fork::Epoch;
 use crate::fork_local::ForkLocal;
 use crate::holder::Holder;
 use crate::sync::MutexExt;
+use crate::vfs;
 use crate::writer_board::WriterBoard;
 use crate::writer_queue::WriterQueue;
 
@@ -127,7 +128,10 @@ pub(crate) fn connect_reader(path: &Path, busy_timeout: Duration) -> Result<Conn
 fn connect(path: &Path, cache: Cache, busy_timeout: Duration) -> rusqlite::Result<Connection> {
     let flags =
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let connection = Connection::open_with_flags(path, flags)?;
+    // liblease's own VFS: SQLite's default, with the WAL index guarded against truncation.
+    let vfs =
+        vfs::name().map_err(|rc| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rc), None))?;
+    let connection = Connection::open_with_flags_and_vfs(path, flags, vfs)?;
     connection.busy_timeout(busy_timeout)?;
     connection.pragma_update(None, "cache_size", -(cache as i64))?;
     connection.pragma_update(None, "synchronous", "NORMAL")?;

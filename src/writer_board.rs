@@ -16,8 +16,10 @@
 //! than [`STALE`] belongs to a process that died or was suspended and is ignored, so nobody
 //! waits on it for long. The board only orders attempts: exclusion is still SQLite's write lock.
 //! A board file with foreign content, or one that cannot be made or mapped, only costs fairness.
-//! Like SQLite's `-shm`, the file must not be truncated while processes use it: a mapped page
-//! that vanishes kills the process that touches it (SIGBUS).
+//! A file truncated while processes use it would kill each process that next touches its
+//! mapping (SIGBUS); the mapping is guarded instead (see [`sigbus`](crate::sigbus)): it turns
+//! into private zeroed memory, an empty board that only this process sees, so that the process
+//! goes on without fairness until it opens the database again.
 
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
@@ -25,6 +27,8 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
+
+use crate::sigbus::Region;
 
 /// How often a waiting writer refreshes its notice.
 pub(crate) const REFRESH: Duration = Duration::from_millis(10);
@@ -66,6 +70,8 @@ pub(crate) struct Notice {
 /// One process's mapping of a database's board.
 pub(crate) struct WriterBoard {
     layout: *const Layout,
+    /// Keeps a truncation of the file from killing the process; `None` if no guard was left.
+    guard: Option<Region>,
 }
 
 // SAFETY: the mapping lives as long as the board and is only accessed through atomics.
@@ -108,7 +114,7 @@ impl WriterBoard {
         if address == libc::MAP_FAILED {
             return None;
         }
-        let board = WriterBoard { layout: address.cast() };
+        let board = WriterBoard { layout: address.cast(), guard: Region::guard(address.cast(), SIZE) };
         // A new file is all zeros, which is an empty board.
         let magic = &board.layout().magic;
         let _ = magic.compare_exchange(0, MAGIC, Ordering::AcqRel, Ordering::Acquire);
@@ -116,7 +122,8 @@ impl WriterBoard {
     }
 
     fn layout(&self) -> &Layout {
-        // SAFETY: `layout` points at a live mapping of SIZE bytes for as long as `self` lives.
+        // SAFETY: `layout` points at a live mapping of SIZE bytes for as long as `self` lives (a
+        // guarded one that stays readable and writable even if its file is truncated).
         unsafe { &*self.layout }
     }
 
@@ -221,6 +228,8 @@ impl WriterBoard {
 
 impl Drop for WriterBoard {
     fn drop(&mut self) {
+        // Unguarded first: once unmapped, the addresses may be mapped again by someone else.
+        drop(self.guard.take());
         // SAFETY: unmaps the mapping made in `open`, which nothing uses any more.
         unsafe { libc::munmap(self.layout as *mut libc::c_void, SIZE) };
     }

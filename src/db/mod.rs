@@ -46,6 +46,12 @@ pub struct Database {
     inner: Arc<DbInner>,
 }
 
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database").field("path", &self.path()).finish_non_exhaustive()
+    }
+}
+
 impl Database {
     /// Opens (creating if needed) the database file at `path`, in WAL mode.
     pub fn open(path: impl AsRef<Path>) -> Result<Database> {

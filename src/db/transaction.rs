@@ -255,6 +255,20 @@ impl Transaction {
     }
 }
 
+impl std::fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            Kind::Plain => "plain",
+            Kind::Chunked { .. } => "chunked",
+            Kind::Fenced(_) => "fenced",
+        };
+        f.debug_struct("Transaction")
+            .field("kind", &kind)
+            .field("open", &self.turn.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for Transaction {
     fn drop(&mut self) {
         if self.db.epoch().is_past() {

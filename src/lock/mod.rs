@@ -150,6 +150,15 @@ impl Lock {
     }
 }
 
+impl std::fmt::Debug for Lock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lock")
+            .field("key", &self.inner.key)
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for Lock {
     fn drop(&mut self) {
         // After a lock is gone its callback must not run: its context may be freed next.

@@ -114,6 +114,12 @@ impl Store {
     }
 }
 
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.inner.path).finish_non_exhaustive()
+    }
+}
+
 impl StoreInner {
     /// `Err(Misuse)` in a child forked after the store was opened.
     pub(crate) fn check_fork(&self) -> Result<()> {

@@ -236,7 +236,14 @@ impl Child {
             std::thread::sleep(Duration::from_millis(10));
         };
         assert!(status.success(), "'{}' failed: {status}", self.name);
-        // Its stdout closed when it exited: the reader ends, and then `lines` holds every line.
+        self.rest()
+    }
+
+    /// For a child that has exited (and been reaped): every line it said that the test has not
+    /// read, once its stdout has closed.
+    #[track_caller]
+    pub fn rest(&mut self) -> Vec<String> {
+        let deadline = Instant::now() + PATIENCE;
         let mut unread = Vec::new();
         loop {
             match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {

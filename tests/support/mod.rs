@@ -1,5 +1,6 @@
 //! What the tests of several OS processes share: the one way to run a child process
-//! ([`child`]), and the clock by which a parent and its children order their events.
+//! ([`child`]), the clock by which a parent and its children order their events, and faults
+//! injected under SQLite ([`faults`]).
 //!
 //! Each file in `tests/` is a test binary of its own, and a child is its own test binary run
 //! again, so each file that runs children includes this module with `mod support;` and lists
@@ -9,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod faults;
 
 /// CLOCK_MONOTONIC in nanoseconds: one clock for every process on the machine, so that times
 /// read in different processes compare.
