@@ -212,6 +212,11 @@ typedef enum LeaseStatus {
    * lease.
    */
   LEASE_CANCELLED = 8,
+  /**
+   * The process is suspended (lease_suspend): nothing that writes runs until lease_resume.
+   * Reads still work.
+   */
+  LEASE_SUSPENDED = 9,
 } LeaseStatus;
 
 /**
@@ -398,6 +403,48 @@ const char *lease_status_str(uint32_t status);
  * asynchronous acquisition that failed, that is the callback's thread.
  */
 const char *lease_last_error_message(void);
+
+/**
+ * Suspends liblease in this process, for an app about to be suspended by its system (iOS
+ * suspends an app soon after it goes to the background, and kills it if it then holds a write
+ * lock on a database in a shared container; Android freezes cached processes). Call it when
+ * the app goes to the background (and from a background task's expiration handler); call
+ * lease_resume when it comes back. Process-wide; any thread.
+ *
+ * At once: every lease this process holds is given back to its database, so that a process
+ * waiting for it takes over within milliseconds; the guards of those leases are lost
+ * (lease_guard_check returns LEASE_LOST, each lock's lost callback runs once, and the first
+ * acquisition after lease_resume is dirty). Every write is refused with LEASE_SUSPENDED from
+ * now on: acquisitions of every kind (a lease_lock_acquire that is waiting returns it within
+ * milliseconds, an asynchronous one completes with it), renewals, lease_db_execute of a
+ * statement that writes, lease_db_begin and its siblings, and every call on a transaction that
+ * was open (a statement running now is interrupted; the transaction is rolled back; end it with
+ * lease_tx_rollback as usual). Chunks that a chunked transaction committed stay committed:
+ * nothing committed is lost. Reads go on: lease_db_query, and lease_db_execute of a read-only
+ * statement. While suspended, the library's thread touches no database.
+ *
+ * Returns once no connection of this process holds a write lock or a write transaction, or
+ * after timeout_ms (0: look once, wait for nothing). Calling it again while suspended does the
+ * same, and finds nothing to stop. Must not be called from a callback of liblease.
+ *
+ * Returns:
+ * - LEASE_OK: nothing of liblease's holds a write lock; the process may be suspended.
+ * - LEASE_TIMEOUT: a statement or transaction did not end within timeout_ms; the message names
+ *   the database. The process is suspended all the same; call again to wait longer.
+ */
+enum LeaseStatus lease_suspend(uint32_t timeout_ms);
+
+/**
+ * Ends a suspension (lease_suspend): writes and acquisitions work again. Leases given back at
+ * the suspension must be acquired again; the first acquisition of each is dirty. Does nothing
+ * when the process is not suspended. Any thread.
+ */
+void lease_resume(void);
+
+/**
+ * Returns true between lease_suspend and lease_resume. Any thread.
+ */
+bool lease_is_suspended(void);
 
 /**
  * Stops the library's background thread ("liblease") and waits for it to end, so that nothing

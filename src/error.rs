@@ -24,6 +24,9 @@ pub enum Error {
     /// The call is not allowed now: wrong order, wrong thread, or a handle used after `fork()`.
     #[error("misuse: {0}")]
     Misuse(String),
+    /// The process is suspended (`lifecycle::suspend`): nothing that writes runs until it resumes.
+    #[error("suspended: {0}")]
+    Suspended(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -38,7 +41,8 @@ impl Error {
             | Error::InvalidArgument(m)
             | Error::Database(m)
             | Error::Cancelled(m)
-            | Error::Misuse(m) => m,
+            | Error::Misuse(m)
+            | Error::Suspended(m) => m,
         }
     }
 

@@ -182,6 +182,15 @@ pub(crate) fn open_memory(holder: &Arc<Holder>) -> Result<(Connection, OpenFile)
     Ok((connection, OpenFile::register(holder, FileId::new_memory(), None)))
 }
 
+/// A handle's connection that writes the file, as a suspension of the process sees it (see
+/// `lifecycle.rs`); the store and the database handles are the writers.
+pub(crate) trait Writer: Send + Sync {
+    /// Interrupts the statement the connection runs now, if any, and rolls back its write
+    /// transaction, if it has one, waiting up to `deadline` for the connection. `Err` says what
+    /// kept it.
+    fn stop_writing(&self, deadline: Instant) -> std::result::Result<(), String>;
+}
+
 /// What one holder keeps for one open file.
 pub(crate) struct FileEntry {
     key: (String, FileId),
@@ -189,6 +198,33 @@ pub(crate) struct FileEntry {
     /// The lease slots of the locks kept in this file. The layer above owns their type; the
     /// entry only keeps them, and drops them with itself.
     leases: OnceLock<Box<dyn Any + Send + Sync>>,
+    /// The handles that write the file, held weakly: a suspension stops them all.
+    writers: Mutex<Vec<Weak<dyn Writer>>>,
+}
+
+impl FileEntry {
+    /// The writer queue shared by every handle of the file in this holder.
+    pub(crate) fn queue(&self) -> &Arc<WriterQueue> {
+        &self.queue
+    }
+
+    /// The file's lease slots, made on first use.
+    pub(crate) fn leases<T: Any + Default + Send + Sync>(&self) -> &T {
+        self.leases
+            .get_or_init(|| Box::new(T::default()))
+            .downcast_ref()
+            .expect("the lease slots of a file are always of one type")
+    }
+
+    /// The handles that write the file and are still open.
+    pub(crate) fn writers(&self) -> Vec<Arc<dyn Writer>> {
+        self.writers.locked().iter().filter_map(Weak::upgrade).collect()
+    }
+}
+
+/// Every file open in this process, of every holder.
+pub(crate) fn open_files() -> Vec<Arc<FileEntry>> {
+    registry().locked().values().filter_map(Weak::upgrade).collect()
 }
 
 /// The open files of every holder of this process. A forked child starts with none.
@@ -218,6 +254,7 @@ impl OpenFile {
                     key: key.clone(),
                     queue: Arc::new(WriterQueue::new(path.as_deref().and_then(WriterBoard::open))),
                     leases: OnceLock::new(),
+                    writers: Mutex::new(Vec::new()),
                 });
                 open.insert(key, Arc::downgrade(&entry));
                 entry
@@ -256,16 +293,19 @@ impl OpenFile {
 
     /// The writer queue shared by every handle of the file in this holder.
     pub(crate) fn queue(&self) -> &Arc<WriterQueue> {
-        &self.entry.queue
+        self.entry.queue()
     }
 
     /// The file's lease slots, made on first use.
     pub(crate) fn leases<T: Any + Default + Send + Sync>(&self) -> &T {
-        self.entry
-            .leases
-            .get_or_init(|| Box::new(T::default()))
-            .downcast_ref()
-            .expect("the lease slots of a file are always of one type")
+        self.entry.leases()
+    }
+
+    /// Registers the handle that owns this registration as a writer of the file.
+    pub(crate) fn add_writer(&self, writer: Weak<dyn Writer>) {
+        let mut writers = self.entry.writers.locked();
+        writers.retain(|writer| writer.strong_count() > 0);
+        writers.push(writer);
     }
 }
 

@@ -9,7 +9,7 @@
 //! freeing what it owns when it is dropped there.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, Once};
+use std::sync::Once;
 
 use rusqlite::Connection;
 
@@ -53,10 +53,9 @@ impl Epoch {
 }
 
 /// For a handle dropped in a forked child: leaks the parent's connection rather than close it.
-pub(crate) fn leak_connection(slot: &mut Mutex<Connection>) {
+pub(crate) fn leak_connection(connection: &mut Connection) {
     // An in-memory connection takes its place: free to open, harmless to close.
     let placeholder = Connection::open_in_memory().expect("an in-memory connection opens");
-    let connection = slot.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
     std::mem::forget(std::mem::replace(connection, placeholder));
 }
 

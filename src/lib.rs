@@ -5,6 +5,7 @@
 //! - [`Database`] and [`Transaction`]: the application's writes, queued fairly, chunked for long
 //!   jobs, and fenced by a lease.
 //! - [`clock`]: the boot clock leases are timed by; [`runtime`]: the library's one thread.
+//! - [`lifecycle`]: suspending the process (an app going to the background) and resuming it.
 //! - [`ffi`]: the C ABI, a thin layer over the above, described by `include/lease.h`.
 
 pub mod clock;
@@ -15,11 +16,13 @@ mod file;
 mod fork;
 mod fork_local;
 mod holder;
+pub mod lifecycle;
 mod liveness;
 mod lock;
 pub mod runtime;
 mod sigbus;
 mod store;
+mod suspension;
 mod sync;
 mod vfs;
 mod wait;

@@ -4,7 +4,8 @@
 //! - the database's WAL file is written: every commit appends to it, a release included
 //!   (Linux and Android: inotify on `<database>-wal`, which needs no file of our own beside the
 //!   database);
-//! - the holder's process ends (Linux 5.3+: a pidfd becomes readable when the process exits).
+//! - the holder's process ends (Linux 5.3+: a pidfd becomes readable when the process exits);
+//! - this process is suspended (an eventfd of `suspension`, readable while it is).
 //!
 //! A wake-up only means "look again": the waiter reads the lease row and tries to take the lease
 //! in the database, where exclusion is decided. A missed or unavailable wake-up costs latency,
@@ -79,11 +80,20 @@ mod linux {
     pub(super) struct Sources {
         wal: Option<OwnedFd>,
         holder: Option<(u32, OwnedFd)>,
+        /// This waiter's own duplicate of the suspension's eventfd: the asynchronous waits
+        /// register their descriptors with one reactor, which takes each descriptor once.
+        suspended: Option<OwnedFd>,
     }
 
     impl Sources {
         pub(super) fn new(path: Option<&Path>) -> Sources {
-            Sources { wal: path.and_then(watch_wal), holder: None }
+            let suspended = crate::suspension::wake_fd().and_then(|fd| {
+                // SAFETY: duplicates a descriptor that lives for the process's life.
+                let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+                // SAFETY: the kernel just returned this descriptor to us alone.
+                (copy >= 0).then(|| unsafe { OwnedFd::from_raw_fd(copy) })
+            });
+            Sources { wal: path.and_then(watch_wal), holder: None, suspended }
         }
 
         pub(super) fn watch_holder(&mut self, holder: &Identity, me: &Identity) {
@@ -114,6 +124,7 @@ mod linux {
                 .iter()
                 .map(AsRawFd::as_raw_fd)
                 .chain(self.holder.iter().map(|(_, fd)| fd.as_raw_fd()))
+                .chain(self.suspended.iter().map(AsRawFd::as_raw_fd))
                 .collect()
         }
 
@@ -147,7 +158,8 @@ mod linux {
             let register = |fd: OwnedFd| unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) };
             let wal = self.wal.take().map(register).transpose();
             let holder = self.holder.take().map(|(pid, fd)| register(fd).map(|fd| (pid, fd))).transpose();
-            let (Ok(wal), Ok(holder)) = (wal, holder) else {
+            let suspended = self.suspended.take().map(register).transpose();
+            let (Ok(wal), Ok(holder), Ok(suspended)) = (wal, holder, suspended) else {
                 // No reactor to register with: sleep instead; this waiter then polls.
                 tokio::time::sleep(timeout).await;
                 return false;
@@ -156,7 +168,8 @@ mod linux {
                 // Poll both, so that each registers its interest in this task's waker.
                 let wal_ready = wal.as_ref().is_some_and(|fd| fd.poll_read_ready(cx).is_ready());
                 let holder_ready = holder.as_ref().is_some_and(|(_, fd)| fd.poll_read_ready(cx).is_ready());
-                if wal_ready || holder_ready {
+                let suspended_ready = suspended.as_ref().is_some_and(|fd| fd.poll_read_ready(cx).is_ready());
+                if wal_ready || holder_ready || suspended_ready {
                     Poll::Ready(())
                 } else {
                     Poll::Pending
@@ -165,6 +178,7 @@ mod linux {
             let woken = tokio::time::timeout(timeout, ready).await.is_ok();
             self.wal = wal.map(AsyncFd::into_inner);
             self.holder = holder.map(|(pid, fd)| (pid, fd.into_inner()));
+            self.suspended = suspended.map(AsyncFd::into_inner);
             if woken {
                 self.drain();
             }

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 
 use crate::error::{Error, Result};
+use crate::suspension;
 use crate::sync::MutexExt;
 use crate::writer_board::{Notice, WriterBoard, REFRESH};
 
@@ -50,6 +51,23 @@ struct QueueState {
     next_ticket: u64,
     /// True from the moment a writer of this process holds SQLite's write lock until it ends.
     writing: bool,
+}
+
+/// Who enters the queue: a writer, refused while the process is suspended, or the suspension
+/// itself, giving the process's leases back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    Write,
+    Suspending,
+}
+
+impl Entry {
+    fn may_go_on(self) -> Result<()> {
+        match self {
+            Entry::Write => suspension::check(),
+            Entry::Suspending => Ok(()),
+        }
+    }
 }
 
 /// This process's write turn on the file: held from taking SQLite's write lock until the write
@@ -101,17 +119,43 @@ impl WriterQueue {
 
     /// Waits for this caller's turn, then calls `start` (which must take SQLite's write lock:
     /// `BEGIN IMMEDIATE`, or a single writing statement) until it is not `Error::Busy`. Gives up
-    /// with `Error::Busy` at `deadline`; `None` means one try, with no waiting at all.
+    /// with `Error::Busy` at `deadline`; `None` means one try, with no waiting at all. While the
+    /// process is suspended it stops waiting, with `Error::Suspended` (and `start` itself checks
+    /// again, under its connection's mutex).
     pub(crate) fn enter<T>(
         self: &Arc<Self>,
         deadline: Option<Instant>,
+        start: impl FnMut() -> Result<T>,
+    ) -> Result<(WriteTurn, T)> {
+        self.enter_as(Entry::Write, deadline, start)
+    }
+
+    /// Like [`WriterQueue::enter`], for the suspension's own writes (giving the process's leases
+    /// back), which go on while the process is suspended.
+    pub(crate) fn enter_suspending<T>(
+        self: &Arc<Self>,
+        deadline: Option<Instant>,
+        start: impl FnMut() -> Result<T>,
+    ) -> Result<(WriteTurn, T)> {
+        self.enter_as(Entry::Suspending, deadline, start)
+    }
+
+    fn enter_as<T>(
+        self: &Arc<Self>,
+        entry: Entry,
+        deadline: Option<Instant>,
         mut start: impl FnMut() -> Result<T>,
     ) -> Result<(WriteTurn, T)> {
+        entry.may_go_on()?;
         let mut state = self.lock();
         let ticket = state.next_ticket;
         state.next_ticket += 1;
         state.waiting.push_back(ticket);
         while state.waiting.front() != Some(&ticket) || state.writing {
+            if let Err(suspended) = entry.may_go_on() {
+                self.leave(&mut state, ticket);
+                return Err(suspended);
+            }
             let Some(left) = time_left(deadline) else {
                 self.leave(&mut state, ticket);
                 return Err(Error::Busy(
@@ -123,7 +167,7 @@ impl WriterQueue {
         // Head of the queue with nobody of this process writing: later arrivals queue behind us,
         // so the mutex need not be held while we take our turn between processes.
         drop(state);
-        let started = self.start_in_turn(deadline, &mut start);
+        let started = self.start_in_turn(entry, deadline, &mut start);
         let mut state = self.lock();
         if started.is_ok() {
             state.writing = true;
@@ -136,13 +180,14 @@ impl WriterQueue {
     /// calls `start` until SQLite lets it in.
     fn start_in_turn<T>(
         &self,
+        entry: Entry,
         deadline: Option<Instant>,
         start: &mut impl FnMut() -> Result<T>,
     ) -> Result<T> {
         let board = self.board.as_ref();
         // Only a writer that may wait posts a notice: a single try must not hold others back.
         let notice = board.filter(|_| deadline.is_some()).and_then(WriterBoard::post);
-        let started = self.start_when_free(board, notice, deadline, start);
+        let started = self.start_when_free(entry, board, notice, deadline, start);
         if let (Some(board), Some(notice)) = (board, notice) {
             board.withdraw(notice);
         }
@@ -151,6 +196,7 @@ impl WriterQueue {
 
     fn start_when_free<T>(
         &self,
+        entry: Entry,
         board: Option<&WriterBoard>,
         notice: Option<Notice>,
         deadline: Option<Instant>,
@@ -158,6 +204,7 @@ impl WriterQueue {
     ) -> Result<T> {
         let mut pause = Duration::from_micros(250);
         loop {
+            entry.may_go_on()?;
             let seen = board.map(WriterBoard::wake_word);
             if let (Some(board), Some(notice), Some(seen)) = (board, notice, seen) {
                 if !board.has_turn(notice) {
@@ -191,6 +238,16 @@ impl WriterQueue {
         }
     }
 
+    /// Wakes every writer waiting in this queue, so that it looks again (at a suspension).
+    pub(crate) fn wake_waiters(&self) {
+        let _state = self.lock();
+        self.changed.notify_all();
+        drop(_state);
+        if let Some(board) = &self.board {
+            board.wake_all();
+        }
+    }
+
     fn leave(&self, state: &mut QueueState, ticket: u64) {
         state.waiting.retain(|&waiting| waiting != ticket);
         self.changed.notify_all();
@@ -212,6 +269,10 @@ impl Drop for WriteTurn {
 /// A PASSIVE checkpoint: it waits for nobody. One that cannot run now (another process is
 /// checkpointing, say) is simply left to the next writer past the limit.
 pub(crate) fn checkpoint(connection: &Connection) {
+    // A checkpoint writes the database file: not while the process is suspended.
+    if suspension::is_suspended() {
+        return;
+    }
     let _ = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
 }
 

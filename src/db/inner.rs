@@ -1,39 +1,74 @@
 //! What a database handle is: its connections and its place in the file's writer queue, shared
 //! with its transactions.
+//!
+//! The handle's writer connection and the one write transaction that may be open on it live
+//! under one mutex ([`WriterConnection`]), because a suspension of the process ends that
+//! transaction from another thread: whatever runs on the connection first takes the mutex and
+//! then asks whether the process is suspended, so a statement either ran before the suspension
+//! (which interrupts it and waits for the mutex) or is refused.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, InterruptHandle};
 
 use crate::error::{Error, Result};
-use crate::file::{FileId, OpenFile};
+use crate::file::{self, FileId, OpenFile};
 use crate::fork::{self, Epoch};
 use crate::sync::MutexExt;
-use crate::writer_queue::WriterQueue;
+use crate::writer_queue::{WriteTurn, WriterQueue};
 
 pub(crate) struct DbInner {
-    writer: Mutex<Connection>,
+    writer: Mutex<WriterConnection>,
+    /// Interrupts the statement the writer connection runs, from another thread.
+    interrupt: InterruptHandle,
     /// Opened on the first read.
     pub(super) reader: Mutex<Option<Connection>>,
     file: OpenFile,
     pub(super) path: PathBuf,
     busy_timeout_ms: AtomicU64,
+    next_transaction: AtomicU64,
     epoch: Epoch,
+}
+
+/// The writer connection, and the write transaction open on it, if any.
+pub(crate) struct WriterConnection {
+    pub(crate) connection: Connection,
+    pub(crate) open: OpenTransaction,
+}
+
+/// The transaction a database handle has open (there is at most one: each waits for the
+/// writer queue, and holds the handle's write turn until it ends).
+#[derive(Default)]
+pub(crate) enum OpenTransaction {
+    #[default]
+    None,
+    /// Transaction `id` is open, and holds the write turn (given back when this is dropped).
+    Open { id: u64, _turn: WriteTurn },
+    /// Transaction `id` was rolled back by a suspension of the process; its next call says so.
+    Suspended { id: u64 },
 }
 
 impl DbInner {
     pub(super) fn new(writer: Connection, file: OpenFile, path: &Path, busy_timeout: Duration) -> DbInner {
         DbInner {
-            writer: Mutex::new(writer),
+            interrupt: writer.get_interrupt_handle(),
+            writer: Mutex::new(WriterConnection { connection: writer, open: OpenTransaction::None }),
             reader: Mutex::new(None),
             file,
             path: path.to_path_buf(),
             busy_timeout_ms: AtomicU64::new(busy_timeout.as_millis() as u64),
+            next_transaction: AtomicU64::new(1),
             epoch: Epoch::current(),
         }
+    }
+
+    /// Registers the handle as a writer of its file, so that a suspension finds it.
+    pub(super) fn register(self: &Arc<Self>) {
+        let writer: std::sync::Weak<dyn file::Writer> = Arc::downgrade(self) as _;
+        self.file.add_writer(writer);
     }
 
     pub(super) fn busy_timeout(&self) -> Duration {
@@ -43,6 +78,12 @@ impl DbInner {
     pub(super) fn set_busy_timeout(&self, timeout: Duration) {
         self.busy_timeout_ms.store(timeout.as_millis() as u64, Ordering::Relaxed);
     }
+
+    /// A number for a new transaction of this handle.
+    pub(super) fn next_transaction_id(&self) -> u64 {
+        self.next_transaction.fetch_add(1, Ordering::Relaxed)
+    }
+
     /// `Err(Misuse)` in a child forked after the database was opened.
     pub(crate) fn check_fork(&self) -> Result<()> {
         self.epoch.check()
@@ -52,7 +93,7 @@ impl DbInner {
         self.epoch
     }
 
-    pub(crate) fn writer(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn writer(&self) -> MutexGuard<'_, WriterConnection> {
         self.writer.locked()
     }
 
@@ -80,10 +121,54 @@ impl DbInner {
     }
 }
 
+impl file::Writer for DbInner {
+    fn stop_writing(&self, deadline: Instant) -> std::result::Result<(), String> {
+        let mut writer = loop {
+            match self.writer.try_lock() {
+                Ok(writer) => break writer,
+                Err(TryLockError::Poisoned(poisoned)) => break poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => {
+                    // A statement runs: end it (SQLITE_INTERRUPT), then the connection is free.
+                    self.interrupt.interrupt();
+                    if Instant::now() >= deadline {
+                        return Err(format!(
+                            "{}: a statement of a database handle did not end",
+                            self.path.display()
+                        ));
+                    }
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+        };
+        roll_back(&writer.connection);
+        if let OpenTransaction::Open { id, .. } = writer.open {
+            // Dropping the open transaction's turn lets the next writer of the process in.
+            writer.open = OpenTransaction::Suspended { id };
+        }
+        if writer.connection.is_autocommit() {
+            Ok(())
+        } else {
+            Err(format!("{}: a write transaction could not be rolled back", self.path.display()))
+        }
+    }
+}
+
+/// Leaves the connection out of any transaction, whatever state it is in.
+pub(crate) fn roll_back(connection: &Connection) {
+    if !connection.is_autocommit() {
+        // A ROLLBACK fails only if there is no transaction, which was just ruled out; should
+        // SQLite still refuse, the next BEGIN reports it.
+        let _ = connection.execute_batch("ROLLBACK");
+    }
+}
+
 impl Drop for DbInner {
     fn drop(&mut self) {
         if self.epoch.is_past() {
-            fork::leak_connection(&mut self.writer);
+            // The parent's: its connections must not be closed here, nor its queue touched.
+            let writer = self.writer.get_mut().unwrap_or_else(|p| p.into_inner());
+            std::mem::forget(std::mem::take(&mut writer.open));
+            fork::leak_connection(&mut writer.connection);
             std::mem::forget(self.reader.get_mut().unwrap_or_else(|p| p.into_inner()).take());
         }
     }

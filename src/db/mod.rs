@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use inner::DbInner;
+use inner::{roll_back, DbInner};
 use transaction::Kind;
 pub use transaction::{ChunkOptions, Transaction};
 pub use value::Value;
@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::file::{self, Cache};
 use crate::holder::Holder;
 use crate::lock::Guard;
+use crate::suspension;
 use crate::sync::MutexExt;
 
 /// What a database handle is opened with.
@@ -66,7 +67,9 @@ impl Database {
         holder.check_fork()?;
         let mut writer = file::connect_writer(path, Cache::Application)?;
         let file = file::open(&holder, path, &mut writer)?;
-        Ok(Database { inner: Arc::new(DbInner::new(writer, file, path, options.busy_timeout)) })
+        let inner = Arc::new(DbInner::new(writer, file, path, options.busy_timeout));
+        inner.register();
+        Ok(Database { inner })
     }
 
     pub fn path(&self) -> &Path {
@@ -89,17 +92,24 @@ impl Database {
     /// lock when it starts (there is no read-to-write upgrade to fail), and connection settings
     /// such as `PRAGMA foreign_keys` take effect, as they would not inside a transaction. SQL
     /// that opens a transaction (`BEGIN`) is rolled back and refused: use [`Database::begin`].
+    /// While the process is suspended a read-only statement still runs (without the writer
+    /// queue, since it takes no write lock); any other is refused with `Error::Suspended`.
     pub fn execute(&self, sql: &str, params: &[Value]) -> Result<u64> {
         let inner = &self.inner;
         inner.check_fork()?;
         inner.ensure_in_place()?;
         let run = || -> Result<u64> {
             let writer = inner.writer();
-            let mut statement = value::prepare(&writer, sql, params)?;
-            let ran = value::execute(&writer, &mut statement);
+            let connection = &writer.connection;
+            let mut statement = value::prepare(connection, sql, params)?;
+            // Asked under the connection's mutex, which a suspension takes after setting the flag.
+            if !statement.readonly() {
+                suspension::check()?;
+            }
+            let ran = value::execute(connection, &mut statement);
             drop(statement);
-            if !writer.is_autocommit() {
-                let _ = writer.execute_batch("ROLLBACK");
+            if !connection.is_autocommit() {
+                roll_back(connection);
                 return Err(Error::InvalidArgument(
                     "execute runs one statement on its own; begin transactions with begin".into(),
                 ));
@@ -107,10 +117,17 @@ impl Database {
             // Busy (another process writes) goes back to the queue, which tries again in turn.
             ran
         };
-        let (turn, changes) =
-            inner.queue().enter(Some(inner.busy_deadline()), run).map_err(|e| inner.named(e))?;
-        drop(turn);
-        inner.queue().checkpoint_if_due(&inner.writer());
+        let changes = match inner.queue().enter(Some(inner.busy_deadline()), run) {
+            Ok((turn, changes)) => {
+                drop(turn);
+                inner.queue().checkpoint_if_due(&inner.writer().connection);
+                changes
+            }
+            // The queue is closed to writers while the process is suspended; a read need not
+            // pass through it (`run` refuses anything else).
+            Err(Error::Suspended(_)) => run()?,
+            Err(e) => return Err(inner.named(e)),
+        };
         Ok(changes)
     }
 

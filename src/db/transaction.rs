@@ -2,18 +2,18 @@
 //!
 //! Every transaction holds this process's write turn on the file from `BEGIN IMMEDIATE` until it
 //! ends, and always ends with the connection out of any transaction: a commit that fails rolls
-//! back, and a transaction dropped without commit rolls back.
+//! back, and a transaction dropped without commit rolls back. The turn is kept with the
+//! connection (see `inner.rs`), where a suspension of the process can end the transaction: its
+//! next call then fails with `Error::Suspended`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
-
-use super::inner::DbInner;
+use super::inner::{roll_back, DbInner, OpenTransaction, WriterConnection};
 use super::value::{self, Value};
 use crate::error::{Error, Result};
 use crate::lock::Fence;
-use crate::writer_queue::WriteTurn;
+use crate::suspension;
 
 /// When a chunked transaction commits and lets other writers in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,8 +80,8 @@ impl Kind {
 pub struct Transaction {
     db: Arc<DbInner>,
     kind: Kind,
-    /// This process's write turn; `None` once the transaction has ended.
-    turn: Option<WriteTurn>,
+    /// Names this transaction in its handle's [`OpenTransaction`].
+    id: u64,
     /// Why the transaction ended before `commit` or `rollback`, for the error of later calls.
     ended: Option<String>,
 }
@@ -94,7 +94,8 @@ impl Transaction {
             // A lease known lost (its file replaced, say) fails as such before anything else.
             fence.check()?;
         }
-        let mut transaction = Transaction { db, kind, turn: None, ended: None };
+        let id = db.next_transaction_id();
+        let mut transaction = Transaction { db, kind, id, ended: None };
         transaction.start()?;
         Ok(transaction)
     }
@@ -103,41 +104,68 @@ impl Transaction {
     fn start(&mut self) -> Result<()> {
         let db = &self.db;
         db.ensure_in_place()?;
-        let (turn, ()) = db
-            .queue()
-            .enter(Some(db.busy_deadline()), || Ok(db.writer().execute_batch("BEGIN IMMEDIATE")?))
-            .map_err(|e| db.named(e))?;
+        let begin = || {
+            let writer = db.writer();
+            suspension::check()?;
+            Ok(writer.connection.execute_batch("BEGIN IMMEDIATE")?)
+        };
+        let (turn, ()) = db.queue().enter(Some(db.busy_deadline()), begin).map_err(|e| db.named(e))?;
+        let mut writer = db.writer();
+        // A suspension that came since the BEGIN has rolled it back, or finds it open now.
+        if let Err(suspended) = suspension::check() {
+            roll_back(&writer.connection);
+            return Err(suspended);
+        }
         match &mut self.kind {
             Kind::Plain => {}
             Kind::Chunked { started, .. } => *started = Instant::now(),
             Kind::Fenced(fence) => {
-                let writer = db.writer();
-                if let Err(e) = fence.verify(&writer) {
-                    roll_back(&writer);
+                if let Err(e) = fence.verify(&writer.connection) {
+                    roll_back(&writer.connection);
                     return Err(e);
                 }
             }
         }
-        self.turn = Some(turn);
+        writer.open = OpenTransaction::Open { id: self.id, _turn: turn };
         Ok(())
     }
 
-    fn ensure_open(&self) -> Result<()> {
+    /// Runs `f` on the connection if the transaction is still open and the process is not
+    /// suspended; otherwise says why not. A transaction found open while the process is suspended
+    /// is rolled back here (the suspension may not have come to it yet).
+    fn with_open<T>(&mut self, f: impl FnOnce(&mut WriterConnection) -> Result<T>) -> Result<T> {
         self.db.check_fork()?;
-        match (&self.turn, &self.ended) {
-            (Some(_), _) => Ok(()),
-            (None, Some(why)) => Err(Error::Misuse(format!("the transaction has ended: {why}"))),
-            (None, None) => Err(Error::Misuse("the transaction has ended".into())),
+        let mut writer = self.db.writer();
+        match writer.open {
+            OpenTransaction::Open { id, .. } if id == self.id => {
+                if let Err(suspended) = suspension::check() {
+                    roll_back(&writer.connection);
+                    writer.open = OpenTransaction::None;
+                    drop(writer);
+                    self.ended = Some("it was rolled back when the process was suspended".into());
+                    return Err(suspended);
+                }
+                f(&mut writer)
+            }
+            OpenTransaction::Suspended { id } if id == self.id => {
+                writer.open = OpenTransaction::None;
+                drop(writer);
+                self.ended = Some("it was rolled back when the process was suspended".into());
+                Err(Error::Suspended(
+                    "the transaction was rolled back when the process was suspended (lease_suspend)".into(),
+                ))
+            }
+            _ => Err(Error::Misuse(match &self.ended {
+                Some(why) => format!("the transaction has ended: {why}"),
+                None => "the transaction has ended".into(),
+            })),
         }
     }
 
     /// Runs one statement in the transaction; returns the number of rows it inserted, updated or
     /// deleted (0 for any other statement).
     pub fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64> {
-        let before = self.db.writer().total_changes();
-        self.run(sql, params, &mut |_| true)?;
-        let writer = self.db.writer();
-        Ok(if writer.total_changes() == before { 0 } else { writer.changes() })
+        self.run(sql, params, &mut |_| true, true).map(|changes| changes.unwrap_or(0))
     }
 
     /// Runs one statement in the transaction (it sees the transaction's own writes), handing
@@ -148,30 +176,48 @@ impl Transaction {
         params: &[Value],
         mut on_row: impl FnMut(&[Value]) -> bool,
     ) -> Result<()> {
-        self.run(sql, params, &mut on_row)
+        self.run(sql, params, &mut on_row, false).map(|_| ())
     }
 
-    fn run(&mut self, sql: &str, params: &[Value], on_row: &mut dyn FnMut(&[Value]) -> bool) -> Result<()> {
-        self.ensure_open()?;
-        let writer = self.db.writer();
-        let result =
-            value::prepare(&writer, sql, params).and_then(|mut statement| value::run(&mut statement, on_row));
-        // Some failures (a full disk, say) make SQLite roll the whole transaction back; and SQL
-        // such as COMMIT would end it behind our back.
-        let ended_by_sqlite = writer.is_autocommit();
-        drop(writer);
-        if ended_by_sqlite {
-            let why = match &result {
-                Ok(()) => "the SQL ended the transaction; end it with commit or rollback".to_owned(),
-                Err(e) => format!("SQLite rolled it back after: {e}"),
-            };
-            self.end(why.clone());
-            return Err(match result {
-                Ok(()) => Error::Misuse(why),
-                Err(e) => self.db.named(e),
-            });
+    /// Runs a statement; with `count`, returns how many rows it changed.
+    fn run(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        on_row: &mut dyn FnMut(&[Value]) -> bool,
+        count: bool,
+    ) -> Result<Option<u64>> {
+        let db = self.db.clone();
+        let mut why_ended = None;
+        let result = self.with_open(|writer| {
+            let connection = &writer.connection;
+            let before = connection.total_changes();
+            let result = value::prepare(connection, sql, params)
+                .and_then(|mut statement| value::run(&mut statement, on_row))
+                .map(|()| {
+                    let changed = connection.total_changes() != before;
+                    count.then(|| if changed { connection.changes() } else { 0 })
+                });
+            // Some failures (a full disk, say) make SQLite roll the whole transaction back; and
+            // SQL such as COMMIT would end it behind our back.
+            if connection.is_autocommit() {
+                let why = match &result {
+                    Ok(_) => "the SQL ended the transaction; end it with commit or rollback".to_owned(),
+                    Err(e) => format!("SQLite rolled it back after: {e}"),
+                };
+                writer.open = OpenTransaction::None;
+                why_ended = Some(why.clone());
+                return Err(match result {
+                    Ok(_) => Error::Misuse(why),
+                    Err(e) => db.named(e),
+                });
+            }
+            result.map_err(|e| db.named(e))
+        });
+        if why_ended.is_some() {
+            self.ended = why_ended;
         }
-        result.map_err(|e| self.db.named(e))
+        result
     }
 
     /// For a chunked transaction: commits and begins again, through the writer queue, when the
@@ -183,7 +229,7 @@ impl Transaction {
     /// calls, so a job calls this after every small piece of work. After a chunk that ran its
     /// whole period the job leaves a gap for plain-SQLite writers (see [`ChunkOptions::gap`]).
     pub fn maybe_commit(&mut self) -> Result<bool> {
-        self.ensure_open()?;
+        self.with_open(|_| Ok(()))?;
         let Kind::Chunked { options, started } = self.kind else { return Ok(false) };
         let lasted = started.elapsed();
         let full = lasted >= options.period;
@@ -204,8 +250,10 @@ impl Transaction {
 
     /// Waits up to `gap` without the write lock, or until another connection commits.
     fn leave_a_gap(&self, gap: Duration) {
-        let data_version =
-            || self.db.writer().query_row("PRAGMA data_version", [], |row| row.get::<_, i64>(0)).ok();
+        let data_version = || {
+            let writer = self.db.writer();
+            writer.connection.query_row("PRAGMA data_version", [], |row| row.get::<_, i64>(0)).ok()
+        };
         let before = data_version();
         let until = Instant::now() + gap;
         while Instant::now() < until && data_version() == before {
@@ -215,43 +263,61 @@ impl Transaction {
 
     /// Commits. Consumes the transaction; if the commit fails it is rolled back.
     pub fn commit(mut self) -> Result<()> {
-        self.ensure_open()?;
         self.commit_chunk()
     }
 
     /// Rolls back (a chunked transaction: its current chunk only; committed chunks stay).
     pub fn rollback(mut self) {
-        if self.turn.is_some() && !self.db.epoch().is_past() {
-            roll_back(&self.db.writer());
-            self.end("rolled back".into());
-        }
+        self.end("rolled back");
     }
 
+    /// Commits the current chunk, and ends the transaction (its turn goes); a failed commit
+    /// rolls back.
     fn commit_chunk(&mut self) -> Result<()> {
-        let writer = self.db.writer();
-        let committed = writer.execute_batch("COMMIT");
-        if committed.is_err() && !writer.is_autocommit() {
-            roll_back(&writer);
-        }
-        drop(writer);
-        match committed {
-            Ok(()) => {
-                self.end("committed".into());
-                self.db.queue().checkpoint_if_due(&self.db.writer());
-                Ok(())
+        let db = self.db.clone();
+        let mut why_ended = None;
+        let committed = self.with_open(|writer| {
+            let committed = writer.connection.execute_batch("COMMIT");
+            if committed.is_err() {
+                roll_back(&writer.connection);
             }
-            Err(e) => {
-                let error = self.db.named(e.into());
-                self.end(format!("its commit failed and it was rolled back: {error}"));
-                Err(error)
+            writer.open = OpenTransaction::None;
+            match committed {
+                Ok(()) => {
+                    why_ended = Some("committed".to_owned());
+                    db.queue().checkpoint_if_due(&writer.connection);
+                    Ok(())
+                }
+                Err(e) => {
+                    let error = db.named(e.into());
+                    why_ended = Some(format!("its commit failed and it was rolled back: {error}"));
+                    Err(error)
+                }
             }
+        });
+        if why_ended.is_some() {
+            self.ended = why_ended;
         }
+        committed
     }
 
-    /// Gives up the write turn, letting the next writer in.
-    fn end(&mut self, why: String) {
-        self.turn = None;
-        self.ended = Some(why);
+    /// Rolls back whatever of the transaction is open, and lets its turn go.
+    fn end(&mut self, why: &str) {
+        if self.db.epoch().is_past() {
+            // Nothing of the parent's may be touched: not its connection, not its queue.
+            return;
+        }
+        let mut writer = self.db.writer();
+        let ours = match writer.open {
+            OpenTransaction::Open { id, .. } | OpenTransaction::Suspended { id } => id == self.id,
+            OpenTransaction::None => false,
+        };
+        if ours {
+            roll_back(&writer.connection);
+            writer.open = OpenTransaction::None;
+            drop(writer);
+            self.ended = Some(why.to_owned());
+        }
     }
 }
 
@@ -262,32 +328,12 @@ impl std::fmt::Debug for Transaction {
             Kind::Chunked { .. } => "chunked",
             Kind::Fenced(_) => "fenced",
         };
-        f.debug_struct("Transaction")
-            .field("kind", &kind)
-            .field("open", &self.turn.is_some())
-            .finish_non_exhaustive()
+        f.debug_struct("Transaction").field("kind", &kind).field("id", &self.id).finish_non_exhaustive()
     }
 }
 
 impl Drop for Transaction {
     fn drop(&mut self) {
-        if self.db.epoch().is_past() {
-            // Nothing of the parent's may be touched: not its connection, not its queue.
-            std::mem::forget(self.turn.take());
-            return;
-        }
-        if self.turn.is_some() {
-            roll_back(&self.db.writer());
-            self.end("dropped".into());
-        }
-    }
-}
-
-/// Leaves the connection out of any transaction, whatever state it is in.
-fn roll_back(connection: &Connection) {
-    if !connection.is_autocommit() {
-        // A ROLLBACK fails only if there is no transaction, which was just ruled out; should
-        // SQLite still refuse, the next BEGIN reports it.
-        let _ = connection.execute_batch("ROLLBACK");
+        self.end("dropped");
     }
 }

@@ -1,6 +1,7 @@
 //! The library as a whole: its version, statuses and messages, and its background thread.
 
 use std::ffi::{c_char, CStr};
+use std::time::Duration;
 
 use super::panic::{catch_status, catch_value};
 use super::status::{self, LeaseStatus};
@@ -40,6 +41,54 @@ pub extern "C" fn lease_status_str(status: u32) -> *const c_char {
 #[no_mangle]
 pub extern "C" fn lease_last_error_message() -> *const c_char {
     catch_value("lease_last_error_message", c"".as_ptr(), || Ok(status::last_error()))
+}
+
+/// Suspends liblease in this process, for an app about to be suspended by its system (iOS
+/// suspends an app soon after it goes to the background, and kills it if it then holds a write
+/// lock on a database in a shared container; Android freezes cached processes). Call it when
+/// the app goes to the background (and from a background task's expiration handler); call
+/// lease_resume when it comes back. Process-wide; any thread.
+///
+/// At once: every lease this process holds is given back to its database, so that a process
+/// waiting for it takes over within milliseconds; the guards of those leases are lost
+/// (lease_guard_check returns LEASE_LOST, each lock's lost callback runs once, and the first
+/// acquisition after lease_resume is dirty). Every write is refused with LEASE_SUSPENDED from
+/// now on: acquisitions of every kind (a lease_lock_acquire that is waiting returns it within
+/// milliseconds, an asynchronous one completes with it), renewals, lease_db_execute of a
+/// statement that writes, lease_db_begin and its siblings, and every call on a transaction that
+/// was open (a statement running now is interrupted; the transaction is rolled back; end it with
+/// lease_tx_rollback as usual). Chunks that a chunked transaction committed stay committed:
+/// nothing committed is lost. Reads go on: lease_db_query, and lease_db_execute of a read-only
+/// statement. While suspended, the library's thread touches no database.
+///
+/// Returns once no connection of this process holds a write lock or a write transaction, or
+/// after timeout_ms (0: look once, wait for nothing). Calling it again while suspended does the
+/// same, and finds nothing to stop. Must not be called from a callback of liblease.
+///
+/// Returns:
+/// - LEASE_OK: nothing of liblease's holds a write lock; the process may be suspended.
+/// - LEASE_TIMEOUT: a statement or transaction did not end within timeout_ms; the message names
+///   the database. The process is suspended all the same; call again to wait longer.
+#[no_mangle]
+pub extern "C" fn lease_suspend(timeout_ms: u32) -> LeaseStatus {
+    catch_status("lease_suspend", || crate::lifecycle::suspend(Duration::from_millis(timeout_ms.into())))
+}
+
+/// Ends a suspension (lease_suspend): writes and acquisitions work again. Leases given back at
+/// the suspension must be acquired again; the first acquisition of each is dirty. Does nothing
+/// when the process is not suspended. Any thread.
+#[no_mangle]
+pub extern "C" fn lease_resume() {
+    catch_value("lease_resume", (), || {
+        crate::lifecycle::resume();
+        Ok(())
+    })
+}
+
+/// Returns true between lease_suspend and lease_resume. Any thread.
+#[no_mangle]
+pub extern "C" fn lease_is_suspended() -> bool {
+    catch_value("lease_is_suspended", false, || Ok(crate::lifecycle::is_suspended()))
 }
 
 /// Stops the library's background thread ("liblease") and waits for it to end, so that nothing

@@ -48,6 +48,9 @@ pub enum LeaseStatus {
     /// An asynchronous acquisition was cancelled (lease_lock_cancel_acquire) before it took the
     /// lease.
     LEASE_CANCELLED = 8,
+    /// The process is suspended (lease_suspend): nothing that writes runs until lease_resume.
+    /// Reads still work.
+    LEASE_SUSPENDED = 9,
 }
 
 /// Derives everything else about the statuses from one table of `NAME => "meaning"`: the list
@@ -92,6 +95,7 @@ derive_status_tables! {
     LEASE_MISUSE => "not allowed now",
     LEASE_PANIC => "internal error in liblease",
     LEASE_CANCELLED => "the acquisition was cancelled",
+    LEASE_SUSPENDED => "the process is suspended",
 }
 
 impl From<&Error> for LeaseStatus {
@@ -104,6 +108,7 @@ impl From<&Error> for LeaseStatus {
             Error::Database(_) => LeaseStatus::LEASE_DATABASE,
             Error::Misuse(_) => LeaseStatus::LEASE_MISUSE,
             Error::Cancelled(_) => LeaseStatus::LEASE_CANCELLED,
+            Error::Suspended(_) => LeaseStatus::LEASE_SUSPENDED,
         }
     }
 }
@@ -163,6 +168,7 @@ mod tests {
             Error::Database(String::new()),
             Error::Cancelled(String::new()),
             Error::Misuse(String::new()),
+            Error::Suspended(String::new()),
         ];
         let statuses: std::collections::BTreeSet<u32> =
             errors.iter().map(|error| LeaseStatus::from(error) as u32).collect();

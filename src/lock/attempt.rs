@@ -12,6 +12,7 @@ use super::inner::LockInner;
 use crate::error::{Error, Result};
 use crate::liveness::Identity;
 use crate::store::lease_table::{self, Claim, DeadHold, HoldName};
+use crate::suspension;
 
 /// The outcome of one attempt to take the lease.
 pub(super) enum Attempt {
@@ -49,6 +50,9 @@ impl LockInner {
         store.check_fork()?;
         let slot = store.file.leases::<LeaseSlots>().slot(&self.key);
         let mut state = slot.lock();
+        // Under the slot's mutex, which a suspension takes (after setting the flag) to give the
+        // holds back: an acquisition either installs its hold before, or is refused.
+        suspension::check()?;
         if let Some(guard) = self.join(&mut state) {
             return Ok(Attempt::Taken(guard));
         }

@@ -40,6 +40,30 @@ impl LeaseSlots {
     pub(crate) fn slot(&self, key: &str) -> Arc<KeySlot> {
         self.slots.locked().entry(key.to_owned()).or_default().clone()
     }
+
+    /// At a suspension of the process: gives every lease of this file that the holder holds
+    /// back to the database, and makes each of them lost for its guards, so that the next
+    /// acquisition (after the process resumes) is dirty. A release that cannot be written by
+    /// `deadline` leaves the lease to run out; its `Err` says which.
+    pub(crate) fn give_up_all(&self, deadline: Instant) -> Vec<String> {
+        let slots: Vec<Arc<KeySlot>> = self.slots.locked().values().cloned().collect();
+        let mut failures = Vec::new();
+        for slot in slots {
+            // Under the slot's mutex: an acquisition under way installs its hold before this
+            // looks, or finds the process suspended.
+            let mut state = slot.lock();
+            state.last_generation = None;
+            if let Some(hold) = state.hold.take() {
+                if let Err(e) = hold.give_up_for_suspension(deadline) {
+                    failures.push(format!(
+                        "the lease on '{}' could not be given back ({e}); it runs out by itself",
+                        hold.key
+                    ));
+                }
+            }
+        }
+        failures
+    }
 }
 
 #[derive(Debug, Default)]
@@ -230,6 +254,20 @@ impl Hold {
         self.watchers.tell(self.key.clone());
     }
 
+    /// At a suspension: the hold is lost for its guards, and the lease given back to the store at
+    /// once, so that another process takes over without waiting for it to run out. Its guards'
+    /// release later gives back nothing.
+    fn give_up_for_suspension(self: &Arc<Self>, deadline: Instant) -> Result<()> {
+        self.mark_lost(format!("the process was suspended (lease_suspend) while it held '{}'", self.key));
+        if self.released.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.stop.notify_one();
+        self.store
+            .write_suspending(deadline, |connection| lease_table::release(connection, &self.name()))
+            .map(|_| ())
+    }
+
     /// Drops one guard. The last one detaches the hold from its slot and gives the lease back to
     /// the store at once, so that waiters need not wait for it to expire.
     pub(crate) fn drop_guard(self: &Arc<Self>) -> Result<()> {
@@ -247,7 +285,10 @@ impl Hold {
                 slot.last_generation = None;
             }
         }
-        self.released.store(true, Ordering::SeqCst);
+        if self.released.swap(true, Ordering::SeqCst) {
+            // Given back already, by a suspension of the process.
+            return Ok(());
+        }
         self.stop.notify_one();
         // Give the lease back now if the database lets us in at once. If another writer has it
         // (a long transaction of this process, say), do not keep the caller waiting: the library's

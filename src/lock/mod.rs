@@ -29,6 +29,7 @@ use acquisition::{Acquisition, Step};
 use attempt::Attempt;
 pub(crate) use fence::Fence;
 pub use guard::Guard;
+pub(crate) use hold::LeaseSlots;
 use inner::LockInner;
 pub use lost::Callback as LostCallback;
 pub use options::LockOptions;

@@ -21,6 +21,7 @@ use crate::file::{self, Cache, OpenFile, OPEN_BUSY_LIMIT};
 use crate::fork::{self, Epoch};
 use crate::holder::Holder;
 use crate::runtime;
+use crate::suspension;
 use crate::sync::MutexExt;
 use crate::writer_queue;
 
@@ -90,7 +91,7 @@ impl Store {
                 .map(|(turn, ())| turn)
         };
         schema::migrate(&connection, begin).map_err(|e| e.in_file(path))?;
-        Ok(Store {
+        let store = Store {
             inner: Arc::new_cyclic(|me| StoreInner {
                 me: me.clone(),
                 connection: Mutex::new(connection),
@@ -100,7 +101,10 @@ impl Store {
                 path: path.map(Path::to_path_buf),
                 epoch: Epoch::current(),
             }),
-        })
+        };
+        let writer: std::sync::Weak<dyn file::Writer> = Arc::downgrade(&store.inner) as _;
+        store.inner.file.add_writer(writer);
+        Ok(store)
     }
 
     /// The file's path, or `None` for an in-memory store.
@@ -145,19 +149,51 @@ impl StoreInner {
 
     /// Runs one write statement (atomic on its own) through the file's writer queue, retrying
     /// while another process holds the write lock, until `deadline`; `None` tries once without
-    /// waiting. Waiting past the deadline is `Error::Busy`.
+    /// waiting. Waiting past the deadline is `Error::Busy`; while the process is suspended it is
+    /// `Error::Suspended`.
     pub(crate) fn write<T>(
         &self,
         deadline: Option<Instant>,
         mut f: impl FnMut(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T> {
+        self.write_as(false, deadline, &mut f)
+    }
+
+    /// Like [`StoreInner::write`], for the suspension's own statements (giving the process's
+    /// leases back), which run while the process is suspended.
+    pub(crate) fn write_suspending<T>(
+        &self,
+        deadline: Instant,
+        mut f: impl FnMut(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        self.write_as(true, Some(deadline), &mut f)
+    }
+
+    fn write_as<T>(
+        &self,
+        suspending: bool,
+        deadline: Option<Instant>,
+        f: &mut dyn FnMut(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
         self.check_fork()?;
         self.file.ensure_in_place()?;
         let queue = self.file.queue();
+        let mut write = || {
+            let connection = self.connection();
+            // Asked again under the connection's mutex, which a suspension takes after it has
+            // set the flag: a statement either ran before it, or is refused.
+            if !suspending {
+                suspension::check()?;
+            }
+            f(&connection).map_err(crate::Error::from)
+        };
         // The statement is its own transaction: the write turn ends as soon as it returns.
-        let (turn, value) = queue
-            .enter(deadline, || f(&self.connection()).map_err(crate::Error::from))
-            .map_err(|e| e.in_file(self.path.as_deref()))?;
+        let entered = if suspending {
+            queue.enter_suspending(deadline, write)
+        } else {
+            queue.enter(deadline, &mut write)
+        };
+        let (turn, value) = entered.map_err(|e| e.in_file(self.path.as_deref()))?;
         drop(turn);
         if queue.take_checkpoint() {
             self.checkpoint_in_background();
@@ -180,10 +216,27 @@ impl StoreInner {
     }
 }
 
+impl file::Writer for StoreInner {
+    /// The store's connection runs only single statements: a suspension waits for the one that
+    /// runs now, if any.
+    fn stop_writing(&self, deadline: Instant) -> std::result::Result<(), String> {
+        loop {
+            if let Ok(connection) = self.connection.try_lock() {
+                debug_assert!(connection.is_autocommit(), "a store never keeps a transaction open");
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("the lease table's connection to {:?} was still writing", self.path));
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+    }
+}
+
 impl Drop for StoreInner {
     fn drop(&mut self) {
         if self.epoch.is_past() {
-            fork::leak_connection(&mut self.connection);
+            fork::leak_connection(self.connection.get_mut().unwrap_or_else(|p| p.into_inner()));
         }
     }
 }

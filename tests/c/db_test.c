@@ -211,12 +211,65 @@ static void child_fenced_thief(const char *path, const char *key, pid_t victim, 
     CHECK_STATUS(lease_shutdown(), LEASE_OK);
 }
 
+/* suspend-app DB: holds "sync" (a 60 s lease) and a transaction with a row in it, and reports
+ * "ready". On an order it suspends the process and reports "suspended STATUS"; on the next,
+ * it reports, each as "WHAT STATUS": "check" (its guard), "query" (a read), "execute" (a
+ * write), "tx" (its transaction), "begin", "acquire", and "is-suspended 0|1"; on the last it
+ * resumes, acquires again when the lease is free and reports "dirty 0|1", writes and reports
+ * "wrote STATUS". */
+static void child_suspend_app(const char *path)
+{
+    LeaseStore *store = NULL;
+    LeaseLock *lock = NULL;
+    LeaseGuard *guard = NULL, *again = NULL;
+    LeaseDb *db = open_with_table(path);
+    LeaseTx *tx = NULL, *no_tx = NULL;
+    LeaseLockOptions options;
+    REQUIRE(db != NULL);
+    CHECK_STATUS(lease_lock_options_init(&options, sizeof options), LEASE_OK);
+    options.lease_ms = 60000;
+    options.renew_every_ms = 20000;
+    REQUIRE(CHECK_STATUS(lease_store_open(path, &store), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_new(store, "sync", "app", &options, &lock), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_try_acquire(lock, &guard), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_db_begin(db, &tx), LEASE_OK));
+    CHECK_STATUS(insert(tx, "before the suspension"), LEASE_OK);
+    report("ready", 0, 1);
+
+    await_order();
+    report("suspended", lease_suspend(5000), 1);
+
+    await_order();
+    report("check", lease_guard_check(guard), 1);
+    report("query", query_integer(db, "SELECT count(*) FROM t") >= 0 ? LEASE_OK : LEASE_DATABASE, 1);
+    report("execute", lease_db_execute(db, "INSERT INTO t(who) VALUES ('suspended')", NULL, 0, NULL), 1);
+    report("tx", insert(tx, "in the rolled-back transaction"), 1);
+    report("begin", lease_db_begin(db, &no_tx), 1);
+    report("acquire", lease_lock_acquire(lock, 1000, &again), 1);
+    report("is-suspended", lease_is_suspended(), 1);
+    lease_tx_rollback(tx);
+    lease_guard_release(guard); /* gives back nothing: the suspension did */
+
+    await_order();
+    lease_resume();
+    REQUIRE(CHECK_STATUS(lease_lock_acquire(lock, CHILD_REPLY_MS, &again), LEASE_OK));
+    report("dirty", lease_guard_is_dirty(again), 1);
+    report("wrote", lease_db_execute(db, "INSERT INTO t(who) VALUES ('resumed')", NULL, 0, NULL), 1);
+    lease_guard_release(again);
+    lease_lock_free(lock);
+    lease_store_free(store);
+    lease_db_free(db);
+    CHECK_STATUS(lease_shutdown(), LEASE_OK);
+}
+
 int db_child_role(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[0], "write-hold") == 0)
         child_write_hold(argv[1]);
     else if (argc == 5 && strcmp(argv[0], "fenced-thief") == 0)
         child_fenced_thief(argv[1], argv[2], (pid_t)atoi(argv[3]), atol(argv[4]));
+    else if (argc == 2 && strcmp(argv[0], "suspend-app") == 0)
+        child_suspend_app(argv[1]);
     else
         return 0;
     return 1;
@@ -1160,6 +1213,64 @@ static void test_fork_child_cannot_use_db_handles(void)
     lease_db_free(db);
 }
 
+/* An app suspends (lease_suspend) and is then stopped, as iOS stops an app in the background:
+ * another process takes its lease at once (its 60 s lease could not explain it) and writes at
+ * once (no write lock is left behind); continued, the app reads, but every write says
+ * LEASE_SUSPENDED, its guard is lost, and its open transaction was rolled back; resumed, it
+ * acquires again (dirty) and writes. */
+static void test_suspended_app_hands_over_at_once(void)
+{
+    const char *path = db_path("suspend");
+    LeaseDb *db = open_with_table(path);
+    LeaseStore *store = NULL;
+    LeaseLock *lock = NULL;
+    LeaseGuard *guard = NULL;
+    LeaseTx *tx = NULL;
+    Child app;
+    long long started;
+    REQUIRE(db != NULL);
+    REQUIRE(CHECK(child_start(&app, "suspend-app", path, NULL, NULL, NULL)));
+    REQUIRE(CHECK(child_read_number(&app, "ready") == 0));
+    CHECK(!lease_is_suspended());
+    lease_resume(); /* not suspended: nothing to do */
+
+    child_order(&app, "suspend\n");
+    CHECK(child_read_number(&app, "suspended") == LEASE_OK);
+    kill(app.pid, SIGSTOP);
+
+    REQUIRE(CHECK_STATUS(lease_store_open(path, &store), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_new(store, "sync", "extension", NULL, &lock), LEASE_OK));
+    started = now_ms();
+    CHECK_STATUS(lease_lock_acquire(lock, 30000, &guard), LEASE_OK);
+    CHECK(now_ms() - started < 30000);
+    CHECK(lease_guard_is_dirty(guard));
+    CHECK_STATUS(lease_db_set_busy_timeout(db, 0), LEASE_OK);
+    CHECK_STATUS(lease_db_begin(db, &tx), LEASE_OK); /* at once: no write lock is left */
+    CHECK_STATUS(lease_tx_commit(tx), LEASE_OK);
+    CHECK(query_integer(db, "SELECT count(*) FROM t") == 0); /* the app's row was rolled back */
+    kill(app.pid, SIGCONT);
+
+    child_order(&app, "look\n");
+    CHECK(child_read_number(&app, "check") == LEASE_LOST);
+    CHECK(child_read_number(&app, "query") == LEASE_OK);
+    CHECK(child_read_number(&app, "execute") == LEASE_SUSPENDED);
+    CHECK(child_read_number(&app, "tx") == LEASE_SUSPENDED);
+    CHECK(child_read_number(&app, "begin") == LEASE_SUSPENDED);
+    CHECK(child_read_number(&app, "acquire") == LEASE_SUSPENDED);
+    CHECK(child_read_number(&app, "is-suspended") == 1);
+
+    lease_guard_release(guard);
+    child_order(&app, "resume\n");
+    CHECK(child_read_number(&app, "dirty") == 1);
+    CHECK(child_read_number(&app, "wrote") == LEASE_OK);
+    CHECK(exited_cleanly(child_wait(&app, CHILD_REPLY_MS)));
+    CHECK(query_integer(db, "SELECT count(*) FROM t WHERE who = 'resumed'") == 1);
+    CHECK(query_integer(db, "SELECT count(*) FROM t") == 1);
+    lease_lock_free(lock);
+    lease_store_free(store);
+    lease_db_free(db);
+}
+
 const TestCase db_cases[] = {
     {"values_round_trip", test_values_round_trip},
     {"execute_and_query", test_execute_and_query},
@@ -1176,5 +1287,6 @@ const TestCase db_cases[] = {
     {"busy_database", test_busy_database},
     {"threads_share_a_database", test_threads_share_a_database},
     {"fork_child_cannot_use_db_handles", test_fork_child_cannot_use_db_handles},
+    {"suspended_app_hands_over_at_once", test_suspended_app_hands_over_at_once},
 };
 const size_t db_case_count = sizeof db_cases / sizeof db_cases[0];

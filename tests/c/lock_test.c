@@ -269,8 +269,8 @@ static void test_version_and_status_text(void)
     static const char *const names[] = {"LEASE_OK",       "LEASE_BUSY",   "LEASE_TIMEOUT",
                                         "LEASE_LOST",     "LEASE_INVALID_ARGUMENT",
                                         "LEASE_DATABASE", "LEASE_MISUSE", "LEASE_PANIC",
-                                        "LEASE_CANCELLED"};
-    static const uint32_t unknown[] = {LEASE_CANCELLED + 1, 100, 0x7fffffff, UINT32_MAX};
+                                        "LEASE_CANCELLED", "LEASE_SUSPENDED"};
+    static const uint32_t unknown[] = {LEASE_SUSPENDED + 1, 100, 0x7fffffff, UINT32_MAX};
     char header_version[32];
     uint32_t code, other;
     size_t i;

@@ -185,6 +185,12 @@ impl Child {
         }
     }
 
+    /// Every line the child said that the test has taken so far (read, passed over by
+    /// [`Child::expect`], or drained).
+    pub fn heard(&self) -> &[String] {
+        &self.heard
+    }
+
     /// The lines the child said that the test has not read, without waiting.
     pub fn drain(&mut self) -> Vec<String> {
         let unread: Vec<String> = self.lines.try_iter().collect();
