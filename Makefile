@@ -2,6 +2,15 @@
 
 CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
+# SQLITE=system links the platform's libsqlite3 (3.35 or later) instead of the bundled SQLite.
+SQLITE ?= bundled
+ifeq ($(SQLITE),system)
+CARGO_FEATURES := --no-default-features --features system-sqlite
+else ifeq ($(SQLITE),bundled)
+CARGO_FEATURES :=
+else
+$(error SQLITE is "bundled" (the default) or "system")
+endif
 PREFIX ?= /usr/local
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 
@@ -20,10 +29,10 @@ setup:
 	@scripts/setup
 
 lib:
-	$(CARGO) build
+	$(CARGO) build -p liblease $(CARGO_FEATURES)
 
 release:
-	$(CARGO) build --release
+	$(CARGO) build -p liblease --release $(CARGO_FEATURES)
 
 # Installs the shared and static libraries, the header and a pkg-config file under PREFIX.
 install: release

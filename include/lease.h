@@ -89,6 +89,18 @@
  * for the rows, during its call. lease_shutdown() stops and joins the thread when nothing needs
  * it, so that a host can unload the library.
  *
+ * ONE SQLITE PER PROCESS
+ *
+ * liblease is built with SQLite inside it (the default; its symbols stay private to
+ * liblease.so) or against the platform's libsqlite3 (the system-sqlite build). Two copies of
+ * SQLite in one process do not see each other's locks on the same file: if this process also
+ * opens the shared database through another SQLite (GRDB, Core Data, CPython's sqlite3, Room),
+ * build liblease against that same SQLite (on iOS and macOS the system's, which GRDB and Core
+ * Data use), or keep the other SQLite's users of the file in other processes. On Android the
+ * framework's SQLite cannot be linked from the NDK: use the bundled build there. The system
+ * SQLite must be 3.35 or later; an older one makes every open fail with LEASE_DATABASE, saying
+ * both versions.
+ *
  * SIGNALS AND FILES
  *
  * liblease keeps nothing beside the database but SQLite's -wal and -shm files and its own
@@ -502,9 +514,12 @@ enum LeaseStatus lease_store_open_memory(struct LeaseStore **out_store);
 void lease_store_free(struct LeaseStore *store);
 
 /**
- * Fills options with liblease's defaults: a 6000 ms lease renewed every 2000 ms, and waiters
- * that pause at most 50 ms between attempts; these keep a lease safe even when another
- * connection holds the database's write lock for a whole second. size is sizeof(LeaseLockOptions):
+ * Fills options with liblease's defaults: a 10000 ms lease renewed every 5000 ms, and waiters
+ * that pause at most 50 ms between attempts. A release, a suspension (lease_suspend) and, on
+ * Linux and Android, a crash hand the lease over at once, so its length only bounds how long
+ * others wait for a holder that stopped without warning; a renewal writes one page to the WAL,
+ * so an idle held lease costs under 1 KiB/s; and 5 s of slack keep a lease safe even when
+ * another connection holds the database's write lock for seconds. size is sizeof(LeaseLockOptions):
  * the function writes that many bytes at most and records the size in options->size. Any
  * thread.
  *

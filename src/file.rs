@@ -112,7 +112,7 @@ pub(crate) fn connect_writer(path: &Path, cache: Cache) -> Result<Connection> {
                 "cannot switch the database to WAL mode (it stays in {mode} mode)"
             )));
         }
-        connection.busy_timeout(Duration::ZERO)?;
+        set_busy_timeout(&connection, Duration::ZERO)?;
         Ok(connection)
     };
     connect().map_err(|e| Error::from(e).in_file(Some(path)))
@@ -125,14 +125,45 @@ pub(crate) fn connect_reader(path: &Path, busy_timeout: Duration) -> Result<Conn
     connect(path, Cache::Application, busy_timeout).map_err(|e| Error::from(e).in_file(Some(path)))
 }
 
+/// Sets how long SQLite's own busy handler waits on `connection`, through SQLite's
+/// `sqlite3_busy_timeout` (rusqlite's also clears a client datum, which needs SQLite 3.44).
+pub(crate) fn set_busy_timeout(connection: &Connection, timeout: Duration) -> rusqlite::Result<()> {
+    let ms = std::ffi::c_int::try_from(timeout.as_millis()).unwrap_or(std::ffi::c_int::MAX);
+    // SAFETY: a live connection's handle.
+    match unsafe { rusqlite::ffi::sqlite3_busy_timeout(connection.handle(), ms) } {
+        rusqlite::ffi::SQLITE_OK => Ok(()),
+        rc => Err(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rc), None)),
+    }
+}
+
+/// The oldest SQLite liblease works with: 3.35 brought `RETURNING`, which takes a lease and reads
+/// its generation in one statement.
+pub(crate) const MIN_SQLITE: (i32, &str) = (3_035_000, "3.35.0");
+
+/// `Err` when the SQLite this process loaded is older than [`MIN_SQLITE`] (a system SQLite).
+fn check_sqlite_version() -> rusqlite::Result<()> {
+    new_enough(rusqlite::version_number(), rusqlite::version())
+}
+
+fn new_enough(loaded: i32, name: &str) -> rusqlite::Result<()> {
+    if loaded >= MIN_SQLITE.0 {
+        return Ok(());
+    }
+    Err(sqlite_error(format!(
+        "liblease needs SQLite {} or later, and this process loaded SQLite {name}",
+        MIN_SQLITE.1
+    )))
+}
+
 fn connect(path: &Path, cache: Cache, busy_timeout: Duration) -> rusqlite::Result<Connection> {
+    check_sqlite_version()?;
     let flags =
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     // liblease's own VFS: SQLite's default, with the WAL index guarded against truncation.
     let vfs =
         vfs::name().map_err(|rc| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rc), None))?;
     let connection = Connection::open_with_flags_and_vfs(path, flags, vfs)?;
-    connection.busy_timeout(busy_timeout)?;
+    set_busy_timeout(&connection, busy_timeout)?;
     connection.pragma_update(None, "cache_size", -(cache as i64))?;
     connection.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(connection)
@@ -177,6 +208,7 @@ fn has_moved(connection: &Connection) -> bool {
 
 /// A private in-memory database of `holder`'s, and its registration.
 pub(crate) fn open_memory(holder: &Arc<Holder>) -> Result<(Connection, OpenFile)> {
+    check_sqlite_version()?;
     let connection = Connection::open_in_memory()?;
     connection.pragma_update(None, "cache_size", -(Cache::Lease as i64))?;
     Ok((connection, OpenFile::register(holder, FileId::new_memory(), None)))
@@ -339,6 +371,17 @@ pub(crate) fn open_count(holder: &Holder) -> usize {
 mod tests {
     use super::*;
     use crate::{Lock, LockOptions, Store, StoreOptions};
+
+    #[test]
+    fn an_sqlite_older_than_3_35_is_refused_by_name() {
+        assert!(new_enough(3_035_000, "3.35.0").is_ok());
+        assert!(
+            new_enough(rusqlite::version_number(), rusqlite::version()).is_ok(),
+            "the SQLite of this build"
+        );
+        let refused = new_enough(3_034_001, "3.34.1").unwrap_err().to_string();
+        assert!(refused.contains("needs SQLite 3.35.0 or later") && refused.contains("3.34.1"), "{refused}");
+    }
 
     #[test]
     fn closed_files_leave_nothing_behind() {

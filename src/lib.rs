@@ -8,6 +8,14 @@
 //! - [`lifecycle`]: suspending the process (an app going to the background) and resuming it.
 //! - [`ffi`]: the C ABI, a thin layer over the above, described by `include/lease.h`.
 
+#[cfg(all(feature = "bundled", feature = "system-sqlite"))]
+compile_error!(
+    "the features `bundled` (a default) and `system-sqlite` exclude each other: build with \
+     `--no-default-features --features system-sqlite` to link the platform's SQLite"
+);
+#[cfg(not(any(feature = "bundled", feature = "system-sqlite")))]
+compile_error!("choose a SQLite: the default feature `bundled`, or `system-sqlite`");
+
 pub mod clock;
 mod db;
 mod error;

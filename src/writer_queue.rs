@@ -85,12 +85,28 @@ impl WriterQueue {
     /// Makes `connection` report the WAL's size after each commit instead of checkpointing
     /// inside the commit (a WAL hook replaces SQLite's automatic checkpoint); writers then call
     /// [`WriterQueue::checkpoint_if_due`] once their turn has ended.
+    ///
+    /// The hook is set through SQLite's own `sqlite3_wal_hook`, not rusqlite's, which keeps its
+    /// closures with `sqlite3_set_clientdata` (SQLite 3.44 and later; the system SQLite of Debian
+    /// 12 and of current Apple systems is older). It points at this queue's counter: the
+    /// connection must be closed before the queue goes, which its owner's field order ensures
+    /// (a handle's connection is declared before its `OpenFile`, which keeps the queue).
     pub(crate) fn watch_wal(&self, connection: &mut Connection) -> rusqlite::Result<()> {
-        let wal_pages = self.wal_pages.clone();
-        connection.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
-            wal_pages.store(pages.max(0) as u32, Ordering::Relaxed);
-            Ok(())
-        }))
+        unsafe extern "C" fn report(
+            pages: *mut std::ffi::c_void,
+            _db: *mut rusqlite::ffi::sqlite3,
+            _name: *const std::ffi::c_char,
+            count: std::ffi::c_int,
+        ) -> std::ffi::c_int {
+            // SAFETY: the counter outlives the connection (see above).
+            unsafe { (*pages.cast::<AtomicU32>()).store(count.max(0) as u32, Ordering::Relaxed) };
+            rusqlite::ffi::SQLITE_OK
+        }
+        let pages = Arc::as_ptr(&self.wal_pages).cast_mut().cast();
+        // SAFETY: a live connection's handle; the callback and its argument stay valid for as
+        // long as the connection is open. The previous hook's argument (none) is returned.
+        unsafe { rusqlite::ffi::sqlite3_wal_hook(connection.handle(), Some(report), pages) };
+        Ok(())
     }
 
     /// Checkpoints on `connection` if the WAL has grown past its limit. Called after a write

@@ -189,7 +189,10 @@ impl Connection {
     fn open(path: &Path, plain: bool, busy_timeout: Duration) -> Connection {
         if plain {
             let connection = rusqlite::Connection::open(path).expect("a plain connection opens");
-            connection.busy_timeout(busy_timeout).expect("the busy timeout is set");
+            // The pragma rather than rusqlite's busy_timeout, which needs SQLite 3.44 (the
+            // system-SQLite build links an older one).
+            let ms = i64::try_from(busy_timeout.as_millis()).expect("a busy timeout in range");
+            connection.pragma_update(None, "busy_timeout", ms).expect("the busy timeout is set");
             Connection::Plain(connection)
         } else {
             let options = DatabaseOptions { busy_timeout, ..DatabaseOptions::default() };

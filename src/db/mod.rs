@@ -82,7 +82,7 @@ impl Database {
         self.inner.check_fork()?;
         self.inner.set_busy_timeout(timeout);
         if let Some(reader) = self.inner.reader.locked().as_ref() {
-            reader.busy_timeout(timeout)?;
+            file::set_busy_timeout(reader, timeout)?;
         }
         Ok(())
     }

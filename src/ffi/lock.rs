@@ -138,9 +138,12 @@ pub type LeaseAcquireCallback =
 /// during the call. context is the pointer given to lease_lock_set_lost_callback.
 pub type LeaseLostCallback = Option<unsafe extern "C" fn(context: *mut c_void, key: *const c_char)>;
 
-/// Fills options with liblease's defaults: a 6000 ms lease renewed every 2000 ms, and waiters
-/// that pause at most 50 ms between attempts; these keep a lease safe even when another
-/// connection holds the database's write lock for a whole second. size is sizeof(LeaseLockOptions):
+/// Fills options with liblease's defaults: a 10000 ms lease renewed every 5000 ms, and waiters
+/// that pause at most 50 ms between attempts. A release, a suspension (lease_suspend) and, on
+/// Linux and Android, a crash hand the lease over at once, so its length only bounds how long
+/// others wait for a holder that stopped without warning; a renewal writes one page to the WAL,
+/// so an idle held lease costs under 1 KiB/s; and 5 s of slack keep a lease safe even when
+/// another connection holds the database's write lock for seconds. size is sizeof(LeaseLockOptions):
 /// the function writes that many bytes at most and records the size in options->size. Any
 /// thread.
 ///

@@ -88,6 +88,18 @@
 //! for the rows, during its call. lease_shutdown() stops and joins the thread when nothing needs
 //! it, so that a host can unload the library.
 //!
+//! ONE SQLITE PER PROCESS
+//!
+//! liblease is built with SQLite inside it (the default; its symbols stay private to
+//! liblease.so) or against the platform's libsqlite3 (the system-sqlite build). Two copies of
+//! SQLite in one process do not see each other's locks on the same file: if this process also
+//! opens the shared database through another SQLite (GRDB, Core Data, CPython's sqlite3, Room),
+//! build liblease against that same SQLite (on iOS and macOS the system's, which GRDB and Core
+//! Data use), or keep the other SQLite's users of the file in other processes. On Android the
+//! framework's SQLite cannot be linked from the NDK: use the bundled build there. The system
+//! SQLite must be 3.35 or later; an older one makes every open fail with LEASE_DATABASE, saying
+//! both versions.
+//!
 //! SIGNALS AND FILES
 //!
 //! liblease keeps nothing beside the database but SQLite's -wal and -shm files and its own

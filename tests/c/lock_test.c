@@ -787,7 +787,7 @@ static void test_bad_arguments(void)
 
     /* Options: the defaults are the documented ones; zero and contradictory values are refused. */
     CHECK(defaults.size == sizeof defaults);
-    CHECK(defaults.lease_ms == 6000 && defaults.renew_every_ms == 2000 && defaults.max_backoff_ms == 50);
+    CHECK(defaults.lease_ms == 10000 && defaults.renew_every_ms == 5000 && defaults.max_backoff_ms == 50);
     CHECK_STATUS(lease_lock_options_init(NULL, sizeof options), LEASE_INVALID_ARGUMENT);
     CHECK(error_mentions("lease_lock_options_init") && error_mentions("options is NULL"));
     CHECK_STATUS(lease_lock_options_init(&options, sizeof options - 1), LEASE_INVALID_ARGUMENT);
@@ -805,7 +805,7 @@ static void test_bad_arguments(void)
         } longer;
         CHECK_STATUS(lease_lock_options_init(&longer.known, sizeof longer), LEASE_OK);
         CHECK(longer.known.size == sizeof longer && longer.later_field == 0);
-        CHECK(longer.known.lease_ms == 6000);
+        CHECK(longer.known.lease_ms == 10000);
         CHECK_STATUS(lease_lock_new(store, "sync", "app", &longer.known, &no_lock), LEASE_OK);
         lease_lock_free(no_lock);
         no_lock = (LeaseLock *)&no_lock;
