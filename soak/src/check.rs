@@ -101,6 +101,15 @@ pub fn report(plan: &Plan, record: &Record, database: &Database) -> Result<bool,
             stops.replaced
         ),
     );
+    figure(
+        "released, still in table",
+        format!(
+            "{} stops found the stopped worker's lease in the table after its release() returned \
+             (up to {:.0} ms after)",
+            stops.released,
+            ms(stops.released_longest)
+        ),
+    );
     figure("overlaps", overlaps.to_string());
     figure(
         "lost detections",
@@ -239,6 +248,10 @@ struct StopFigures {
     saw_loss: usize,
     gave_back: usize,
     late_rows: usize,
+    /// Stops that found the stopped worker's lease in the table after its `release` returned,
+    /// and the longest time since it returned.
+    released: usize,
+    released_longest: u64,
 }
 
 fn stops(
@@ -255,7 +268,15 @@ fn stops(
             figures.past_lease += 1;
         }
         let Some(log) = logs.iter().find(|log| log.label == stop.label) else { continue };
-        let Some(hold) = stopped_hold(stop, log) else { continue };
+        let hold = match at_stop(stop, log) {
+            AtStop::Holding(hold) => hold,
+            AtStop::Released { t } => {
+                figures.released += 1;
+                figures.released_longest = figures.released_longest.max(stop.stopped_at - t);
+                continue;
+            }
+            AtStop::NotHolding => continue,
+        };
         figures.holding += 1;
         let Some(taken) = &stop.taken else { continue };
         figures.replaced += 1;
@@ -303,28 +324,45 @@ fn stops(
     figures
 }
 
-/// The hold that a stopped worker was in, if it held the lease when it stopped: the lease row
-/// named it, and its log up to the stop shows a hold under way. A hold whose acquisition was not
-/// logged before the stop is that hold only if its acquisition, logged after, has the row's
-/// generation; otherwise the row was the lease of an earlier hold, not yet given back, and the
-/// worker was waiting for the next one.
-fn stopped_hold(stop: &Stop, log: &WorkerLog) -> Option<u64> {
-    let row = stop.held.as_ref()?;
+/// What a stopped worker had of the lease, by the lease row read after the stop and its log up
+/// to the stop.
+enum AtStop {
+    /// The row did not name it with a lease not run out, or its log shows no hold under way.
+    NotHolding,
+    /// The row named it, and its log shows this hold under way. A hold whose acquisition was
+    /// not logged before the stop is that hold only if its acquisition, logged after, has the
+    /// row's generation; otherwise the row was the lease of an earlier hold, not yet given back,
+    /// and the worker was waiting for the next one (another worker took the lease meanwhile, so
+    /// the next has a newer generation).
+    Holding(u64),
+    /// The row named it, yet its last hold's `release` had returned, at `t`: the lease was given
+    /// back, but not yet in the table (liblease gives it back in the background when the
+    /// database is busy).
+    Released { t: u64 },
+}
+
+fn at_stop(stop: &Stop, log: &WorkerLog) -> AtStop {
+    let Some(row) = stop.held.as_ref() else { return AtStop::NotHolding };
     let (before, after): (Vec<_>, Vec<_>) =
         log.events.iter().partition(|(offset, _)| *offset < stop.log_offset);
-    let (_, last) = before.iter().rev().find(|(_, event)| event.hold().is_some())?;
-    if last.ends_hold() {
-        return None;
-    }
-    let hold = last.hold()?;
+    let Some((_, last)) = before.iter().rev().find(|(_, event)| event.hold().is_some()) else {
+        return AtStop::NotHolding;
+    };
+    let hold = match *last {
+        Event::Released { t, .. } => return AtStop::Released { t },
+        ref ended if ended.ends_hold() => return AtStop::NotHolding,
+        ref under_way => under_way.hold().expect("a hold's event"),
+    };
     let acquired = |event: &Event| matches!(*event, Event::Acquired { hold: h, .. } if h == hold);
     if before.iter().any(|(_, event)| acquired(event)) {
-        return Some(hold);
+        return AtStop::Holding(hold);
     }
-    after.iter().find(|(_, event)| acquired(event)).and_then(|(_, event)| match *event {
-        Event::Acquired { generation, .. } if generation == row.generation => Some(hold),
-        _ => None,
-    })
+    match after.iter().find(|(_, event)| acquired(event)) {
+        Some((_, Event::Acquired { generation, .. })) if *generation == row.generation => {
+            AtStop::Holding(hold)
+        }
+        _ => AtStop::NotHolding,
+    }
 }
 
 /// Fenced rows in commit order whose generation goes back, or whose generation has another

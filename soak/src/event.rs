@@ -34,8 +34,8 @@ pub enum Event {
     /// `F <hold> <seq> <t>`: committed the fenced row `seq` of the hold, inserted at `t` (read
     /// inside the transaction).
     Fenced { hold: u64, seq: u64, t: u64 },
-    /// `R <hold>`: gave the lease back; the hold ends.
-    Released { hold: u64 },
+    /// `R <hold> <t>`: gave the lease back (`release` returned at `t`); the hold ends.
+    Released { hold: u64, t: u64 },
     /// `P <tx> <rows>`: committed plain transaction `tx`, its rows `0..rows`.
     Plain { tx: u64, rows: u64 },
     /// `K <job> <chunk> <first> <last>`: committed chunk `chunk` of job `job`, its rows
@@ -62,7 +62,7 @@ impl Event {
             | Event::Checked { hold, .. }
             | Event::Lost { hold, .. }
             | Event::Fenced { hold, .. }
-            | Event::Released { hold } => Some(hold),
+            | Event::Released { hold, .. } => Some(hold),
             Event::Plain { .. } | Event::Chunk { .. } | Event::Failed { .. } => None,
         }
     }
@@ -92,7 +92,7 @@ impl Event {
             ("L", &[hold, 0]) => Event::Lost { hold, by: LostBy::Check },
             ("L", &[hold, 1]) => Event::Lost { hold, by: LostBy::Begin },
             ("F", &[hold, seq, t]) => Event::Fenced { hold, seq, t },
-            ("R", &[hold]) => Event::Released { hold },
+            ("R", &[hold, t]) => Event::Released { hold, t },
             ("P", &[tx, rows]) => Event::Plain { tx, rows },
             ("K", &[job, chunk, first, last]) => Event::Chunk { job, chunk, first, last },
             _ => return Err("not an event".into()),
@@ -112,7 +112,7 @@ impl fmt::Display for Event {
             Event::Checked { hold, t } => write!(f, "C {hold} {t}"),
             Event::Lost { hold, by } => write!(f, "L {hold} {}", u8::from(*by == LostBy::Begin)),
             Event::Fenced { hold, seq, t } => write!(f, "F {hold} {seq} {t}"),
-            Event::Released { hold } => write!(f, "R {hold}"),
+            Event::Released { hold, t } => write!(f, "R {hold} {t}"),
             Event::Plain { tx, rows } => write!(f, "P {tx} {rows}"),
             Event::Chunk { job, chunk, first, last } => write!(f, "K {job} {chunk} {first} {last}"),
             Event::Failed { what, message } => write!(f, "E {what} {message}"),

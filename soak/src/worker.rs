@@ -206,7 +206,7 @@ impl Worker {
         if let Err(e) = guard.release() {
             self.failed("release", e)?;
         }
-        self.log.write(&Event::Released { hold })
+        self.log.write(&Event::Released { hold, t: monotonic_ns() })
     }
 
     /// One fenced row; returns the time read inside the transaction. `unfenced` (the planted
