@@ -269,11 +269,11 @@ impl Driver<'_> {
     fn act(&mut self) -> Result<(), String> {
         let roll = self.rng.below(100);
         if roll < 20 {
-            if let Some(slot) = self.target(50) {
+            if let Some(slot) = self.target(50)? {
                 self.kill(slot)?;
             }
         } else if roll < 60 && self.stopped.is_none() {
-            if let Some(slot) = self.target(85) {
+            if let Some(slot) = self.target(85)? {
                 self.stop(slot)?;
             }
         }
@@ -282,15 +282,15 @@ impl Driver<'_> {
 
     /// A worker that may be killed or stopped now: `holder_percent` times in a hundred, the
     /// lease's holder, waited for up to `HOLDER_PATIENCE` (the lease is free between holds);
-    /// else, or if none comes, any.
-    fn target(&mut self, holder_percent: u64) -> Option<usize> {
+    /// else, or if none comes, any. A stop under way goes on being watched meanwhile.
+    fn target(&mut self, holder_percent: u64) -> Result<Option<usize>, String> {
         let now = Instant::now();
         let stopped = self.stopped.as_ref().map(|stopped| stopped.slot);
         let eligible: Vec<usize> = (0..self.slots.len())
             .filter(|&i| Some(i) != stopped && self.slots[i].quiet_until <= now)
             .collect();
         if eligible.is_empty() {
-            return None;
+            return Ok(None);
         }
         if self.rng.chance(holder_percent) {
             let deadline = now + HOLDER_PATIENCE;
@@ -301,16 +301,21 @@ impl Driver<'_> {
                     // Seen at once, the holder has often just taken the lease: a few ms more
                     // land most stops inside its hold instead.
                     std::thread::sleep(self.rng.millis(0, 5));
-                    return Some(i);
+                    return Ok(Some(i));
                 }
+                self.watch_stop()?;
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
-        Some(eligible[self.rng.below(eligible.len() as u64) as usize])
+        Ok(Some(eligible[self.rng.below(eligible.len() as u64) as usize]))
     }
 
     fn kill(&mut self, index: usize) -> Result<(), String> {
         let label = self.slots[index].label.clone();
+        if self.slots[index].process.try_wait().map_err(|e| format!("waitpid: {e}"))?.is_some() {
+            // It exited on its own: `reap_unexpected` reports it.
+            return Ok(());
+        }
         if self.live_lease().is_some_and(|row| row.label == label) {
             self.record.holder_kills += 1;
         }
