@@ -1,11 +1,12 @@
 //! The checks, made after the run from the workers' logs, the driver's record and the database;
 //! the lock itself is never asked. Each log line proves its fact (see `event`), so:
 //!
-//! - **Mutual exclusion.** A `C <hold> <t>` line says the hold's lease was its worker's at `t`.
-//!   Within a hold, every check from the first to the last succeeded, so the worker held the
-//!   lease from its first checked time to its last. Two such intervals of different processes
-//!   must never meet (one instant in common counts). Different incarnations of one worker are
-//!   different processes. A check after its hold was lost or given back is a failure too.
+//! - **Mutual exclusion.** A `C <hold> <t>` line says that liblease told the worker the lease
+//!   was its own at `t`. Within a hold every check from the first to the last succeeded (a lost
+//!   hold is lost for good), so liblease claims the lease for the worker from its first checked
+//!   time to its last. Two such intervals of different processes must never meet (one instant
+//!   in common counts); different incarnations of one worker are different processes. A check
+//!   that succeeds after its hold was lost or given back is a failure too.
 //! - **A stopped holder sees the loss before it writes.** For each stop in which the worker held
 //!   the lease (see `driver`) and another worker took it before the continue, the stopped
 //!   worker's log after the stop (after `Stop::log_offset`) must show the loss as the first
