@@ -55,7 +55,11 @@ fn writes_without_the_fence_after_a_stop_fail_the_stopped_holder_check() {
     // The bug shows only where a holder was stopped past its lease and replaced; a run with no
     // such stop (they are drawn at random) proves nothing, and is run again.
     for attempt in 1..=3 {
-        let (output, stdout) = soak(&["--seconds", "12", "--unsafe-writes"]);
+        // A failed run keeps its directory: here it is the test's, removed once read.
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("unsafe-writes-{}-{attempt}", std::process::id()));
+        let (output, stdout) = soak(&["--seconds", "12", "--unsafe-writes", "--dir", dir.to_str().unwrap()]);
+        std::fs::remove_dir_all(&dir).expect("the run's directory is removed");
         let replaced = figure(&stdout, "stops:");
         if output.status.success() && replaced.contains(" 0 of them replaced") {
             eprintln!("attempt {attempt}: no holder was replaced while stopped; again");
