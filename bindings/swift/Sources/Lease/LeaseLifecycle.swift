@@ -43,7 +43,8 @@ private let expiryTimeout: TimeInterval = 0.1
 /// `LeaseError.suspended`, and the leases it held are lost (each lock's lost handler runs). Work
 /// that runs in the background on purpose (a launch into the background, a `BGTask`: no
 /// didEnterBackground is posted for those) is the app's own to bracket: `LeaseLibrary.resume()`
-/// before it if the app may be suspended, `LeaseLibrary.suspend(timeout:)` when it ends.
+/// before it (liblease may still be suspended from the app's last trip to the background), and
+/// `LeaseLibrary.suspend(timeout:)` when it ends.
 ///
 /// For apps only: an app extension has no `UIApplication.shared`; it uses
 /// `LeaseExtensionLifecycle`. On the main actor, like UIKit.
