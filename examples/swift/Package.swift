@@ -11,7 +11,8 @@
 //   `swift run lease-swift-sample` (with liblease found as the binding's Package.swift says).
 // - iOS/: the app's and the extension's entry points, to add to an Xcode project (deployment
 //   target iOS 16, for NavigationStack) whose two targets both have the App Group entitlement
-//   (iOS/Sample.entitlements) and link SampleShared.
+//   (iOS/Sample.entitlements) and link SampleShared. The app suspends liblease in the background
+//   (LeaseLifecycle), the extension when its request ends (LeaseExtensionLifecycle).
 
 import PackageDescription
 

@@ -18,6 +18,10 @@ import Foundation
 /// and off Swift concurrency's cooperative pool, on a dispatch queue or a thread of your own.
 /// A thread that has a transaction open on the file must not write through another handle or
 /// begin another transaction on the same file: it would wait for its own transaction.
+///
+/// While the process is suspended (`LeaseLibrary.suspend(timeout:)`) every write throws
+/// `LeaseError.suspended`: `execute` of a statement that writes, and `begin()` and its siblings.
+/// Reads work.
 public final class LeaseDatabase: @unchecked Sendable {
     let pointer: OpaquePointer
 

@@ -22,6 +22,11 @@ public enum LeaseError: Error, Equatable, Sendable {
     case panic(String)
     /// An asynchronous acquisition was cancelled. (`acquire(timeout:)` throws `CancellationError`.)
     case cancelled(String)
+    /// The process is suspended (`LeaseLibrary.suspend(timeout:)`): nothing that writes runs until
+    /// `LeaseLibrary.resume()`: no acquisition, no writing statement, no transaction. Reads still
+    /// work. A transaction that was open when the process was suspended was rolled back, and its
+    /// next call throws this (later ones `misuse`); roll it back to free it.
+    case suspended(String)
     /// A status this binding does not know (a newer library): an error all the same.
     case unknown(status: UInt32, message: String)
 
@@ -36,6 +41,7 @@ public enum LeaseError: Error, Equatable, Sendable {
         case LEASE_MISUSE.code: self = .misuse(message)
         case LEASE_PANIC.code: self = .panic(message)
         case LEASE_CANCELLED.code: self = .cancelled(message)
+        case LEASE_SUSPENDED.code: self = .suspended(message)
         default: self = .unknown(status: status, message: message)
         }
     }
@@ -51,6 +57,7 @@ public enum LeaseError: Error, Equatable, Sendable {
         case .misuse: return LEASE_MISUSE.code
         case .panic: return LEASE_PANIC.code
         case .cancelled: return LEASE_CANCELLED.code
+        case .suspended: return LEASE_SUSPENDED.code
         case .unknown(let status, _): return status
         }
     }
@@ -59,7 +66,8 @@ public enum LeaseError: Error, Equatable, Sendable {
     public var message: String {
         switch self {
         case .busy(let message), .timeout(let message), .lost(let message), .invalidArgument(let message),
-             .database(let message), .misuse(let message), .panic(let message), .cancelled(let message):
+             .database(let message), .misuse(let message), .panic(let message), .cancelled(let message),
+             .suspended(let message):
             return message
         case .unknown(_, let message):
             return message

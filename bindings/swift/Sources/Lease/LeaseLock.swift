@@ -10,6 +10,9 @@ import Foundation
 /// process holds the lease every acquisition of the same key succeeds at once, on any thread. The
 /// lease is held while any of the process's guards of it is alive. Freed with its last reference;
 /// guards taken through it stay valid.
+///
+/// While the process is suspended (`LeaseLibrary.suspend(timeout:)`) every acquisition throws
+/// `LeaseError.suspended`, and one that was waiting ends with it at once.
 public final class LeaseLock: @unchecked Sendable {
     /// The lock's key.
     public let key: String

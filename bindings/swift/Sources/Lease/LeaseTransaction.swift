@@ -7,6 +7,10 @@ import CLease
 /// End it with `commit()` or `rollback()`; either ends it whatever happens, and later calls throw
 /// `LeaseError.misuse`. One that is neither committed nor rolled back is rolled back when its last
 /// reference goes away (which also keeps other writers out until then).
+///
+/// A suspension of the process (`LeaseLibrary.suspend(timeout:)`) rolls an open transaction back
+/// (a chunked one: its current chunk): its next call throws `LeaseError.suspended`, later ones
+/// `LeaseError.misuse`; `rollback()` frees it.
 public final class LeaseTransaction {
     /// The native transaction, until `commit()` or `rollback()` hands it to the library, which
     /// frees it whatever it returns (rolling it back when it is not committed). Never touched

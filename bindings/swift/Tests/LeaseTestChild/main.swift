@@ -2,6 +2,10 @@
 // stdin and reports on stdout, one line each.
 //
 //   hold DB KEY LEASE_MS       takes the lease, reports "held GENERATION", releases when told
+//   wait DB HELD WANTED LEASE_MS
+//                              takes HELD (reports "held GENERATION"), then waits up to 30 s for
+//                              WANTED (reports "took GENERATION"), both with leases of LEASE_MS;
+//                              releases both when told
 //   probe DB KEY               reports "status N": what one try-acquire returns here (0 or 1)
 //   steal DB KEY PID WAIT_MS   stops process PID (SIGSTOP), waits WAIT_MS, takes the lease, writes
 //                              a row ('thief') into table work in a fenced transaction, reports
@@ -34,6 +38,22 @@ func hold(_ db: String, _ key: String, leaseMs: Int) throws {
     report("held \(leaseGuard.generation)")
     _ = readLine()
     leaseGuard.release()
+    report("released")
+}
+
+func holdAndWait(_ db: String, held: String, wanted: String, leaseMs: Int) throws {
+    let lease = Double(leaseMs) / 1000
+    let options = LockOptions(lease: lease, renewEvery: lease / 4)
+    let store = try LeaseStore(path: db)
+    let heldLock = try store.lock(held, label: "child-waiter", options: options)
+    let wantedLock = try store.lock(wanted, label: "child-waiter", options: options)
+    let heldGuard = try heldLock.acquireBlocking(timeout: 10)
+    report("held \(heldGuard.generation)")
+    let wantedGuard = try wantedLock.acquireBlocking(timeout: 30)
+    report("took \(wantedGuard.generation)")
+    _ = readLine()
+    wantedGuard.release()
+    heldGuard.release()
     report("released")
 }
 
@@ -79,6 +99,8 @@ let arguments = Array(CommandLine.arguments.dropFirst())
 do {
     switch (arguments.first ?? "", arguments.count) {
     case ("hold", 4): try hold(arguments[1], arguments[2], leaseMs: Int(arguments[3])!)
+    case ("wait", 5):
+        try holdAndWait(arguments[1], held: arguments[2], wanted: arguments[3], leaseMs: Int(arguments[4])!)
     case ("probe", 3): try probe(arguments[1], arguments[2])
     case ("steal", 5): try steal(arguments[1], arguments[2], victim: pid_t(arguments[3])!, waitMs: Int(arguments[4])!)
     default:

@@ -9,7 +9,7 @@ final class LibraryTests: XCTestCase {
     func testEveryStatusHasTheLibrarysDescriptionUnknownOnesToo() {
         let names = [
             "LEASE_OK", "LEASE_BUSY", "LEASE_TIMEOUT", "LEASE_LOST", "LEASE_INVALID_ARGUMENT",
-            "LEASE_DATABASE", "LEASE_MISUSE", "LEASE_PANIC", "LEASE_CANCELLED",
+            "LEASE_DATABASE", "LEASE_MISUSE", "LEASE_PANIC", "LEASE_CANCELLED", "LEASE_SUSPENDED",
         ]
         for (status, name) in names.enumerated() {
             XCTAssertTrue(LeaseLibrary.describe(status: UInt32(status)).hasPrefix(name))
@@ -22,7 +22,7 @@ final class LibraryTests: XCTestCase {
         let expected: [(UInt32, LeaseError)] = [
             (1, .busy("m")), (2, .timeout("m")), (3, .lost("m")), (4, .invalidArgument("m")),
             (5, .database("m")), (6, .misuse("m")), (7, .panic("m")), (8, .cancelled("m")),
-            (42, .unknown(status: 42, message: "m")),
+            (9, .suspended("m")), (42, .unknown(status: 42, message: "m")),
         ]
         for (status, error) in expected {
             let made = LeaseError(status: status, message: "m")

@@ -87,6 +87,7 @@ enum Status {
     static let invalidArgument = LeaseError.invalidArgument("").status
     static let database = LeaseError.database("").status
     static let misuse = LeaseError.misuse("").status
+    static let suspended = LeaseError.suspended("").status
 }
 
 /// Asserts that `body` throws a `LeaseError` with `status` (and a message containing `text`), and

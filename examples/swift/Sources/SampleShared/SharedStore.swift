@@ -62,8 +62,9 @@ public final class SharedStore: Sendable {
     #endif
 
     /// Calls `handler` with the lease's key when this process loses "sync" while holding it (it
-    /// was suspended past the lease, say): once per lost hold, on the library's thread, where it
-    /// must return at once. Replaces any previous handler (see `LeaseLock.setLostHandler`).
+    /// suspended liblease on going to the background, or was suspended past the lease): once per
+    /// lost hold, on the library's thread, where it must return at once. Replaces any previous
+    /// handler (see `LeaseLock.setLostHandler`).
     public func onSyncLost(_ handler: @escaping @Sendable (String) -> Void) throws {
         // The handler is given its lock: capturing `self` or `sync` instead would keep the lock
         // alive for ever, since the library keeps the handler as long as the lock lives.

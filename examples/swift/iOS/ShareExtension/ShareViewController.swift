@@ -1,17 +1,33 @@
 // The share extension's side of the iOS sample (add to a Share Extension target, deployment target
-// iOS 16; link SampleShared). It saves the shared text into the App Group database, and syncs if
-// the app is not syncing right now. A suspended or killed extension holds nothing that blocks the
-// app: the lease is a row that runs out, and a fenced write refuses to run once it has.
+// iOS 16; link SampleShared, which brings Lease). It saves the shared text into the App Group
+// database, and syncs if the app is not syncing right now.
+//
+// It suspends liblease before it completes its request, after which iOS may suspend it at any
+// moment, and while the host app is in the background (LeaseExtensionLifecycle): a suspended
+// extension holds no lease and no write lock, so the app takes "sync" at once. (Were it
+// suspended or killed holding them anyway, the lease is a row that runs out, and a fenced write
+// refuses to run once it has.)
 
+import Lease
 import SampleShared
 import UIKit
 import UniformTypeIdentifiers
 
 final class ShareViewController: UIViewController {
+    private let lifecycle = LeaseExtensionLifecycle()
+
+    override func viewDidLoad() {
+        super.viewDidLoad()
+        lifecycle.start()
+    }
+
     override func viewDidAppear(_ animated: Bool) {
         super.viewDidAppear(animated)
+        // This process may have served an earlier request, and suspended liblease at its end.
+        lifecycle.resume()
         Task {
             let failure = await share()
+            await lifecycle.suspend() // hands "sync" back if held, and waits for writers to stop
             finish(failure)
         }
     }
