@@ -79,6 +79,7 @@ const SCENARIOS: &[Scenario] = &[
         title: "a plain-SQLite writer beside a chunked job",
         run: scenarios::plain_writer::run,
     },
+    Scenario { number: 10, title: "suspension", run: scenarios::suspension::run },
 ];
 
 const USAGE: &str = "\

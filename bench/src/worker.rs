@@ -18,6 +18,9 @@
 //!   back to back until `end_t`, then answers `result key=value...`.
 //! - `footprint kind= db= hold_ms=`: measures its own resident memory and threads before and
 //!   after opening a store, taking a lock and holding it; answers `footprint key=value...`.
+//! - `suspend db= key= lease_ms=`: holds the lease and runs a chunked import on a thread, rows
+//!   back to back; answers `ready` once the import runs; `suspend` suspends the process
+//!   (`lease::lifecycle::suspend`) and answers `suspended <t_called> <t_returned> <outcome>`.
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -52,6 +55,7 @@ pub fn main(args: &[String]) -> i32 {
             "wait" => wait(&args),
             "writer" => writer(&args),
             "footprint" => footprint(&args),
+            "suspend" => suspend(&args),
             other => Err(format!("no worker mode '{other}'").into()),
         }
     });
@@ -236,6 +240,49 @@ fn footprint(args: &Args) -> Result<()> {
          threads_lock={} threads_held={}",
         start.0, opened.0, locked.0, held.0, start.1, opened.1, locked.1, held.1
     );
+    Ok(())
+}
+
+fn suspend(args: &Args) -> Result<()> {
+    let path = args.path("db")?;
+    let store = lease::Store::open(&path)?;
+    let db = lease::Database::open(&path)?;
+    db.execute("CREATE TABLE IF NOT EXISTS import (n INTEGER)", &[])?;
+    let guard =
+        lease::Lock::new(&store, args.text("key")?, "lease-bench", args.lock_options()?)?.try_acquire()?;
+    let (running, import_runs) = std::sync::mpsc::channel();
+    let import = std::thread::spawn(move || {
+        let mut tx = match db.begin_chunked(lease::ChunkOptions::DEFAULT) {
+            Ok(tx) => tx,
+            Err(_) => return,
+        };
+        let _ = running.send(());
+        // Until the suspension ends it (LEASE_SUSPENDED).
+        for n in 0i64.. {
+            let step = tx.execute("INSERT INTO import (n) VALUES (?)", &[lease::Value::Integer(n)]);
+            if step.and_then(|_| tx.maybe_commit()).is_err() {
+                break;
+            }
+        }
+        tx.rollback();
+    });
+    import_runs.recv().map_err(|_| "the import did not begin")?;
+    println!("ready");
+    let mut lines = std::io::stdin().lock().lines();
+    while let Some(command) = next_command(&mut lines) {
+        match command.first().map(String::as_str) {
+            Some("suspend") => {
+                let called = now_ns();
+                let outcome = lease::lifecycle::suspend(Duration::from_secs(5));
+                let returned = now_ns();
+                println!("suspended {called} {returned} {}", if outcome.is_ok() { "ok" } else { "error" });
+            }
+            other => return Err(format!("unknown command {other:?}").into()),
+        }
+    }
+    import.join().map_err(|_| "the import panicked")?;
+    drop(guard);
+    lease::lifecycle::resume();
     Ok(())
 }
 

@@ -7,6 +7,7 @@ pub mod handover;
 pub mod heartbeat;
 pub mod lock_ops;
 pub mod plain_writer;
+pub mod suspension;
 pub mod writers_across;
 pub mod writers_local;
 
