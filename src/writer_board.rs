@@ -60,6 +60,15 @@ struct Slot {
 
 const _: () = assert!(std::mem::size_of::<Layout>() <= SIZE);
 
+/// Since when a writer waits, on the board's clock (the boot clock, which every process shares).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct WaitingSince(u64);
+
+/// Now, for a writer that begins to wait.
+pub(crate) fn waiting_since() -> WaitingSince {
+    WaitingSince(now_ns())
+}
+
 /// A posted notice: the slot this writer holds on the board.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Notice {
@@ -127,16 +136,20 @@ impl WriterBoard {
         unsafe { &*self.layout }
     }
 
-    /// Posts this writer's notice: it waits from now on.
-    pub(crate) fn post(&self) -> Option<Notice> {
+    /// Posts this writer's notice: it waits since `since` ([`waiting_since`] when it began to
+    /// wait; a writer that tries again in several stays keeps the time of its first, so that it
+    /// does not go to the back each time).
+    pub(crate) fn post(&self, since: WaitingSince) -> Option<Notice> {
         let now = now_ns();
+        // 0 marks a free slot.
+        let since = since.0.clamp(1, now);
         for (index, slot) in self.layout().slots.iter().enumerate() {
-            let since = slot.since.load(Ordering::Acquire);
-            let free = since == 0 || is_stale(slot, now);
-            if free && slot.since.compare_exchange(since, now, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            let held = slot.since.load(Ordering::Acquire);
+            let free = held == 0 || is_stale(slot, now);
+            if free && slot.since.compare_exchange(held, since, Ordering::AcqRel, Ordering::Acquire).is_ok() {
                 slot.alive.store(now, Ordering::Release);
                 slot.pid.store(std::process::id(), Ordering::Relaxed);
-                return Some(Notice { slot: index, since: now });
+                return Some(Notice { slot: index, since });
             }
         }
         None // a full board: this writer goes without a turn
@@ -263,9 +276,9 @@ mod tests {
     #[test]
     fn the_oldest_notice_has_the_turn_and_others_see_it_waiting() {
         let (_dir, a, b) = board();
-        let first = a.post().unwrap();
+        let first = a.post(waiting_since()).unwrap();
         std::thread::sleep(Duration::from_millis(1));
-        let second = b.post().unwrap();
+        let second = b.post(waiting_since()).unwrap();
         assert!(a.has_turn(first) && !b.has_turn(second));
         assert!(a.others_waiting(Some(first)) && b.others_waiting(Some(second)));
         a.withdraw(first);
@@ -276,21 +289,21 @@ mod tests {
     #[test]
     fn a_stale_notice_is_ignored_and_its_slot_reused() {
         let (_dir, a, b) = board();
-        let abandoned = a.post().unwrap();
+        let abandoned = a.post(waiting_since()).unwrap();
         std::thread::sleep(Duration::from_millis(1));
-        let waiting = b.post().unwrap();
+        let waiting = b.post(waiting_since()).unwrap();
         assert!(!b.has_turn(waiting));
         std::thread::sleep(STALE + Duration::from_millis(20));
         b.refresh(waiting);
         assert!(b.has_turn(waiting), "a writer that stopped refreshing does not block the board");
-        let reused = b.post().unwrap();
+        let reused = b.post(waiting_since()).unwrap();
         assert_eq!(reused.slot, abandoned.slot);
     }
 
     #[test]
     fn a_wake_reaches_a_sleeper_of_another_mapping() {
         let (_dir, a, b) = board();
-        let notice = b.post().unwrap();
+        let notice = b.post(waiting_since()).unwrap();
         let seen = b.wake_word();
         std::thread::scope(|scope| {
             scope.spawn(|| {

@@ -24,7 +24,7 @@ use rusqlite::Connection;
 use crate::error::{Error, Result};
 use crate::suspension;
 use crate::sync::MutexExt;
-use crate::writer_board::{Notice, WriterBoard, REFRESH};
+use crate::writer_board::{self, Notice, WaitingSince, WriterBoard, REFRESH};
 
 /// The longest pause of the head between two tries while another process writes.
 const MAX_BUSY_PAUSE: Duration = Duration::from_millis(4);
@@ -51,6 +51,23 @@ struct QueueState {
     next_ticket: u64,
     /// True from the moment a writer of this process holds SQLite's write lock until it ends.
     writing: bool,
+}
+
+/// A writer's place in the queue, kept across several stays (see [`WriterQueue::take_place`]);
+/// leaves the queue when dropped.
+#[derive(Debug)]
+pub(crate) struct Place {
+    queue: Arc<WriterQueue>,
+    ticket: u64,
+    /// Since when the writer waits, for its notice on the board.
+    since: WaitingSince,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut state = self.queue.lock();
+        self.queue.leave(&mut state, self.ticket);
+    }
 }
 
 /// Who enters the queue: a writer, refused while the process is suspended, or the suspension
@@ -143,7 +160,31 @@ impl WriterQueue {
         deadline: Option<Instant>,
         start: impl FnMut() -> Result<T>,
     ) -> Result<(WriteTurn, T)> {
-        self.enter_as(Entry::Write, deadline, start)
+        self.enter_as(Entry::Write, deadline, None, start)
+    }
+
+    /// A place at the back of the queue, for a writer that waits in several stays (one on the
+    /// library's thread, which must not be held up for long): it keeps its place between them,
+    /// in this process's queue and on the board, so that each stay does not begin again at the
+    /// back.
+    pub(crate) fn take_place(self: &Arc<Self>) -> Place {
+        let mut state = self.lock();
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        state.waiting.push_back(ticket);
+        Place { queue: self.clone(), ticket, since: writer_board::waiting_since() }
+    }
+
+    /// Like [`WriterQueue::enter`], from `place`: waits there until `deadline` (`None`: not at
+    /// all). On `Error::Busy` the place is kept, for another stay.
+    pub(crate) fn enter_at<T>(
+        self: &Arc<Self>,
+        place: &Place,
+        deadline: Option<Instant>,
+        start: impl FnMut() -> Result<T>,
+    ) -> Result<(WriteTurn, T)> {
+        debug_assert!(Arc::ptr_eq(self, &place.queue), "a place in this queue");
+        self.enter_as(Entry::Write, deadline, Some(place), start)
     }
 
     /// Like [`WriterQueue::enter`], for the suspension's own writes (giving the process's leases
@@ -153,27 +194,41 @@ impl WriterQueue {
         deadline: Option<Instant>,
         start: impl FnMut() -> Result<T>,
     ) -> Result<(WriteTurn, T)> {
-        self.enter_as(Entry::Suspending, deadline, start)
+        self.enter_as(Entry::Suspending, deadline, None, start)
     }
 
+    /// Enters the queue (at `place`, or at the back), waits for its turn, and starts.
     fn enter_as<T>(
         self: &Arc<Self>,
         entry: Entry,
         deadline: Option<Instant>,
+        place: Option<&Place>,
         mut start: impl FnMut() -> Result<T>,
     ) -> Result<(WriteTurn, T)> {
         entry.may_go_on()?;
         let mut state = self.lock();
-        let ticket = state.next_ticket;
-        state.next_ticket += 1;
-        state.waiting.push_back(ticket);
+        let ticket = match place {
+            Some(place) => place.ticket,
+            None => {
+                let ticket = state.next_ticket;
+                state.next_ticket += 1;
+                state.waiting.push_back(ticket);
+                ticket
+            }
+        };
+        // A writer's own ticket leaves with it; a place is left when it got in (or is dropped).
+        let leave_unless_kept = |queue: &WriterQueue, state: &mut QueueState| {
+            if place.is_none() {
+                queue.leave(state, ticket);
+            }
+        };
         while state.waiting.front() != Some(&ticket) || state.writing {
             if let Err(suspended) = entry.may_go_on() {
-                self.leave(&mut state, ticket);
+                leave_unless_kept(self, &mut state);
                 return Err(suspended);
             }
             let Some(left) = time_left(deadline) else {
-                self.leave(&mut state, ticket);
+                leave_unless_kept(self, &mut state);
                 return Err(Error::Busy(
                     "another writer of this process has the database (waited in its writer queue)".into(),
                 ));
@@ -183,12 +238,14 @@ impl WriterQueue {
         // Head of the queue with nobody of this process writing: later arrivals queue behind us,
         // so the mutex need not be held while we take our turn between processes.
         drop(state);
-        let started = self.start_in_turn(entry, deadline, &mut start);
+        let started = self.start_in_turn(entry, place.map(|place| place.since), deadline, &mut start);
         let mut state = self.lock();
         if started.is_ok() {
             state.writing = true;
+            self.leave(&mut state, ticket);
+        } else {
+            leave_unless_kept(self, &mut state);
         }
-        self.leave(&mut state, ticket);
         started.map(|value| (WriteTurn { queue: self.clone() }, value))
     }
 
@@ -197,12 +254,16 @@ impl WriterQueue {
     fn start_in_turn<T>(
         &self,
         entry: Entry,
+        since: Option<WaitingSince>,
         deadline: Option<Instant>,
         start: &mut impl FnMut() -> Result<T>,
     ) -> Result<T> {
         let board = self.board.as_ref();
-        // Only a writer that may wait posts a notice: a single try must not hold others back.
-        let notice = board.filter(|_| deadline.is_some()).and_then(WriterBoard::post);
+        // Only a writer that may wait posts a notice: a single try must not hold others back. Its
+        // wait between processes begins now, when it heads this process's queue (a process whose
+        // writers queued long among themselves gets no head start over the others).
+        let since = since.unwrap_or_else(writer_board::waiting_since);
+        let notice = board.filter(|_| deadline.is_some()).and_then(|board| board.post(since));
         let started = self.start_when_free(entry, board, notice, deadline, start);
         if let (Some(board), Some(notice)) = (board, notice) {
             board.withdraw(notice);

@@ -39,7 +39,7 @@ const INSERT: &str = "INSERT INTO written (writer, t) VALUES (?, ?)";
 #[test]
 #[ignore = "not a test: the other process of the tests below, which run it with --ignored"]
 fn child_process() {
-    support::child::run_role(&[("writer", writer), ("job", job), ("holder", holder)]);
+    support::child::run_role(&[("writer", writer), ("job", job), ("holder", holder), ("releaser", releaser)]);
 }
 
 /// Runs write transactions back to back (each: begin, insert one row, `hold_us` of work inside
@@ -177,6 +177,41 @@ fn holder(args: &[String]) {
     }
     guard.release().unwrap_or_else(|e| panic!("the holder gives the lease back: {e}"));
     say(format!("DONE checks={checks}"));
+}
+
+/// For each `ROUND`: takes the lease on `sync` (a lease of an hour, so that only a release frees
+/// it), writes a row `releasing`, gives the lease back and at once runs a chunked job (of
+/// `work_us` per row, the default period) for 50 ms; says `ROUND <t>` when done, `t` being the
+/// monotonic time at which it called release. Says `READY` first.
+fn releaser(args: &[String]) {
+    let spec = Spec::parse(args);
+    let store = Store::open(&spec.path).unwrap_or_else(|e| panic!("the releaser opens the store: {e}"));
+    let db = Database::open(&spec.path).unwrap_or_else(|e| panic!("the releaser opens the database: {e}"));
+    let hour = LockOptions {
+        lease: Duration::from_secs(3600),
+        renew_every: Duration::from_secs(1800),
+        max_backoff: Duration::from_millis(20),
+    };
+    let lock = Lock::new(&store, "sync", "releaser", hour).unwrap();
+    let pause = Duration::from_micros(spec.number("work_us", 50));
+    say("READY");
+    for command in std::io::stdin().lines() {
+        assert_eq!(command.unwrap(), "ROUND");
+        let guard = lock.acquire(PATIENCE).unwrap();
+        db.execute(INSERT, &[Value::Text("releasing"), Value::Integer(monotonic_ns() as i64)]).unwrap();
+        let called = monotonic_ns();
+        guard.release().unwrap_or_else(|e| panic!("the releaser gives the lease back: {e}"));
+        let mut tx = db.begin_chunked(ChunkOptions::DEFAULT).unwrap();
+        let until = Instant::now() + Duration::from_millis(50);
+        while Instant::now() < until {
+            work(pause);
+            let t = Value::Integer(monotonic_ns() as i64);
+            tx.execute(INSERT, &[Value::Text("releaser"), t]).unwrap();
+            tx.maybe_commit().unwrap();
+        }
+        tx.commit().unwrap();
+        say(format!("ROUND {called}"));
+    }
 }
 
 /// A writer's connection: liblease's, or plain SQLite's as an app that does not use liblease.
@@ -494,6 +529,78 @@ fn a_lease_is_taken_and_kept_beside_a_job_of_another_process_with_an_hour_long_p
     let job_done = job.stop();
     eprintln!("a lease held beside the job: {done:?}; the job: {job_done:?}");
     assert!(job_done.chunks >= 3, "the job let the take, the renewals and the release in");
+}
+
+#[test]
+fn a_released_lease_goes_back_in_its_turn_however_busy_the_file_and_its_own_process() {
+    const ROUNDS: usize = 30;
+    let scratch = Scratch::new();
+    let mut releaser = scratch.spawn("releaser", "releaser");
+    releaser.expect("READY");
+    // Each release is recorded, in commit order, by the update that gives the lease back.
+    let raw = rusqlite::Connection::open(scratch.path()).unwrap();
+    raw.execute_batch(
+        "CREATE TRIGGER released AFTER UPDATE OF expires_ms ON liblease_lease
+         WHEN NEW.key = 'sync' AND NEW.expires_ms = 0
+         BEGIN INSERT INTO written (writer, t) VALUES ('released', 0); END;",
+    )
+    .unwrap();
+    drop(raw);
+    // Three other processes write back to back, 10 ms each; each round, the releaser gives the
+    // lease back and goes straight on with a chunked job of its own.
+    let mut writers: Vec<Child> = (0..3)
+        .map(|i| scratch.spawn(&format!("writer-{i}"), "writer autocheckpoint=0 hold_us=10000"))
+        .collect();
+    writers.iter_mut().for_each(Child::start);
+    for writer in &mut writers {
+        writer.expect("FIRST");
+    }
+    let called: Vec<u64> = (0..ROUNDS)
+        .map(|_| {
+            releaser.send("ROUND");
+            let line = releaser.expect("ROUND");
+            line.split_whitespace().nth(1).and_then(|t| t.parse().ok()).expect("ROUND <t>")
+        })
+        .collect();
+    let deadline = Instant::now() + PATIENCE;
+    let writes = loop {
+        let writes = scratch.writes();
+        if writes.iter().filter(|w| w.writer == "released").count() == ROUNDS {
+            break writes;
+        }
+        assert!(Instant::now() < deadline, "a lease was never given back");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    for writer in &mut writers {
+        writer.stop();
+    }
+    releaser.finish();
+    // Each release in its turn: behind the writers already waiting when it was called (one per
+    // other process), not behind round after round of them. Each writer holds the database for
+    // 10 ms, so three of them waiting keep a release out for longer than one stay of the
+    // library's thread in the queue (20 ms): a give-back that began again at the back at each
+    // stay was never let in, and its lease (of an hour) was never given back. Counted are the
+    // other processes' commits of rows written after the release was called and before it.
+    let mut worst = 0;
+    let mut round = 0;
+    let mut from = None;
+    for (index, write) in writes.iter().enumerate() {
+        match write.writer.as_str() {
+            "releasing" => from = Some(index),
+            "released" => {
+                let start = from.take().expect("a release comes after its call");
+                let others = writes[start + 1..index]
+                    .iter()
+                    .filter(|w| w.writer.starts_with("writer") && w.t > called[round])
+                    .count();
+                worst = worst.max(others);
+                round += 1;
+            }
+            _ => {}
+        }
+    }
+    eprintln!("the most commits of other processes between a release call and its release: {worst}");
+    assert!(worst <= 9, "a release waited behind {worst} commits of other processes");
 }
 
 #[test]
@@ -820,6 +927,7 @@ fn assert_got_in_between_chunks(writes: &[Written], chunks: u64) {
 }
 
 /// One row of the `written` table.
+#[derive(Debug, Clone)]
 struct Written {
     writer: String,
     t: u64,

@@ -21,6 +21,7 @@ use crate::runtime;
 use crate::store::lease_table::{self, HoldName};
 use crate::store::StoreInner;
 use crate::sync::MutexExt;
+use crate::writer_queue::Place;
 
 /// How long one background attempt to give a lease back waits in the writer queue, and the
 /// pause between attempts.
@@ -292,30 +293,37 @@ impl Hold {
         self.stop.notify_one();
         // Give the lease back now if the database lets us in at once. If another writer has it
         // (a long transaction of this process, say), do not keep the caller waiting: the library's
-        // thread gives it back as soon as it can. The write names this hold's number, so a late
-        // release can never give back a newer hold of this process.
-        let released = self.give_back(None);
+        // thread gives it back as soon as it can, from the place in the writer queue taken now,
+        // so that the caller's next write comes after it. The write names this hold's number, so
+        // a late release can never give back a newer hold of this process.
+        let place = self.store.take_place();
+        let released = self.give_back(&place, None);
         drop(slot);
         match released {
             Err(Error::Busy(_)) => {
-                self.give_back_in_background();
+                self.give_back_in_background(place);
                 Ok(())
             }
             other => other,
         }
     }
 
-    fn give_back(&self, deadline: Option<Instant>) -> Result<()> {
-        self.store.write(deadline, |connection| lease_table::release(connection, &self.name())).map(|_| ())
+    fn give_back(&self, place: &Place, deadline: Option<Instant>) -> Result<()> {
+        let release = |connection: &rusqlite::Connection| lease_table::release(connection, &self.name());
+        self.store.write_at(place, deadline, release).map(|_| ())
     }
 
     /// Retries giving the lease back until it succeeds or the lease would have run out anyway.
-    fn give_back_in_background(self: &Arc<Self>) {
+    /// Each stay in the writer queue is short, so that the library's thread keeps serving other
+    /// leases, and all are made from the same place, in this process's queue and on the board:
+    /// each stay would otherwise begin again at the back, behind writers that came while it was
+    /// away, and a busy file could keep the release out until the lease ran out.
+    fn give_back_in_background(self: &Arc<Self>, place: Place) {
         let hold = self.clone();
         // Without the thread the lease simply runs out: slower for waiters, still correct.
         let _ = runtime::spawn(async move {
             while hold.store.clock.now_ms() < hold.confirmed_until_ms() {
-                match hold.give_back(Some(Instant::now() + BACKGROUND_QUEUE_STAY)) {
+                match hold.give_back(&place, Some(Instant::now() + BACKGROUND_QUEUE_STAY)) {
                     Err(Error::Busy(_)) => tokio::time::sleep(BACKGROUND_PAUSE).await,
                     _ => return,
                 }

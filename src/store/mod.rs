@@ -23,7 +23,7 @@ use crate::holder::Holder;
 use crate::runtime;
 use crate::suspension;
 use crate::sync::MutexExt;
-use crate::writer_queue;
+use crate::writer_queue::{self, Place};
 
 /// What a store is opened with. The defaults are right outside tests.
 #[derive(Clone, Default)]
@@ -118,6 +118,16 @@ impl Store {
     }
 }
 
+/// How a store's write enters the writer queue.
+#[derive(Debug, Clone, Copy)]
+enum Entering<'a> {
+    Write,
+    /// A write retried in stays, from a place it keeps.
+    At(&'a Place),
+    /// The suspension's own.
+    Suspending,
+}
+
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").field("path", &self.inner.path).finish_non_exhaustive()
@@ -156,7 +166,23 @@ impl StoreInner {
         deadline: Option<Instant>,
         mut f: impl FnMut(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T> {
-        self.write_as(false, deadline, &mut f)
+        self.write_as(Entering::Write, deadline, &mut f)
+    }
+
+    /// Like [`StoreInner::write`], from a place in the writer queue kept across stays (see
+    /// `WriterQueue::take_place`); `None` as `deadline`: one try.
+    pub(crate) fn write_at<T>(
+        &self,
+        place: &Place,
+        deadline: Option<Instant>,
+        mut f: impl FnMut(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        self.write_as(Entering::At(place), deadline, &mut f)
+    }
+
+    /// A place at the back of the file's writer queue (see `WriterQueue::take_place`).
+    pub(crate) fn take_place(&self) -> Place {
+        self.file.queue().take_place()
     }
 
     /// Like [`StoreInner::write`], for the suspension's own statements (giving the process's
@@ -166,12 +192,12 @@ impl StoreInner {
         deadline: Instant,
         mut f: impl FnMut(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T> {
-        self.write_as(true, Some(deadline), &mut f)
+        self.write_as(Entering::Suspending, Some(deadline), &mut f)
     }
 
     fn write_as<T>(
         &self,
-        suspending: bool,
+        entering: Entering<'_>,
         deadline: Option<Instant>,
         f: &mut dyn FnMut(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T> {
@@ -182,16 +208,16 @@ impl StoreInner {
             let connection = self.connection();
             // Asked again under the connection's mutex, which a suspension takes after it has
             // set the flag: a statement either ran before it, or is refused.
-            if !suspending {
+            if !matches!(entering, Entering::Suspending) {
                 suspension::check()?;
             }
             f(&connection).map_err(crate::Error::from)
         };
         // The statement is its own transaction: the write turn ends as soon as it returns.
-        let entered = if suspending {
-            queue.enter_suspending(deadline, write)
-        } else {
-            queue.enter(deadline, &mut write)
+        let entered = match entering {
+            Entering::Write => queue.enter(deadline, &mut write),
+            Entering::At(place) => queue.enter_at(place, deadline, &mut write),
+            Entering::Suspending => queue.enter_suspending(deadline, &mut write),
         };
         let (turn, value) = entered.map_err(|e| e.in_file(self.path.as_deref()))?;
         drop(turn);
