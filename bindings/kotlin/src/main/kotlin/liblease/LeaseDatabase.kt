@@ -13,7 +13,8 @@ import kotlin.time.Duration.Companion.milliseconds
  * and takes turns fairly with the other processes that use liblease: [execute] for one statement,
  * [begin] for a transaction, [beginChunked] for a long job, [beginFenced] for writes that must
  * happen only while a lease is held. Reads ([query]) use a connection of their own and never wait
- * for writers.
+ * for writers. While the process is suspended ([LeaseLibrary.suspend]) every write throws
+ * [LeaseException.Suspended] and reads go on.
  *
  * Calls block (up to the busy timeout, 5 s by default, for writes): on Android and in coroutines,
  * make them from a background thread or `Dispatchers.IO`. A thread that has a transaction open on
@@ -50,6 +51,8 @@ class LeaseDatabase private constructor(pointer: Pointer) : AutoCloseable {
      *   wrong number of parameters.
      * @throws LeaseException.Database when SQLite refuses the SQL or a constraint fails.
      * @throws LeaseException.Busy when other writers kept the database for the whole busy timeout.
+     * @throws LeaseException.Suspended when the statement writes and the process is suspended
+     *   ([LeaseLibrary.suspend]); a read-only statement still runs.
      */
     fun execute(sql: String, vararg params: Any?): Long = statements.execute(sql, params)
 
@@ -70,6 +73,9 @@ class LeaseDatabase private constructor(pointer: Pointer) : AutoCloseable {
     /**
      * Begins a write transaction: waits for its turn, then holds SQLite's write lock until it is
      * committed or rolled back. Keep it short, or use [beginChunked].
+     *
+     * @throws LeaseException.Busy when other writers kept the database for the whole busy timeout.
+     * @throws LeaseException.Suspended while the process is suspended ([LeaseLibrary.suspend]).
      */
     fun begin(): LeaseTransaction = begin("LeaseTransaction") { db, out -> LeaseNative.lease_db_begin(db, out) }
 
@@ -80,6 +86,7 @@ class LeaseDatabase private constructor(pointer: Pointer) : AutoCloseable {
      * current chunk only.
      *
      * @throws LeaseException.InvalidArgument when [chunk] is under a millisecond.
+     * @throws LeaseException.Suspended while the process is suspended ([LeaseLibrary.suspend]).
      */
     fun beginChunked(chunk: Duration = DEFAULT_CHUNK): LeaseTransaction {
         val chunkMs = chunk.toMillisArgument()
@@ -95,6 +102,7 @@ class LeaseDatabase private constructor(pointer: Pointer) : AutoCloseable {
      * @throws LeaseException.Lost when the lease is gone; nothing was written, and the guard is lost
      *   for good.
      * @throws LeaseException.InvalidArgument when the guard's store is another file.
+     * @throws LeaseException.Suspended while the process is suspended ([LeaseLibrary.suspend]).
      */
     fun beginFenced(guard: LeaseGuard): LeaseTransaction = guard.usePointer { g ->
         begin("LeaseTransaction (fenced)") { db, out -> LeaseNative.lease_db_begin_fenced(db, g, out) }

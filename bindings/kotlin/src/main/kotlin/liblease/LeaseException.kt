@@ -11,6 +11,7 @@ object LeaseStatus {
     const val MISUSE = 6
     const val PANIC = 7
     const val CANCELLED = 8
+    const val SUSPENDED = 9
 
     /** The library's own description of a status, such as "LEASE_BUSY (held by another process)". */
     fun describe(status: Int): String = LeaseNative.lease_status_str(status).utf8()
@@ -49,6 +50,13 @@ sealed class LeaseException(val status: Int, val detail: String) :
     /** An asynchronous acquisition was cancelled before it took the lease. */
     class Cancelled(detail: String) : LeaseException(LeaseStatus.CANCELLED, detail)
 
+    /**
+     * The process is suspended ([LeaseLibrary.suspend]): nothing that writes runs until
+     * [LeaseLibrary.resume]: no acquisition, no write statement, no new transaction, no call on a
+     * transaction that was open (which was rolled back: close it). Reads still work.
+     */
+    class Suspended(detail: String) : LeaseException(LeaseStatus.SUSPENDED, detail)
+
     /** A status this binding does not know (a newer library): an error all the same. */
     class Unknown(status: Int, detail: String) : LeaseException(status, detail)
 
@@ -62,6 +70,7 @@ sealed class LeaseException(val status: Int, val detail: String) :
             LeaseStatus.MISUSE -> Misuse(detail)
             LeaseStatus.PANIC -> Panic(detail)
             LeaseStatus.CANCELLED -> Cancelled(detail)
+            LeaseStatus.SUSPENDED -> Suspended(detail)
             else -> Unknown(status, detail)
         }
 

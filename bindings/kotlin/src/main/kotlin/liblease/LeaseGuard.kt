@@ -27,9 +27,10 @@ class LeaseGuard internal constructor(pointer: Pointer) : AutoCloseable {
         get() = handle.use(LeaseNative::lease_guard_is_dirty) != 0.toByte()
 
     /**
-     * Throws [LeaseException.Lost] if the lease is no longer known to be held; call it before acting
-     * on the lease (before committing the work it protects) when time may have passed. It reads no
-     * database. Once lost, a guard stays lost: close it and acquire again.
+     * Throws [LeaseException.Lost] if the lease is no longer known to be held (it ran out, or the
+     * process was suspended: [LeaseLibrary.suspend]); call it before acting on the lease (before
+     * committing the work it protects) when time may have passed. It reads no database. Once lost,
+     * a guard stays lost: close it and acquire again.
      */
     fun check() {
         handle.use { guard -> checkStatus(LeaseNative.lease_guard_check(guard)) }

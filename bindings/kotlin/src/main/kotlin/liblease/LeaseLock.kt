@@ -24,7 +24,13 @@ class LeaseLock internal constructor(pointer: Pointer, val key: String) : AutoCl
     private val handle = NativeHandle(pointer, "LeaseLock", LeaseNative::lease_lock_free)
     private val cleanup = HandleCleaner.register(this, handle)
 
-    /** Takes the lease if it is free, has run out or is held by this process; null if not. Never waits. */
+    /**
+     * Takes the lease if it is free, has run out or is held by this process; null if another process
+     * holds it. Never waits.
+     *
+     * @throws LeaseException.Suspended while the process is suspended ([LeaseLibrary.suspend]):
+     *   trying again does not help until [LeaseLibrary.resume].
+     */
     fun tryAcquire(): LeaseGuard? {
         val out = PointerByReference()
         handle.use { lock ->
@@ -41,6 +47,8 @@ class LeaseLock internal constructor(pointer: Pointer, val key: String) : AutoCl
      * [acquire]) nor in a callback of the library.
      *
      * @throws LeaseException.Timeout when another process held it throughout.
+     * @throws LeaseException.Suspended while the process is suspended ([LeaseLibrary.suspend]), or
+     *   within milliseconds of a suspension during the wait.
      */
     fun acquireBlocking(timeout: Duration): LeaseGuard {
         val timeoutMs = timeout.toMillisArgument()
@@ -60,6 +68,8 @@ class LeaseLock internal constructor(pointer: Pointer, val key: String) : AutoCl
      * CancellationException without any attempt.
      *
      * @throws LeaseException.Timeout when another process held it throughout.
+     * @throws LeaseException.Suspended while the process is suspended ([LeaseLibrary.suspend]): a
+     *   coroutine waiting here when the process is suspended resumes with it within milliseconds.
      */
     suspend fun acquire(timeout: Duration): LeaseGuard {
         // The library makes its first attempt before it looks at a cancellation: a free lease

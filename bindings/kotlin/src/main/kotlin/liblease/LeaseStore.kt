@@ -45,6 +45,8 @@ class LeaseStore private constructor(pointer: com.sun.jna.Pointer) : AutoCloseab
          *
          * @throws LeaseException.Database when SQLite cannot open the file or it is not a database.
          * @throws LeaseException.InvalidArgument for an empty path.
+         * @throws LeaseException.Suspended while the process is suspended ([LeaseLibrary.suspend]), when
+         *   the lease table must be created (in a new file, say).
          */
         fun open(path: String): LeaseStore {
             val cPath = path.toCString("path", "lease_store_open")
@@ -53,7 +55,11 @@ class LeaseStore private constructor(pointer: com.sun.jna.Pointer) : AutoCloseab
             return LeaseStore(out.value)
         }
 
-        /** Opens a private in-memory store, shared with nobody: for tests and single-process use. */
+        /**
+         * Opens a private in-memory store, shared with nobody: for tests and single-process use.
+         *
+         * @throws LeaseException.Suspended while the process is suspended ([LeaseLibrary.suspend]).
+         */
         fun openInMemory(): LeaseStore {
             val out = PointerByReference()
             checkStatus(LeaseNative.lease_store_open_memory(out))

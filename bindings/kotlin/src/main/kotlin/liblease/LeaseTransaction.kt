@@ -12,6 +12,10 @@ import com.sun.jna.Pointer
  * not committed, so `db.begin().use { tx -> ...; tx.commit() }` rolls back when the block throws;
  * so does the Cleaner, for one that was forgotten (which also keeps other writers out until then:
  * don't).
+ *
+ * Suspending the process ([LeaseLibrary.suspend]) rolls back a transaction that is open (a chunked
+ * one: its current chunk): its next call, [commit] included, throws [LeaseException.Suspended], and
+ * any later one [LeaseException.Misuse]. Close it as usual.
  */
 class LeaseTransaction internal constructor(pointer: Pointer, private val name: String) : AutoCloseable {
     private val handle = NativeHandle(pointer, name, LeaseNative::lease_tx_rollback)
@@ -41,6 +45,8 @@ class LeaseTransaction internal constructor(pointer: Pointer, private val name: 
      *
      * @throws LeaseException.Busy or [LeaseException.Database] when the next chunk could not begin
      *   (or the chunk could not be committed): the transaction has ended; close it.
+     * @throws LeaseException.Suspended when the process was suspended: the current chunk was rolled
+     *   back and the transaction has ended; close it.
      */
     fun maybeCommit(): Boolean {
         val committed = ByteArray(1)
@@ -56,6 +62,8 @@ class LeaseTransaction internal constructor(pointer: Pointer, private val name: 
      * lease_tx_commit does. Either way the transaction is closed when this returns or throws.
      *
      * @throws LeaseException.Database when the commit failed.
+     * @throws LeaseException.Suspended when the process was suspended since the transaction (or
+     *   chunk) began: it was rolled back then, and nothing was committed now.
      * @throws LeaseException.Misuse when the transaction had already ended by itself, or another
      *   call on it was running.
      */

@@ -34,6 +34,9 @@ internal object LeaseNative {
     @JvmStatic external fun lease_last_error_message(): Pointer
     @JvmStatic external fun lease_version(): Pointer
     @JvmStatic external fun lease_shutdown(): Int
+    @JvmStatic external fun lease_suspend(timeoutMs: Int): Int
+    @JvmStatic external fun lease_resume()
+    @JvmStatic external fun lease_is_suspended(): Byte
 
     @JvmStatic external fun lease_store_open(path: ByteArray, outStore: PointerByReference): Int
     @JvmStatic external fun lease_store_open_memory(outStore: PointerByReference): Int

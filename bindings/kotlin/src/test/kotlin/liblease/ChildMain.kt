@@ -13,6 +13,9 @@ import kotlin.time.Duration.Companion.seconds
  *   steal DB KEY PID WAIT_MS   stops process PID (SIGSTOP), waits WAIT_MS, takes the lease, writes
  *                              a row ('thief') into table work in a fenced transaction, reports
  *                              "stole GENERATION", continues PID (SIGCONT), releases when told
+ *   wait DB KEY HELD_KEY       takes HELD_KEY, reports "holding GENERATION"; finds KEY held elsewhere
+ *                              and reports "waiting"; waits up to 50 s for KEY, reports "took
+ *                              GENERATION"; releases both when told. Both leases last 60 s.
  */
 object ChildMain {
     @JvmStatic
@@ -22,6 +25,7 @@ object ChildMain {
                 "hold" -> hold(args[1], args[2], args[3].toLong())
                 "probe" -> probe(args[1], args[2])
                 "steal" -> steal(args[1], args[2], args[3].toLong(), args[4].toLong())
+                "wait" -> waitForLease(args[1], args[2], args[3])
                 else -> error("unknown role ${args.toList()}")
             }
             LeaseLibrary.shutdown()
@@ -86,6 +90,26 @@ object ChildMain {
                 }
                 report("released")
             }
+        }
+    }
+
+    private fun waitForLease(db: String, key: String, heldKey: String) {
+        val options = LockOptions(lease = 60.seconds, renewEvery = 15.seconds)
+        LeaseStore.open(db).use { store ->
+            store.lock(heldKey, "child", options).use { held ->
+                held.acquireBlocking(10.seconds).use { holding ->
+                    report("holding ${holding.generation}")
+                    store.lock(key, "child", options).use { lock ->
+                        check(lock.tryAcquire() == null) { "$key is not held by another process" }
+                        report("waiting")
+                        lock.acquireBlocking(50.seconds).use { took ->
+                            report("took ${took.generation}")
+                            awaitOrder()
+                        }
+                    }
+                }
+            }
+            report("released")
         }
     }
 

@@ -22,10 +22,32 @@ class LibraryTest {
     }
 
     @Test
+    fun `every status of lease_h has its constant here and an exception of its own`() {
+        val header = File(System.getProperty("liblease.header")).readText()
+        val enum = Regex("""typedef enum LeaseStatus \{(.*?)\} LeaseStatus;""", RegexOption.DOT_MATCHES_ALL)
+            .find(header)?.groupValues?.get(1) ?: fail("no enum LeaseStatus in lease.h")
+        val statuses = Regex("""LEASE_([A-Z_]+) = (\d+),""").findAll(enum).map { it.groupValues[1] to it.groupValues[2].toInt() }.toList()
+        assertTrue(statuses.size > 9, "read ${statuses.size} statuses")
+        for ((name, number) in statuses) {
+            val constant = try {
+                LeaseStatus::class.java.getField(name).getInt(null)
+            } catch (_: NoSuchFieldException) {
+                fail("LeaseStatus has no $name")
+            }
+            assertEquals(number, constant, "LeaseStatus.$name")
+            if (number != LeaseStatus.OK) {
+                // LEASE_INVALID_ARGUMENT is LeaseException.InvalidArgument, and so on.
+                val type = name.lowercase().split('_').joinToString("") { it.replaceFirstChar(Char::uppercase) }
+                assertEquals(type, LeaseException.of(number, "").javaClass.simpleName, "the exception of LEASE_$name")
+            }
+        }
+    }
+
+    @Test
     fun `every status has the library's description, unknown ones too`() {
         val names = listOf(
             "LEASE_OK", "LEASE_BUSY", "LEASE_TIMEOUT", "LEASE_LOST", "LEASE_INVALID_ARGUMENT",
-            "LEASE_DATABASE", "LEASE_MISUSE", "LEASE_PANIC", "LEASE_CANCELLED",
+            "LEASE_DATABASE", "LEASE_MISUSE", "LEASE_PANIC", "LEASE_CANCELLED", "LEASE_SUSPENDED",
         )
         names.forEachIndexed { status, name ->
             assertTrue(LeaseStatus.describe(status).startsWith(name), LeaseStatus.describe(status))
@@ -45,6 +67,7 @@ class LibraryTest {
             LeaseStatus.MISUSE to LeaseException.Misuse::class,
             LeaseStatus.PANIC to LeaseException.Panic::class,
             LeaseStatus.CANCELLED to LeaseException.Cancelled::class,
+            LeaseStatus.SUSPENDED to LeaseException.Suspended::class,
             42 to LeaseException.Unknown::class,
         )
         for ((status, type) in expected) {
