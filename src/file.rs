@@ -20,6 +20,7 @@ use crate::error::{is_busy, sqlite_error, Error, Result};
 use crate::fork::Epoch;
 use crate::fork_local::ForkLocal;
 use crate::holder::Holder;
+use crate::suspension;
 use crate::sync::MutexExt;
 use crate::vfs;
 use crate::writer_board::WriterBoard;
@@ -102,20 +103,31 @@ pub(crate) fn connect_writer(path: &Path, cache: Cache) -> Result<Connection> {
     if path.as_os_str().is_empty() {
         return Err(Error::InvalidArgument("the database path is empty".into()));
     }
-    let connect = || -> rusqlite::Result<Connection> {
+    let connect = || -> Result<Connection> {
         let connection = connect(path, cache, OPEN_BUSY_LIMIT)?;
+        // Switching a file to WAL writes it (and takes its write lock): not while the process is
+        // suspended. A file in WAL mode already is opened without a write.
+        if suspension::is_suspended() {
+            let mode: String = while_busy(Instant::now() + OPEN_BUSY_LIMIT, || {
+                connection.pragma_query_value(None, "journal_mode", |row| row.get(0))
+            })?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                suspension::check()?;
+            }
+        }
         let mode: String = while_busy(Instant::now() + OPEN_BUSY_LIMIT, || {
             connection.pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))
         })?;
         if mode != "wal" {
             return Err(sqlite_error(format!(
                 "cannot switch the database to WAL mode (it stays in {mode} mode)"
-            )));
+            ))
+            .into());
         }
         set_busy_timeout(&connection, Duration::ZERO)?;
         Ok(connection)
     };
-    connect().map_err(|e| Error::from(e).in_file(Some(path)))
+    connect().map_err(|e| e.in_file(Some(path)))
 }
 
 /// Opens a reader's connection to the file at `path`, whose busy handler waits up to

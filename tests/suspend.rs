@@ -25,7 +25,7 @@ const LONG: LockOptions = LockOptions {
 #[test]
 #[ignore = "not a test: the other process of the tests in this file, which run it with --ignored"]
 fn child_process() {
-    run_role(&[("app", app), ("idle", idle), ("suspending", suspending)]);
+    run_role(&[("app", app), ("idle", idle), ("suspending", suspending), ("opening", opening)]);
 }
 
 /// The line the child said that begins with `word`: heard already (the child's threads say
@@ -233,31 +233,45 @@ fn a_suspended_app_hands_over_at_once_and_writes_nothing_until_it_resumes() {
 }
 
 /// `suspending <path>`: a transaction whose row callback keeps the connection for 500 ms while
-/// the process is suspended with a 50 ms timeout (says `FIRST <outcome>`), then again with
-/// 10 s (says `SECOND <outcome>`), then `AGAIN <outcome>` of a third suspension.
+/// the process is suspended with a 50 ms timeout (says `FIRST <outcome>`). Meanwhile a read
+/// through `execute` of the same handle, with a busy timeout of 50 ms (says `READ <outcome>`);
+/// once the query has ended (says `QUERY <outcome>`), with the transaction still open, another
+/// (says `READ-BETWEEN <outcome>`). Then the suspension again with 10 s (says `SECOND
+/// <outcome>`), `AGAIN <outcome>` of a third, and `COMMIT <outcome>` of the transaction.
 fn suspending(args: &[String]) {
     let db = Database::open(Path::new(&args[0])).unwrap();
     db.execute("CREATE TABLE IF NOT EXISTS t (x)", &[]).unwrap();
     db.execute("INSERT INTO t VALUES (1)", &[]).unwrap();
     let in_callback = Arc::new(AtomicBool::new(false));
+    let (queried, query_ended) = mpsc::channel();
+    let (commit, may_commit) = mpsc::channel::<()>();
     let holder = {
         let (db, in_callback) = (db.clone(), in_callback.clone());
         std::thread::spawn(move || {
             let mut tx = db.begin().unwrap();
-            let queried = tx.query("SELECT x FROM t", &[], |_| {
+            tx.execute("INSERT INTO t VALUES (2)", &[]).unwrap();
+            let ran = tx.query("SELECT x FROM t", &[], |_| {
                 in_callback.store(true, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(500));
                 true
             });
-            say(format!("QUERY {}", outcome(queried)));
+            say(format!("QUERY {}", outcome(ran)));
+            queried.send(()).unwrap();
+            may_commit.recv().unwrap();
+            say(format!("COMMIT {}", outcome(tx.commit())));
         })
     };
     while !in_callback.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(1));
     }
     say(format!("FIRST {}", outcome(lifecycle::suspend(Duration::from_millis(50)))));
+    db.set_busy_timeout(Duration::from_millis(50)).unwrap();
+    say(format!("READ {}", outcome(db.execute("SELECT 1", &[]))));
+    query_ended.recv().unwrap();
+    say(format!("READ-BETWEEN {}", outcome(db.execute("SELECT 1", &[]))));
     say(format!("SECOND {}", outcome(lifecycle::suspend(Duration::from_secs(10)))));
     say(format!("AGAIN {}", outcome(lifecycle::suspend(Duration::ZERO))));
+    commit.send(()).unwrap();
     holder.join().unwrap();
 }
 
@@ -267,9 +281,15 @@ fn a_suspension_that_cannot_end_a_transaction_in_time_times_out_and_a_later_one_
     let path = dir.path().join("slow.db");
     let mut child = Child::spawn("suspending", "suspending", &[path.to_str().unwrap()]);
     assert_eq!(child.expect("FIRST"), "FIRST Timeout");
+    // Not a wait for as long as the transaction keeps its connection: as busy as it would be
+    // were the process not suspended.
+    assert_eq!(child.expect("READ"), "READ Busy", "a read while another thread's statement runs");
+    assert_eq!(said(&mut child, "QUERY"), "QUERY Database", "the statement was interrupted");
+    // Not a read inside the other thread's transaction (which would then be rolled back).
+    assert_eq!(child.expect("READ-BETWEEN"), "READ-BETWEEN Busy", "a read while a transaction is open");
     assert_eq!(child.expect("SECOND"), "SECOND Ok");
     assert_eq!(child.expect("AGAIN"), "AGAIN Ok", "a second suspension is harmless");
-    assert_eq!(said(&mut child, "QUERY"), "QUERY Database", "the statement was interrupted");
+    assert_eq!(said(&mut child, "COMMIT"), "COMMIT Suspended", "the suspension rolled it back");
     child.finish();
     let db = Database::open(&path).unwrap();
     let mut rows = 0;
@@ -328,4 +348,33 @@ fn a_transaction_left_open_between_calls_is_rolled_back_by_the_suspension() {
     })
     .unwrap();
     assert_eq!(rows, 0, "the rolled-back row is not there");
+}
+
+/// `opening <dir>`: suspends the process, then opens, in `dir`: a database in WAL mode already
+/// (`wal.db`, made by the test), a new database (`new.db`), a store of a new file (`store.db`)
+/// and an in-memory store; says `<name> <outcome>` of each.
+fn opening(args: &[String]) {
+    let dir = Path::new(&args[0]);
+    lifecycle::suspend(Duration::from_secs(10)).unwrap();
+    say(format!("WAL {}", outcome(Database::open(&dir.join("wal.db")))));
+    say(format!("NEW {}", outcome(Database::open(&dir.join("new.db")))));
+    say(format!("STORE {}", outcome(Store::open(&dir.join("store.db")))));
+    say(format!("MEMORY {}", outcome(Store::open_in_memory())));
+}
+
+#[test]
+fn a_suspended_process_opens_what_needs_no_write_and_refuses_what_would_write() {
+    let dir = tempfile::tempdir().unwrap();
+    Database::open(&dir.path().join("wal.db")).unwrap().execute("CREATE TABLE t (x)", &[]).unwrap();
+    let mut child = Child::spawn("opening", "opening", &[dir.path().to_str().unwrap()]);
+    assert_eq!(child.expect("WAL"), "WAL Ok", "a database in WAL mode is opened without a write");
+    assert_eq!(child.expect("NEW"), "NEW Suspended", "switching a new file to WAL is a write");
+    assert_eq!(child.expect("STORE"), "STORE Suspended", "making the lease table is a write");
+    assert_eq!(child.expect("MEMORY"), "MEMORY Ok", "a private in-memory store locks no file");
+    child.finish();
+    for name in ["new.db", "store.db"] {
+        let header = std::fs::read(dir.path().join(name)).unwrap_or_default();
+        // Bytes 18 and 19 of the header are 2 in WAL mode; a file left alone is empty.
+        assert!(header.len() < 20 || header[18] != 2, "{name} was switched to WAL while suspended");
+    }
 }

@@ -97,6 +97,29 @@ impl DbInner {
         self.writer.locked()
     }
 
+    /// The writer's connection with no transaction open on it, for a caller that has no turn in
+    /// the writer queue (a read while the process is suspended). Another thread of this handle
+    /// may hold the connection, or have a transaction open on it, for as long as it likes: this
+    /// waits for them only until `deadline`, then fails with `Error::Busy`, as a writer would.
+    pub(crate) fn idle_writer_by(&self, deadline: Instant) -> Result<MutexGuard<'_, WriterConnection>> {
+        loop {
+            let writer = match self.writer.try_lock() {
+                Ok(writer) => Some(writer),
+                Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            };
+            if let Some(writer) = writer.filter(|writer| !matches!(writer.open, OpenTransaction::Open { .. })) {
+                return Ok(writer);
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Busy(
+                    "a transaction of this database handle, on another thread, has its connection".into(),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     pub(crate) fn busy_deadline(&self) -> Instant {
         Instant::now() + self.busy_timeout()
     }

@@ -98,8 +98,9 @@ impl Database {
         let inner = &self.inner;
         inner.check_fork()?;
         inner.ensure_in_place()?;
-        let run = || -> Result<u64> {
-            let writer = inner.writer();
+        // Waiting for the connection is the queue's work; outside it (see below), it is bounded.
+        let run = |outside_the_queue: bool| -> Result<u64> {
+            let writer = if outside_the_queue { inner.idle_writer_by(inner.busy_deadline())? } else { inner.writer() };
             let connection = &writer.connection;
             let mut statement = value::prepare(connection, sql, params)?;
             // Asked under the connection's mutex, which a suspension takes after setting the flag.
@@ -117,7 +118,7 @@ impl Database {
             // Busy (another process writes) goes back to the queue, which tries again in turn.
             ran
         };
-        let changes = match inner.queue().enter(Some(inner.busy_deadline()), run) {
+        let changes = match inner.queue().enter(Some(inner.busy_deadline()), || run(false)) {
             Ok((turn, changes)) => {
                 drop(turn);
                 inner.queue().checkpoint_if_due(&inner.writer().connection);
@@ -125,7 +126,7 @@ impl Database {
             }
             // The queue is closed to writers while the process is suspended; a read need not
             // pass through it (`run` refuses anything else).
-            Err(Error::Suspended(_)) => run()?,
+            Err(Error::Suspended(_)) => run(true).map_err(|e| inner.named(e))?,
             Err(e) => return Err(inner.named(e)),
         };
         Ok(changes)

@@ -60,6 +60,8 @@ fn thread_token() -> usize {
 ///   mode.
 /// - LEASE_DATABASE: SQLite could not open the file, or it is not a database, or it cannot be
 ///   switched to WAL mode (":memory:", say: an in-memory database cannot be shared).
+/// - LEASE_SUSPENDED: the process is suspended (lease_suspend) and the file is not in WAL mode yet:
+///   switching it would write. Nothing was written. A file in WAL mode opens while suspended.
 #[no_mangle]
 pub extern "C" fn lease_db_open(path: *const c_char, out_db: *mut *mut LeaseDb) -> LeaseStatus {
     catch_status("lease_db_open", || {
@@ -118,6 +120,9 @@ pub extern "C" fn lease_db_set_busy_timeout(db: *mut LeaseDb, timeout_ms: u32) -
 ///   renamed or replaced since): nothing was run, since it would have gone into a file nobody
 ///   else sees; open the database again.
 /// - LEASE_MISUSE: db was opened before fork() and this is the child.
+/// - LEASE_SUSPENDED: the process is suspended (lease_suspend) and sql writes. Nothing was run. A
+///   read-only statement still runs (it then waits for another thread's transaction on db only
+///   up to the busy timeout, and fails with LEASE_BUSY after it).
 #[no_mangle]
 pub extern "C" fn lease_db_execute(
     db: *mut LeaseDb,
@@ -209,6 +214,7 @@ pub extern "C" fn lease_db_query(
 /// - LEASE_DATABASE: SQLite failed to begin, or db's file was deleted, renamed or replaced since
 ///   it was opened (as for lease_db_execute).
 /// - LEASE_MISUSE: db was opened before fork() and this is the child.
+/// - LEASE_SUSPENDED: the process is suspended (lease_suspend). No transaction was begun.
 #[no_mangle]
 pub extern "C" fn lease_db_begin(db: *mut LeaseDb, out_tx: *mut *mut LeaseTx) -> LeaseStatus {
     catch_status("lease_db_begin", || {
@@ -286,7 +292,7 @@ fn chunk_options(chunk_ms: u32) -> ChunkOptions {
 ///   (release it and acquire again).
 /// - LEASE_INVALID_ARGUMENT: db, guard or out_tx is NULL, or guard's store is another database
 ///   file (or an in-memory store).
-/// - LEASE_BUSY, LEASE_DATABASE: as for lease_db_begin.
+/// - LEASE_BUSY, LEASE_DATABASE, LEASE_SUSPENDED: as for lease_db_begin.
 /// - LEASE_MISUSE: db was opened, or guard taken, before fork() and this is the child.
 #[no_mangle]
 pub extern "C" fn lease_db_begin_fenced(

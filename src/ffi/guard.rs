@@ -53,7 +53,8 @@ pub extern "C" fn lease_guard_is_dirty(guard: *const LeaseGuard) -> bool {
 /// Returns:
 /// - LEASE_OK: the lease is held.
 /// - LEASE_LOST: the lease is lost: another process may hold it now. Stop the work, release the
-///   guard, and acquire again (the new guard is dirty).
+///   guard, and acquire again (the new guard is dirty). A suspension (lease_suspend) gives every
+///   lease up, so every guard taken before it is lost.
 /// - LEASE_INVALID_ARGUMENT: guard is NULL.
 /// - LEASE_MISUSE: the guard was taken before fork() and this is the child (which holds nothing).
 #[no_mangle]

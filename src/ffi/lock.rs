@@ -128,7 +128,7 @@ unsafe fn read_options(options: &LeaseLockOptions) -> Result<LockOptions> {
 ///
 /// On success status is LEASE_OK and guard is a new guard that the callee owns and must release
 /// with lease_guard_release (at once, or later from any thread). Otherwise guard is NULL, status
-/// says why (LEASE_TIMEOUT, LEASE_DATABASE, ...) and lease_last_error_message(), called in the
+/// says why (LEASE_TIMEOUT, LEASE_SUSPENDED, LEASE_CANCELLED, ...) and lease_last_error_message(), called in the
 /// callback, gives the message. context is the pointer given to lease_lock_acquire_async.
 pub type LeaseAcquireCallback =
     Option<unsafe extern "C" fn(context: *mut c_void, status: LeaseStatus, guard: *mut LeaseGuard)>;
@@ -239,6 +239,7 @@ pub extern "C" fn lease_lock_new(
 /// - LEASE_DATABASE: SQLite failed.
 /// - LEASE_MISUSE: the lock was made before fork() and this is the child, or the library's
 ///   thread could not be started (the lease is then not kept).
+/// - LEASE_SUSPENDED: the process is suspended (lease_suspend).
 #[no_mangle]
 pub extern "C" fn lease_lock_try_acquire(
     lock: *mut LeaseLock,
@@ -268,6 +269,8 @@ pub extern "C" fn lease_lock_try_acquire(
 /// - LEASE_INVALID_ARGUMENT: lock or out_guard is NULL.
 /// - LEASE_DATABASE: SQLite failed.
 /// - LEASE_MISUSE: as for lease_lock_try_acquire.
+/// - LEASE_SUSPENDED: the process is suspended (lease_suspend), before or during the wait (a
+///   suspension ends the wait at once).
 #[no_mangle]
 pub extern "C" fn lease_lock_acquire(
     lock: *mut LeaseLock,

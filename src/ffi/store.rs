@@ -33,6 +33,9 @@ impl Castable for LeaseStore {
 ///   lease table was being created.
 /// - LEASE_DATABASE: SQLite could not open the file, or it is not a database, or it cannot be
 ///   switched to WAL mode.
+/// - LEASE_SUSPENDED: the process is suspended (lease_suspend) and opening would write: the file
+///   is not in WAL mode yet, or its lease table must be created or migrated. Nothing was
+///   written. A file that needs neither opens while suspended.
 #[no_mangle]
 pub extern "C" fn lease_store_open(path: *const c_char, out_store: *mut *mut LeaseStore) -> LeaseStatus {
     catch_status("lease_store_open", || {
@@ -53,6 +56,8 @@ pub extern "C" fn lease_store_open(path: *const c_char, out_store: *mut *mut Lea
 /// Returns:
 /// - LEASE_OK: *out_store is set.
 /// - LEASE_INVALID_ARGUMENT: out_store is NULL.
+///
+/// A private store locks no file, so it opens while the process is suspended too.
 #[no_mangle]
 pub extern "C" fn lease_store_open_memory(out_store: *mut *mut LeaseStore) -> LeaseStatus {
     catch_status("lease_store_open_memory", || {

@@ -125,6 +125,8 @@ unsafe fn take_to_end(tx: *mut LeaseTx) -> Result<Box<TxHandle>> {
 /// - LEASE_DATABASE: SQLite refused the SQL or failed while running it; its message says why.
 /// - LEASE_MISUSE: the transaction has ended (see above), another call on tx is running, or tx
 ///   was begun before fork() and this is the child.
+/// - LEASE_SUSPENDED: the process was suspended (lease_suspend), which rolled the transaction
+///   (or its current chunk) back: it has ended, and later calls return LEASE_MISUSE.
 #[no_mangle]
 pub extern "C" fn lease_tx_execute(
     tx: *mut LeaseTx,
@@ -156,7 +158,7 @@ pub extern "C" fn lease_tx_execute(
 /// - LEASE_OK: every row was handed over, or on_row stopped the query.
 /// - LEASE_INVALID_ARGUMENT: tx, sql or on_row is NULL, or sql or a parameter is invalid as for
 ///   lease_db_execute. No row was handed over.
-/// - LEASE_DATABASE, LEASE_MISUSE: as for lease_tx_execute.
+/// - LEASE_DATABASE, LEASE_MISUSE, LEASE_SUSPENDED: as for lease_tx_execute.
 #[no_mangle]
 pub extern "C" fn lease_tx_query(
     tx: *mut LeaseTx,
@@ -212,6 +214,9 @@ pub extern "C" fn lease_tx_query(
 ///   the next could not begin. Either way the transaction has ended, as for LEASE_BUSY.
 /// - LEASE_MISUSE: the transaction has ended, another call on tx is running, or tx was begun
 ///   before fork() and this is the child.
+/// - LEASE_SUSPENDED: the process was suspended (lease_suspend): the current chunk was rolled
+///   back (earlier chunks stay committed), or was committed and the next could not begin. The
+///   transaction has ended, as for LEASE_BUSY.
 #[no_mangle]
 pub extern "C" fn lease_tx_maybe_commit(tx: *mut LeaseTx, out_committed: *mut bool) -> LeaseStatus {
     catch_status("lease_tx_maybe_commit", || {
@@ -242,6 +247,8 @@ pub extern "C" fn lease_tx_maybe_commit(tx: *mut LeaseTx, out_committed: *mut bo
 ///   lease_tx_execute and lease_tx_maybe_commit); another call on tx was running (see above);
 ///   or tx was begun before fork() and this is the child (the parent's transaction is
 ///   untouched).
+/// - LEASE_SUSPENDED: nothing was committed now: the process was suspended (lease_suspend),
+///   which rolled the transaction (or its current chunk) back.
 #[no_mangle]
 pub extern "C" fn lease_tx_commit(tx: *mut LeaseTx) -> LeaseStatus {
     catch_status("lease_tx_commit", || {

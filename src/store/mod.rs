@@ -83,12 +83,16 @@ impl Store {
             None => file::open_memory(&holder)?,
         };
         // Creating or migrating the lease table is a write like any other: it waits its turn, so
-        // that a long job lets it in.
+        // that a long job lets it in. A private in-memory store locks no file, so it may be
+        // created while the process is suspended (with the suspension's own entry).
         let begin = || {
             let deadline = Some(Instant::now() + OPEN_BUSY_LIMIT);
-            file.queue()
-                .enter(deadline, || Ok(connection.execute_batch("BEGIN IMMEDIATE")?))
-                .map(|(turn, ())| turn)
+            let start = || Ok(connection.execute_batch("BEGIN IMMEDIATE")?);
+            let entered = match path {
+                Some(_) => file.queue().enter(deadline, start),
+                None => file.queue().enter_suspending(deadline, start),
+            };
+            entered.map(|(turn, ())| turn)
         };
         schema::migrate(&connection, begin).map_err(|e| e.in_file(path))?;
         let store = Store {
