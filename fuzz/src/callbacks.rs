@@ -21,6 +21,7 @@ const LIBRARY_THREAD: &str = "liblease";
 pub struct GuardInfo {
     pub ptr: *mut LeaseGuard,
     pub file: FileTag,
+    pub key: Vec<u8>,
     pub generation: u64,
     pub dirty: bool,
     /// Once lease_guard_check said LEASE_LOST, it must keep saying so.
@@ -43,7 +44,7 @@ impl GuardInfo {
                 String::from_utf8_lossy(key)
             ));
         }
-        GuardInfo { ptr, file, generation, dirty, lost: AtomicBool::new(false) }
+        GuardInfo { ptr, file, key: key.to_vec(), generation, dirty, lost: AtomicBool::new(false) }
     }
 }
 

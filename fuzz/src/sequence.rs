@@ -21,6 +21,7 @@
 //! At the end everything is ended and freed, every asynchronous acquisition has called back, and
 //! lease_shutdown must return LEASE_OK.
 
+use std::collections::BTreeMap;
 use std::ffi::{c_void, CStr};
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -502,8 +503,10 @@ struct Input {
     lost_records: Mutex<Vec<Arc<LostRecord>>>,
     next_memory: AtomicU32,
     /// Files that SQL may have written (dropped the lease table, say): opening a store there may
-    /// then fail.
+    /// then fail, and leases kept there may be lost.
     touched: [AtomicBool; DATABASES],
+    /// The shortest lease_ms of the locks made on each lease (file and key).
+    shortest_lease: Mutex<BTreeMap<(FileTag, Vec<u8>), u32>>,
 }
 
 impl Input {
@@ -518,7 +521,20 @@ impl Input {
             lost_records: Mutex::default(),
             next_memory: AtomicU32::new(0),
             touched: Default::default(),
+            shortest_lease: Mutex::default(),
         }
+    }
+
+    /// True when `guard`'s lease cannot have been lost yet: it was not seen lost, no SQL wrote
+    /// its file, and every lock on it has a lease of the default length or more, which an
+    /// input does not outlast (its renewals always have time to get in).
+    fn surely_held(&self, guard: &GuardInfo) -> bool {
+        let untouched = match guard.file {
+            FileTag::Database(index) => !self.touched[index].load(Ordering::SeqCst),
+            FileTag::Memory(_) => true,
+        };
+        let shortest = locked(&self.shortest_lease).get(&(guard.file, guard.key.clone())).copied();
+        !guard.lost.load(Ordering::SeqCst) && untouched && shortest.is_some_and(|ms| ms >= DEFAULT_OPTIONS[0])
     }
 }
 
@@ -570,6 +586,8 @@ unsafe impl Sync for Db {}
 
 struct Tx {
     ptr: *mut LeaseTx,
+    /// Its database's file.
+    file: usize,
     chunked: bool,
     state: TxState,
 }
@@ -920,6 +938,10 @@ impl<'a> Actor<'a> {
         }
         let (Some(ptr), Some(store)) = (written("lease_lock_new", status, out), store) else { return };
         let key = c_text(key.as_deref().unwrap_or_default()).to_vec();
+        let lease_ms = options.map_or(DEFAULT_OPTIONS[0], |options| options[1]);
+        let mut shortest = locked(&self.input.shortest_lease);
+        let shortest = shortest.entry((store.file, key.clone())).or_insert(lease_ms);
+        *shortest = lease_ms.min(*shortest);
         let lock = Lock { ptr, file: store.file, key, lost: Mutex::default() };
         free_lock(put(&mut self.own.locks, slot, lock));
     }
@@ -934,7 +956,21 @@ impl<'a> Actor<'a> {
         if let (true, Some(lock)) = (valid, lock) {
             callbacks::acquiring(lock.file, &lock.key);
         }
+        // While this process holds the lease, acquiring it again joins that hold at once.
+        let held = lock.and_then(|lock| self.held(lock.file, &lock.key));
         let (function, status) = match timeout_ms {
+            None if valid && held.is_some() => {
+                let status = contract::status("lease_lock_try_acquire", &[OK], || {
+                    ffi::lease_lock_try_acquire(lock_ptr, out_ptr)
+                });
+                ("lease_lock_try_acquire", status)
+            }
+            Some(timeout_ms) if valid && held.is_some() => {
+                let status = contract::status("lease_lock_acquire", &[OK], || {
+                    ffi::lease_lock_acquire(lock_ptr, timeout_ms.into(), out_ptr)
+                });
+                ("lease_lock_acquire", status)
+            }
             None => {
                 let allowed: &[LeaseStatus] = if valid { &[OK, BUSY, DATABASE] } else { &[INVALID] };
                 let status = contract::status("lease_lock_try_acquire", allowed, || {
@@ -955,7 +991,22 @@ impl<'a> Actor<'a> {
         }
         let (Some(ptr), Some(lock)) = (written(function, status, out), lock) else { return };
         let guard = GuardInfo::new(ptr, lock.file, &lock.key);
+        if let Some(generation) = held.filter(|generation| guard.dirty || guard.generation != *generation) {
+            violation(format!("{function} joined a hold of generation {generation} but got {guard:?}"));
+        }
         release_guard(put(&mut self.own.guards, slot, guard));
+    }
+
+    /// The generation of a hold of this lease that this thread sees and that is surely still
+    /// held (see [`Input::surely_held`]).
+    fn held(&self, file: FileTag, key: &[u8]) -> Option<u64> {
+        let shared = self.shared.map_or(&[][..], |shared| &shared.guards[..]);
+        shared
+            .iter()
+            .chain(&self.own.guards)
+            .flatten()
+            .find(|guard| guard.file == file && guard.key == key && self.input.surely_held(guard))
+            .map(|guard| guard.generation)
     }
 
     fn acquire_async(&mut self, lock: Ref, timeout_ms: u8, null_callback: bool, context: &AsyncContext) {
@@ -1080,6 +1131,7 @@ impl<'a> Actor<'a> {
         let allowed: &[LeaseStatus] = match info {
             None => &[INVALID],
             Some(info) if info.lost.load(Ordering::SeqCst) => &[LOST],
+            Some(info) if self.input.surely_held(info) => &[OK],
             Some(_) => &[OK, LOST],
         };
         let ptr = info.map_or(null_mut(), |info| info.ptr);
@@ -1116,16 +1168,16 @@ impl<'a> Actor<'a> {
     }
 
     /// Marks the file of a database that a statement may write.
-    fn touch(&self, db: Option<&Db>, statement: &CStatement) {
-        if let (Some(db), true) = (db, statement.may_write()) {
-            self.input.touched[db.file].store(true, Ordering::SeqCst);
+    fn touch(&self, file: Option<usize>, statement: &CStatement) {
+        if let (Some(file), true) = (file, statement.may_write()) {
+            self.input.touched[file].store(true, Ordering::SeqCst);
         }
     }
 
     fn db_execute(&self, db: Ref, statement: &Statement, null_changes: bool) {
         let db = self.db(db);
         let statement = CStatement::new(statement);
-        self.touch(db, &statement);
+        self.touch(db.map(|db| db.file), &statement);
         let allowed: &[LeaseStatus] =
             if db.is_none() || statement.invalid() { &[INVALID] } else { &[OK, INVALID, BUSY, DATABASE] };
         let db_ptr = db.map_or(null_mut(), |db| db.ptr);
@@ -1150,7 +1202,7 @@ impl<'a> Actor<'a> {
         let nested_statement = match nested {
             InDbRow::ExecuteSame(statement) => {
                 let statement = CStatement::new(statement);
-                self.touch(db, &statement);
+                self.touch(db.map(|db| db.file), &statement);
                 Some(statement)
             }
             _ => None,
@@ -1233,6 +1285,8 @@ impl<'a> Actor<'a> {
                             &[LOST]
                         } else if guard.file != FileTag::Database(db.file) {
                             &[INVALID, LOST]
+                        } else if self.input.surely_held(guard) {
+                            &[OK, BUSY]
                         } else {
                             &[OK, LOST, BUSY, DATABASE]
                         }
@@ -1252,7 +1306,8 @@ impl<'a> Actor<'a> {
             return;
         }
         if let Some(ptr) = written(function, status, out) {
-            let tx = Tx { ptr, chunked: matches!(begin, Begin::Chunked(_)), state: TxState::Open };
+            let file = db.map_or(0, |db| db.file);
+            let tx = Tx { ptr, file, chunked: matches!(begin, Begin::Chunked(_)), state: TxState::Open };
             let at = usize::from(slot) % TXS;
             rollback_tx(self.txs[at].replace(tx));
         }
@@ -1261,9 +1316,10 @@ impl<'a> Actor<'a> {
     fn tx_execute(&mut self, tx: Ref, statement: &Statement, null_changes: bool) {
         let at = self.tx_slot(tx);
         let statement = CStatement::new(statement);
-        let state = at.and_then(|at| self.txs[at].as_ref()).map(|tx| tx.state);
-        let allowed = tx_call_allowed(state, statement.invalid());
-        let tx_ptr = at.and_then(|at| self.txs[at].as_ref()).map_or(null_mut(), |tx| tx.ptr);
+        let tx = at.and_then(|at| self.txs[at].as_ref());
+        self.touch(tx.map(|tx| tx.file), &statement);
+        let allowed = tx_call_allowed(tx.map(|tx| tx.state), statement.invalid());
+        let tx_ptr = tx.map_or(null_mut(), |tx| tx.ptr);
         let mut changes = NO_CHANGES;
         let changes_ptr = if null_changes { null_mut() } else { &mut changes };
         let status = contract::status("lease_tx_execute", allowed, || {
@@ -1278,9 +1334,10 @@ impl<'a> Actor<'a> {
     fn tx_query(&mut self, tx: Ref, statement: &Statement, plan: &RowPlan, nested: &InTxRow) {
         let at = self.tx_slot(tx);
         let statement = CStatement::new(statement);
-        let state = at.and_then(|at| self.txs[at].as_ref()).map(|tx| tx.state);
-        let allowed = tx_call_allowed(state, statement.invalid() || plan.null_callback);
-        let tx_ptr = at.and_then(|at| self.txs[at].as_ref()).map_or(null_mut(), |tx| tx.ptr);
+        let tx = at.and_then(|at| self.txs[at].as_ref());
+        self.touch(tx.map(|tx| tx.file), &statement);
+        let allowed = tx_call_allowed(tx.map(|tx| tx.state), statement.invalid() || plan.null_callback);
+        let tx_ptr = tx.map_or(null_mut(), |tx| tx.ptr);
         let db_ptr = match nested {
             InTxRow::QueryDb(db) => self.db(*db).map_or(null_mut(), |db| db.ptr),
             _ => null_mut(),
