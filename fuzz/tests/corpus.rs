@@ -2,6 +2,7 @@
 //! the fuzzer runs, on stable Rust and without a fuzzing engine, so that every finding stays
 //! fixed: `cargo test --manifest-path fuzz/Cargo.toml`.
 
+use std::io::Write;
 use std::path::Path;
 
 /// Runs every file of `corpus/<target>` and `regressions/<target>` through `run`; returns how
@@ -20,7 +21,9 @@ fn replay(target: &str, run: fn(&[u8])) -> usize {
         println!("replaying {}", input.display());
         run(&data);
     }
-    println!("replayed {} inputs of {target}", inputs.len());
+    // Written to stderr itself, past the test harness's capture, so that a passing run shows it;
+    // the lines above show only when an input fails.
+    let _ = writeln!(std::io::stderr(), "replayed {} inputs of {target}", inputs.len());
     inputs.len()
 }
 
