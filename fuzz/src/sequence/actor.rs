@@ -36,6 +36,8 @@ pub(super) struct Actor<'a> {
     pub(super) txs: Vec<Option<Tx>>,
 }
 
+/// Makes `$name(index)`: the handle of `$field` that a [`Ref`] names, shared or own; `None` for
+/// NULL.
 macro_rules! getter {
     ($name:ident, $field:ident, $type:ty) => {
         pub(super) fn $name(&self, index: Ref) -> Option<&$type> {
@@ -72,11 +74,7 @@ impl<'a> Actor<'a> {
 
     /// The own slot `index` names, to free what is there: `Err(())` for a shared handle, which
     /// this thread must not free; `Ok(None)` for NULL.
-    fn own_slot<T>(
-        &self,
-        table: fn(&Handles) -> &Vec<Option<T>>,
-        index: Ref,
-    ) -> Result<Option<usize>, ()> {
+    fn own_slot<T>(&self, table: fn(&Handles) -> &Vec<Option<T>>, index: Ref) -> Result<Option<usize>, ()> {
         match self.find(table, index) {
             None => Ok(None),
             Some(At::Own(at)) => Ok(Some(at)),

@@ -3,7 +3,7 @@
 //!
 //! The input decodes into steps. Each step is one call (or a pause), or two lists of calls run
 //! at once on two new threads. Handles live in small slot tables and are named by an index into
-//! them, so a call may get NULL (an empty slot), another handle of the same type than the one
+//! them, so a call may get NULL (an empty slot), a handle of the right type but not the one
 //! that would make sense, or one whose end state the header describes (an ended transaction, a
 //! lost guard). A handle is never used after it was freed: that is the caller's undefined
 //! behaviour, not a finding.
@@ -45,10 +45,12 @@ use ops::Step;
 
 use lease::ffi::LeaseStatus::LEASE_OK as OK;
 
+/// Steps per input.
 const MAX_STEPS: usize = 48;
 /// The calls of each thread of a parallel step.
 const MAX_PARALLEL_OPS: usize = 12;
 
+/// Runs one input: its steps, then the end of everything.
 pub fn run(data: &[u8]) {
     let mut input = Unstructured::new(data);
     let mut steps = Vec::new();

@@ -169,8 +169,7 @@ pub(super) enum Text {
 }
 
 /// Keys and labels: few, so that locks share keys; one empty, one not ASCII.
-const TEXTS: &[&[u8]] =
-    &[b"sync", b"a", b"b", b"", "cl\u{e9}".as_bytes(), b"k\0after a NUL", b"\xff\xfe"];
+const TEXTS: &[&[u8]] = &[b"sync", b"a", b"b", b"", "cl\u{e9}".as_bytes(), b"k\0after a NUL", b"\xff\xfe"];
 
 impl Text {
     pub(super) fn c_string(&self) -> Option<Vec<u8>> {
