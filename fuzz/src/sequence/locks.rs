@@ -110,9 +110,10 @@ impl Actor<'_> {
         let (Some(ptr), Some(store)) = (written("lease_lock_new", status, out), store) else { return };
         let key = c_text(key.as_deref().unwrap_or_default()).to_vec();
         let lease_ms = options.map_or(DEFAULT_OPTIONS[0], |options| options[1]);
-        let mut shortest = locked(&self.input.shortest_lease);
-        let shortest = shortest.entry((store.file, key.clone())).or_insert(lease_ms);
-        *shortest = lease_ms.min(*shortest);
+        locked(&self.input.shortest_lease)
+            .entry((store.file, key.clone()))
+            .and_modify(|shortest| *shortest = lease_ms.min(*shortest))
+            .or_insert(lease_ms);
         let lock = Lock { ptr, file: store.file, key, lost: Mutex::default() };
         free_lock(put(&mut self.own.locks, slot, lock));
     }
@@ -129,34 +130,17 @@ impl Actor<'_> {
         }
         // While this process holds the lease, acquiring it again joins that hold at once.
         let held = lock.and_then(|lock| self.held(lock.file, &lock.key));
-        let (function, status) = match timeout_ms {
-            None if valid && held.is_some() => {
-                let status = contract::status("lease_lock_try_acquire", &[OK], || {
-                    ffi::lease_lock_try_acquire(lock_ptr, out_ptr)
-                });
-                ("lease_lock_try_acquire", status)
-            }
-            Some(timeout_ms) if valid && held.is_some() => {
-                let status = contract::status("lease_lock_acquire", &[OK], || {
-                    ffi::lease_lock_acquire(lock_ptr, timeout_ms.into(), out_ptr)
-                });
-                ("lease_lock_acquire", status)
-            }
-            None => {
-                let allowed: &[LeaseStatus] = if valid { &[OK, BUSY, DATABASE] } else { &[INVALID] };
-                let status = contract::status("lease_lock_try_acquire", allowed, || {
-                    ffi::lease_lock_try_acquire(lock_ptr, out_ptr)
-                });
-                ("lease_lock_try_acquire", status)
-            }
-            Some(timeout_ms) => {
-                let allowed: &[LeaseStatus] = if valid { &[OK, TIMEOUT, DATABASE] } else { &[INVALID] };
-                let status = contract::status("lease_lock_acquire", allowed, || {
-                    ffi::lease_lock_acquire(lock_ptr, timeout_ms.into(), out_ptr)
-                });
-                ("lease_lock_acquire", status)
-            }
+        let allowed: &[LeaseStatus] = match (valid, held, timeout_ms) {
+            (false, ..) => &[INVALID],
+            (true, Some(_), _) => &[OK],
+            (true, None, None) => &[OK, BUSY, DATABASE],
+            (true, None, Some(_)) => &[OK, TIMEOUT, DATABASE],
         };
+        let function = if timeout_ms.is_some() { "lease_lock_acquire" } else { "lease_lock_try_acquire" };
+        let status = contract::status(function, allowed, || match timeout_ms {
+            None => ffi::lease_lock_try_acquire(lock_ptr, out_ptr),
+            Some(timeout_ms) => ffi::lease_lock_acquire(lock_ptr, timeout_ms.into(), out_ptr),
+        });
         if null_out {
             return;
         }
@@ -332,6 +316,8 @@ fn lay_out_options(options: &Options) -> (Option<[u32; OPTIONS_WORDS]>, bool) {
     words[2] = renew_every_ms.get();
     words[3] = max_backoff_ms.get();
     let known = size_of::<LeaseLockOptions>();
+    // Byte `at` of the struct is in word at / 4, little-endian (as on every machine liblease
+    // builds for).
     for (index, byte) in tail.iter().take(OPTIONS_WORDS * 4 - known).enumerate() {
         let at = known + index;
         words[at / 4] |= u32::from(*byte) << (8 * (at % 4));
