@@ -305,7 +305,7 @@ typedef struct LeaseLockOptions {
  *
  * On success status is LEASE_OK and guard is a new guard that the callee owns and must release
  * with lease_guard_release (at once, or later from any thread). Otherwise guard is NULL, status
- * says why (LEASE_TIMEOUT, LEASE_DATABASE, ...) and lease_last_error_message(), called in the
+ * says why (LEASE_TIMEOUT, LEASE_SUSPENDED, LEASE_CANCELLED, ...) and lease_last_error_message(), called in the
  * callback, gives the message. context is the pointer given to lease_lock_acquire_async.
  */
 typedef void (*LeaseAcquireCallback)(void *context,
@@ -491,6 +491,9 @@ enum LeaseStatus lease_shutdown(void);
  *   lease table was being created.
  * - LEASE_DATABASE: SQLite could not open the file, or it is not a database, or it cannot be
  *   switched to WAL mode.
+ * - LEASE_SUSPENDED: the process is suspended (lease_suspend) and opening would write: the file
+ *   is not in WAL mode yet, or its lease table must be created or migrated. Nothing was
+ *   written. A file that needs neither opens while suspended.
  */
 enum LeaseStatus lease_store_open(const char *path, struct LeaseStore **out_store);
 
@@ -504,6 +507,8 @@ enum LeaseStatus lease_store_open(const char *path, struct LeaseStore **out_stor
  * Returns:
  * - LEASE_OK: *out_store is set.
  * - LEASE_INVALID_ARGUMENT: out_store is NULL.
+ *
+ * A private store locks no file, so it opens while the process is suspended too.
  */
 enum LeaseStatus lease_store_open_memory(struct LeaseStore **out_store);
 
@@ -574,6 +579,7 @@ enum LeaseStatus lease_lock_new(struct LeaseStore *store,
  * - LEASE_DATABASE: SQLite failed.
  * - LEASE_MISUSE: the lock was made before fork() and this is the child, or the library's
  *   thread could not be started (the lease is then not kept).
+ * - LEASE_SUSPENDED: the process is suspended (lease_suspend).
  */
 enum LeaseStatus lease_lock_try_acquire(struct LeaseLock *lock, struct LeaseGuard **out_guard);
 
@@ -593,6 +599,8 @@ enum LeaseStatus lease_lock_try_acquire(struct LeaseLock *lock, struct LeaseGuar
  * - LEASE_INVALID_ARGUMENT: lock or out_guard is NULL.
  * - LEASE_DATABASE: SQLite failed.
  * - LEASE_MISUSE: as for lease_lock_try_acquire.
+ * - LEASE_SUSPENDED: the process is suspended (lease_suspend), before or during the wait (a
+ *   suspension ends the wait at once).
  */
 enum LeaseStatus lease_lock_acquire(struct LeaseLock *lock,
                                     uint32_t timeout_ms,
@@ -700,7 +708,8 @@ bool lease_guard_is_dirty(const struct LeaseGuard *guard);
  * Returns:
  * - LEASE_OK: the lease is held.
  * - LEASE_LOST: the lease is lost: another process may hold it now. Stop the work, release the
- *   guard, and acquire again (the new guard is dirty).
+ *   guard, and acquire again (the new guard is dirty). A suspension (lease_suspend) gives every
+ *   lease up, so every guard taken before it is lost.
  * - LEASE_INVALID_ARGUMENT: guard is NULL.
  * - LEASE_MISUSE: the guard was taken before fork() and this is the child (which holds nothing).
  */
@@ -735,6 +744,8 @@ void lease_guard_release(struct LeaseGuard *guard);
  *   mode.
  * - LEASE_DATABASE: SQLite could not open the file, or it is not a database, or it cannot be
  *   switched to WAL mode (":memory:", say: an in-memory database cannot be shared).
+ * - LEASE_SUSPENDED: the process is suspended (lease_suspend) and the file is not in WAL mode yet:
+ *   switching it would write. Nothing was written. A file in WAL mode opens while suspended.
  */
 enum LeaseStatus lease_db_open(const char *path, struct LeaseDb **out_db);
 
@@ -781,6 +792,9 @@ enum LeaseStatus lease_db_set_busy_timeout(struct LeaseDb *db, uint32_t timeout_
  *   renamed or replaced since): nothing was run, since it would have gone into a file nobody
  *   else sees; open the database again.
  * - LEASE_MISUSE: db was opened before fork() and this is the child.
+ * - LEASE_SUSPENDED: the process is suspended (lease_suspend) and sql writes. Nothing was run. A
+ *   read-only statement still runs (it then waits for another thread's transaction on db only
+ *   up to the busy timeout, and fails with LEASE_BUSY after it).
  */
 enum LeaseStatus lease_db_execute(struct LeaseDb *db,
                                   const char *sql,
@@ -837,6 +851,7 @@ enum LeaseStatus lease_db_query(struct LeaseDb *db,
  * - LEASE_DATABASE: SQLite failed to begin, or db's file was deleted, renamed or replaced since
  *   it was opened (as for lease_db_execute).
  * - LEASE_MISUSE: db was opened before fork() and this is the child.
+ * - LEASE_SUSPENDED: the process is suspended (lease_suspend). No transaction was begun.
  */
 enum LeaseStatus lease_db_begin(struct LeaseDb *db, struct LeaseTx **out_tx);
 
@@ -883,7 +898,7 @@ enum LeaseStatus lease_db_begin_chunked(struct LeaseDb *db,
  *   (release it and acquire again).
  * - LEASE_INVALID_ARGUMENT: db, guard or out_tx is NULL, or guard's store is another database
  *   file (or an in-memory store).
- * - LEASE_BUSY, LEASE_DATABASE: as for lease_db_begin.
+ * - LEASE_BUSY, LEASE_DATABASE, LEASE_SUSPENDED: as for lease_db_begin.
  * - LEASE_MISUSE: db was opened, or guard taken, before fork() and this is the child.
  */
 enum LeaseStatus lease_db_begin_fenced(struct LeaseDb *db,
@@ -916,6 +931,8 @@ void lease_db_free(struct LeaseDb *db);
  * - LEASE_DATABASE: SQLite refused the SQL or failed while running it; its message says why.
  * - LEASE_MISUSE: the transaction has ended (see above), another call on tx is running, or tx
  *   was begun before fork() and this is the child.
+ * - LEASE_SUSPENDED: the process was suspended (lease_suspend), which rolled the transaction
+ *   (or its current chunk) back: it has ended, and later calls return LEASE_MISUSE.
  */
 enum LeaseStatus lease_tx_execute(struct LeaseTx *tx,
                                   const char *sql,
@@ -935,7 +952,7 @@ enum LeaseStatus lease_tx_execute(struct LeaseTx *tx,
  * - LEASE_OK: every row was handed over, or on_row stopped the query.
  * - LEASE_INVALID_ARGUMENT: tx, sql or on_row is NULL, or sql or a parameter is invalid as for
  *   lease_db_execute. No row was handed over.
- * - LEASE_DATABASE, LEASE_MISUSE: as for lease_tx_execute.
+ * - LEASE_DATABASE, LEASE_MISUSE, LEASE_SUSPENDED: as for lease_tx_execute.
  */
 enum LeaseStatus lease_tx_query(struct LeaseTx *tx,
                                 const char *sql,
@@ -979,6 +996,9 @@ enum LeaseStatus lease_tx_query(struct LeaseTx *tx,
  *   the next could not begin. Either way the transaction has ended, as for LEASE_BUSY.
  * - LEASE_MISUSE: the transaction has ended, another call on tx is running, or tx was begun
  *   before fork() and this is the child.
+ * - LEASE_SUSPENDED: the process was suspended (lease_suspend): the current chunk was rolled
+ *   back (earlier chunks stay committed), or was committed and the next could not begin. The
+ *   transaction has ended, as for LEASE_BUSY.
  */
 enum LeaseStatus lease_tx_maybe_commit(struct LeaseTx *tx, bool *out_committed);
 
@@ -999,6 +1019,8 @@ enum LeaseStatus lease_tx_maybe_commit(struct LeaseTx *tx, bool *out_committed);
  *   lease_tx_execute and lease_tx_maybe_commit); another call on tx was running (see above);
  *   or tx was begun before fork() and this is the child (the parent's transaction is
  *   untouched).
+ * - LEASE_SUSPENDED: nothing was committed now: the process was suspended (lease_suspend),
+ *   which rolled the transaction (or its current chunk) back.
  */
 enum LeaseStatus lease_tx_commit(struct LeaseTx *tx);
 

@@ -58,8 +58,9 @@ impl Error {
 }
 
 impl From<rusqlite::Error> for Error {
-    /// Busy and locked stay `Busy`, so that callers can wait and retry; every other SQLite error
-    /// keeps SQLite's message.
+    /// Busy stays `Busy`, so that callers can wait and retry; every other SQLite error keeps
+    /// SQLite's message, `SQLITE_LOCKED` among them: a conflict within one connection (a
+    /// checkpoint inside its own transaction, say), which no wait ends.
     fn from(error: rusqlite::Error) -> Self {
         if is_busy(&error) {
             return Error::Busy(error.to_string());
@@ -80,12 +81,11 @@ impl From<rusqlite::Error> for Error {
     }
 }
 
-/// True when SQLite answered that another connection holds a lock we need.
+/// True when SQLite answered that another connection holds a lock we need (`SQLITE_BUSY`, with
+/// any extended code). Not `SQLITE_LOCKED`: liblease uses no shared cache, so that comes only
+/// from a conflict within the connection itself.
 pub(crate) fn is_busy(error: &rusqlite::Error) -> bool {
-    matches!(
-        error.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    )
+    error.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
 }
 
 /// An error of liblease's own in SQLite's clothes, for code paths that return rusqlite errors.

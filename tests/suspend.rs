@@ -356,16 +356,16 @@ fn a_transaction_left_open_between_calls_is_rolled_back_by_the_suspension() {
 fn opening(args: &[String]) {
     let dir = Path::new(&args[0]);
     lifecycle::suspend(Duration::from_secs(10)).unwrap();
-    say(format!("WAL {}", outcome(Database::open(&dir.join("wal.db")))));
-    say(format!("NEW {}", outcome(Database::open(&dir.join("new.db")))));
-    say(format!("STORE {}", outcome(Store::open(&dir.join("store.db")))));
+    say(format!("WAL {}", outcome(Database::open(dir.join("wal.db")))));
+    say(format!("NEW {}", outcome(Database::open(dir.join("new.db")))));
+    say(format!("STORE {}", outcome(Store::open(dir.join("store.db")))));
     say(format!("MEMORY {}", outcome(Store::open_in_memory())));
 }
 
 #[test]
 fn a_suspended_process_opens_what_needs_no_write_and_refuses_what_would_write() {
     let dir = tempfile::tempdir().unwrap();
-    Database::open(&dir.path().join("wal.db")).unwrap().execute("CREATE TABLE t (x)", &[]).unwrap();
+    Database::open(dir.path().join("wal.db")).unwrap().execute("CREATE TABLE t (x)", &[]).unwrap();
     let mut child = Child::spawn("opening", "opening", &[dir.path().to_str().unwrap()]);
     assert_eq!(child.expect("WAL"), "WAL Ok", "a database in WAL mode is opened without a write");
     assert_eq!(child.expect("NEW"), "NEW Suspended", "switching a new file to WAL is a write");

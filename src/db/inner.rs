@@ -108,7 +108,8 @@ impl DbInner {
                 Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
                 Err(TryLockError::WouldBlock) => None,
             };
-            if let Some(writer) = writer.filter(|writer| !matches!(writer.open, OpenTransaction::Open { .. })) {
+            if let Some(writer) = writer.filter(|writer| !matches!(writer.open, OpenTransaction::Open { .. }))
+            {
                 return Ok(writer);
             }
             if Instant::now() >= deadline {

@@ -100,7 +100,8 @@ impl Database {
         inner.ensure_in_place()?;
         // Waiting for the connection is the queue's work; outside it (see below), it is bounded.
         let run = |outside_the_queue: bool| -> Result<u64> {
-            let writer = if outside_the_queue { inner.idle_writer_by(inner.busy_deadline())? } else { inner.writer() };
+            let writer =
+                if outside_the_queue { inner.idle_writer_by(inner.busy_deadline())? } else { inner.writer() };
             let connection = &writer.connection;
             let mut statement = value::prepare(connection, sql, params)?;
             // Asked under the connection's mutex, which a suspension takes after setting the flag.
@@ -147,7 +148,17 @@ impl Database {
                 "query runs read-only statements; write with execute or in a transaction".into(),
             ));
         }
-        value::run(&mut statement, &mut on_row).map_err(|e| self.inner.named(e))
+        let ran = value::run(&mut statement, &mut on_row).map_err(|e| self.inner.named(e));
+        drop(statement);
+        // SQLite counts BEGIN and SAVEPOINT as read-only: left open, they would keep every
+        // later query of this handle on one old snapshot.
+        if !connection.is_autocommit() {
+            roll_back(connection);
+            return Err(Error::InvalidArgument(
+                "query runs one read-only statement on its own; it cannot begin a transaction".into(),
+            ));
+        }
+        ran
     }
 
     /// Begins a write transaction: waits for its turn in the writer queue, then `BEGIN

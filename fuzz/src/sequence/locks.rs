@@ -27,8 +27,12 @@ const OPTIONS_WORDS: usize = 16;
 /// What lease_lock_options_init leaves in the bytes it must not write.
 const UNWRITTEN: u32 = 0xa5a5_a5a5;
 
-/// lease_lock_options_init's defaults (the header).
-pub(super) const DEFAULT_OPTIONS: [u32; 3] = [6000, 2000, 50];
+/// lease_lock_options_init's defaults: the Rust API's, which the header promises it fills in.
+pub(super) const DEFAULT_OPTIONS: [u32; 3] = [
+    lease::LockOptions::DEFAULT.lease.as_millis() as u32,
+    lease::LockOptions::DEFAULT.renew_every.as_millis() as u32,
+    lease::LockOptions::DEFAULT.max_backoff.as_millis() as u32,
+];
 
 /// A context that names no acquisition, for lease_lock_cancel_acquire.
 static NO_ACQUISITION: u8 = 0;
