@@ -14,7 +14,7 @@ endif
 PREFIX ?= /usr/local
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 
-.PHONY: demo test setup lib release install
+.PHONY: demo test sanitize setup lib release install
 
 # Two processes, an app and an extension, share one database: the lock and the transactions at work.
 demo: setup release
@@ -24,6 +24,11 @@ demo: setup release
 # cannot run where it could.
 test: setup
 	@scripts/test
+
+# The tests again under AddressSanitizer (Rust and C, with LeakSanitizer) and ThreadSanitizer,
+# with a nightly Rust; says that it skipped where there is none. `make test` runs it too.
+sanitize: setup
+	@scripts/sanitize
 
 setup:
 	@scripts/setup
