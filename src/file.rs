@@ -63,6 +63,8 @@ pub(crate) enum Cache {
     Lease = 64,
     /// A database handle's, for the application's own SQL.
     Application = 512,
+    /// An observer's, which reads one tiny table.
+    Observer = 32,
 }
 
 /// Runs `f`, a read (or a switch of the journal) that SQLite may refuse for a moment, again
@@ -133,8 +135,8 @@ pub(crate) fn connect_writer(path: &Path, cache: Cache) -> Result<Connection> {
 /// Opens a reader's connection to the file at `path`, whose busy handler waits up to
 /// `busy_timeout` (a WAL reader is busy only while another connection recovers the file or
 /// switches its journal).
-pub(crate) fn connect_reader(path: &Path, busy_timeout: Duration) -> Result<Connection> {
-    connect(path, Cache::Application, busy_timeout).map_err(|e| Error::from(e).in_file(Some(path)))
+pub(crate) fn connect_reader(path: &Path, cache: Cache, busy_timeout: Duration) -> Result<Connection> {
+    connect(path, cache, busy_timeout).map_err(|e| Error::from(e).in_file(Some(path)))
 }
 
 /// Sets how long SQLite's own busy handler waits on `connection`, through SQLite's
@@ -305,6 +307,17 @@ impl OpenFile {
             }
         };
         OpenFile { entry, path, epoch: Epoch::current() }
+    }
+
+    /// One more registration of the same file, for a handle made from this one's (an observer
+    /// of a database handle, which may outlive it).
+    pub(crate) fn another(&self) -> OpenFile {
+        OpenFile { entry: self.entry.clone(), path: self.path.clone(), epoch: Epoch::current() }
+    }
+
+    /// The absolute path this handle opened; `None` in memory.
+    pub(crate) fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
     }
 
     pub(crate) fn id(&self) -> &FileId {

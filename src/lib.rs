@@ -16,6 +16,8 @@ compile_error!(
 #[cfg(not(any(feature = "bundled", feature = "system-sqlite")))]
 compile_error!("choose a SQLite: the default feature `bundled`, or `system-sqlite`");
 
+mod callback;
+mod changes;
 pub mod clock;
 mod db;
 mod error;
@@ -37,6 +39,7 @@ mod wait;
 mod writer_board;
 mod writer_queue;
 
+pub use changes::{ChangeCallback, Observer};
 pub use clock::{BootClock, Clock, ManualClock};
 pub use db::{ChunkOptions, Database, DatabaseOptions, Transaction, Value};
 pub use error::{Error, Result};

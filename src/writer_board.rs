@@ -12,6 +12,11 @@
 //! the turn and alone tries for SQLite's lock. A writer bumps the board's wake word when its
 //! write ends and wakes the sleepers (Linux: a futex on the shared page).
 //!
+//! The board is also a bell: a writer that committed writes one byte of the file's last page
+//! with `pwrite` ([`WriterBoard::ring`]), which file-change notifications (Linux's inotify) see,
+//! whereas stores into the mapping are invisible to them. Observers of the database wait for it
+//! (see [`changes`](crate::changes)).
+//!
 //! A notice stays fresh while its writer refreshes it, at least every [`REFRESH`]; a notice older
 //! than [`STALE`] belongs to a process that died or was suspended and is ignored, so nobody
 //! waits on it for long. The board only orders attempts: exclusion is still SQLite's write lock.
@@ -21,10 +26,11 @@
 //! into private zeroed memory, an empty board that only this process sees, so that the process
 //! goes on without fairness until it opens the database again.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -38,6 +44,8 @@ pub(crate) const STALE: Duration = Duration::from_millis(100);
 const MAGIC: u64 = u64::from_be_bytes(*b"LEASEBD1");
 const SIZE: usize = 4096;
 const SLOTS: usize = 63;
+/// The byte the bell writes: the page's last, beyond the layout.
+const BELL: u64 = SIZE as u64 - 1;
 
 #[repr(C)]
 struct Layout {
@@ -58,7 +66,7 @@ struct Slot {
     _reserved: [u32; 3],
 }
 
-const _: () = assert!(std::mem::size_of::<Layout>() <= SIZE);
+const _: () = assert!(std::mem::size_of::<Layout>() <= BELL as usize);
 
 /// Since when a writer waits, on the board's clock (the boot clock, which every process shares).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -79,6 +87,8 @@ pub(crate) struct Notice {
 /// One process's mapping of a database's board.
 pub(crate) struct WriterBoard {
     layout: *const Layout,
+    /// Kept open for the bell.
+    file: File,
     /// Keeps a truncation of the file from killing the process; `None` if no guard was left.
     guard: Option<Region>,
 }
@@ -97,8 +107,7 @@ impl WriterBoard {
     /// Maps the board of the database at `database`, creating it if needed. `None` when it
     /// cannot be had (read-only directory, foreign file): writers then go without fairness.
     pub(crate) fn open(database: &Path) -> Option<WriterBoard> {
-        let mut path = database.as_os_str().to_owned();
-        path.push("-liblease");
+        let path = path_of(database);
         // The board is as private as the database it serves.
         let mode = std::fs::metadata(database).map(|m| m.permissions().mode() & 0o666).unwrap_or(0o600);
         let file = OpenOptions::new().read(true).write(true).create(true).mode(mode).open(path).ok()?;
@@ -123,11 +132,21 @@ impl WriterBoard {
         if address == libc::MAP_FAILED {
             return None;
         }
-        let board = WriterBoard { layout: address.cast(), guard: Region::guard(address.cast(), SIZE) };
+        let board = WriterBoard { layout: address.cast(), file, guard: Region::guard(address.cast(), SIZE) };
         // A new file is all zeros, which is an empty board.
         let magic = &board.layout().magic;
         let _ = magic.compare_exchange(0, MAGIC, Ordering::AcqRel, Ordering::Acquire);
         (magic.load(Ordering::Acquire) == MAGIC).then_some(board)
+    }
+
+    /// Rings the bell: a writer of this process committed.
+    pub(crate) fn ring(&self) {
+        // Not a store into the mapping, which change notifications do not see. Not into a file
+        // truncated under us either (it would grow again, under processes whose mappings broke).
+        // A bell not rung costs observers only promptness: they also watch the WAL.
+        if !self.guard.as_ref().is_some_and(Region::is_broken) {
+            let _ = self.file.write_at(&[1], BELL);
+        }
     }
 
     fn layout(&self) -> &Layout {
@@ -253,6 +272,13 @@ fn is_stale(slot: &Slot, now: u64) -> bool {
 }
 
 /// Nanoseconds on the boot clock, which every process of the machine shares.
+/// The board file of the database at `database`.
+pub(crate) fn path_of(database: &Path) -> PathBuf {
+    let mut path = database.as_os_str().to_owned();
+    path.push("-liblease");
+    PathBuf::from(path)
+}
+
 fn now_ns() -> u64 {
     let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `now` is a valid, writable timespec.

@@ -316,6 +316,19 @@ impl WriterQueue {
     }
 
     /// Wakes every writer waiting in this queue, so that it looks again (at a suspension).
+    /// A writer of this process committed: rings the board's bell for the file's observers
+    /// (see [`WriterBoard::ring`]).
+    pub(crate) fn committed(&self) {
+        if let Some(board) = &self.board {
+            board.ring();
+        }
+    }
+
+    /// True when writers of this file take turns on a board (and ring its bell).
+    pub(crate) fn has_board(&self) -> bool {
+        self.board.is_some()
+    }
+
     pub(crate) fn wake_waiters(&self) {
         let _state = self.lock();
         self.changed.notify_all();

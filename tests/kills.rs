@@ -163,9 +163,16 @@ fn check_after_kill(path: &Path, name: &str, said: &[String]) {
             |row| row.get(0),
         )
         .unwrap();
+    let triggers: i64 = connection
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'liblease_lease'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
     assert!(
-        matches!((version, has_pid), (1, false) | (2, true)),
-        "after killing '{name}': version {version}, pid column {has_pid}"
+        matches!((version, has_pid, triggers), (1, false, 0) | (2, true, 0) | (3, true, 3)),
+        "after killing '{name}': version {version}, pid column {has_pid}, {triggers} triggers"
     );
 
     // Every fenced write it reported is there.

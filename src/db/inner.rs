@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, InterruptHandle};
 
+use super::value::{self, Value};
+use crate::changes::ChangeLog;
 use crate::error::{Error, Result};
 use crate::file::{self, FileId, OpenFile};
 use crate::fork::{self, Epoch};
@@ -35,8 +37,46 @@ pub(crate) struct DbInner {
 
 /// The writer connection, and the write transaction open on it, if any.
 pub(crate) struct WriterConnection {
+    /// Declared before `changes`, and so dropped before it: SQLite calls into the log.
     pub(crate) connection: Connection,
     pub(crate) open: OpenTransaction,
+    /// What the connection's statements write, for the change record.
+    pub(crate) changes: ChangeLog,
+}
+
+/// Prepares one of the application's statements on the writer connection, and says which
+/// tables it writes: `None` for a read-only statement.
+pub(crate) fn prepare_writing<'c>(
+    connection: &'c Connection,
+    changes: &mut ChangeLog,
+    sql: &str,
+    params: &[Value],
+) -> Result<(rusqlite::CachedStatement<'c>, Option<Arc<[String]>>)> {
+    if changes.must_flush_statements() {
+        connection.flush_prepared_statement_cache();
+    }
+    changes.prepare(sql, || value::prepare(connection, sql, params))
+}
+
+/// Commits the open transaction, recording its changes in it first; rolls back if either
+/// fails. Rings the file's bell when it wrote.
+pub(crate) fn commit(connection: &Connection, changes: &mut ChangeLog, queue: &WriterQueue) -> Result<()> {
+    let wrote = changes.must_record();
+    let recorded = if wrote { changes.record(connection) } else { Ok(()) };
+    match recorded.and_then(|()| connection.execute_batch("COMMIT")) {
+        Ok(()) => {
+            changes.committed();
+            if wrote {
+                queue.committed();
+            }
+            Ok(())
+        }
+        Err(e) => {
+            roll_back(connection);
+            changes.begin();
+            Err(e.into())
+        }
+    }
 }
 
 /// The transaction a database handle has open (there is at most one: each waits for the
@@ -55,7 +95,11 @@ impl DbInner {
     pub(super) fn new(writer: Connection, file: OpenFile, path: &Path, busy_timeout: Duration) -> DbInner {
         DbInner {
             interrupt: writer.get_interrupt_handle(),
-            writer: Mutex::new(WriterConnection { connection: writer, open: OpenTransaction::None }),
+            writer: Mutex::new(WriterConnection {
+                changes: ChangeLog::install(&writer),
+                connection: writer,
+                open: OpenTransaction::None,
+            }),
             reader: Mutex::new(None),
             file,
             path: path.to_path_buf(),
@@ -123,6 +167,10 @@ impl DbInner {
 
     pub(crate) fn busy_deadline(&self) -> Instant {
         Instant::now() + self.busy_timeout()
+    }
+
+    pub(crate) fn open_file(&self) -> &OpenFile {
+        &self.file
     }
 
     pub(crate) fn file(&self) -> &FileId {
@@ -193,6 +241,8 @@ impl Drop for DbInner {
             let writer = self.writer.get_mut().unwrap_or_else(|p| p.into_inner());
             std::mem::forget(std::mem::take(&mut writer.open));
             fork::leak_connection(&mut writer.connection);
+            // The leaked connection keeps the log's address as its authorizer's.
+            std::mem::forget(std::mem::replace(&mut writer.changes, ChangeLog::detached()));
             std::mem::forget(self.reader.get_mut().unwrap_or_else(|p| p.into_inner()).take());
         }
     }

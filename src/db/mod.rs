@@ -13,11 +13,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use inner::{roll_back, DbInner};
+use inner::{prepare_writing, roll_back, DbInner, WriterConnection};
 use transaction::Kind;
 pub use transaction::{ChunkOptions, Transaction};
 pub use value::Value;
 
+use crate::changes::{ChangeCallback, Observer};
 use crate::error::{Error, Result};
 use crate::file::{self, Cache};
 use crate::holder::Holder;
@@ -100,16 +101,36 @@ impl Database {
         inner.ensure_in_place()?;
         // Waiting for the connection is the queue's work; outside it (see below), it is bounded.
         let run = |outside_the_queue: bool| -> Result<u64> {
-            let writer =
+            let mut writer =
                 if outside_the_queue { inner.idle_writer_by(inner.busy_deadline())? } else { inner.writer() };
-            let connection = &writer.connection;
-            let mut statement = value::prepare(connection, sql, params)?;
+            let WriterConnection { connection, changes, .. } = &mut *writer;
+            let (mut statement, writes) = prepare_writing(connection, changes, sql, params)?;
             // Asked under the connection's mutex, which a suspension takes after setting the flag.
-            if !statement.readonly() {
+            if writes.is_some() {
                 suspension::check()?;
+            }
+            if let Some(tables) = writes.as_ref().filter(|tables| !tables.is_empty()) {
+                // A write to tables is recorded in its own transaction: begun (`Busy` goes back to
+                // the queue, which tries again in turn), run, recorded, committed.
+                connection.execute_batch("BEGIN IMMEDIATE")?;
+                changes.begin();
+                let ran = value::execute(connection, &mut statement);
+                drop(statement);
+                changes.wrote(tables);
+                return match ran {
+                    Ok(changed) => inner::commit(connection, changes, inner.queue()).map(|()| changed),
+                    Err(e) => {
+                        roll_back(connection);
+                        Err(e)
+                    }
+                };
             }
             let ran = value::execute(connection, &mut statement);
             drop(statement);
+            if writes.is_some() && ran.is_ok() {
+                // A write that names no table (a PRAGMA): observers look, and find it unrecorded.
+                inner.queue().committed();
+            }
             if !connection.is_autocommit() {
                 roll_back(connection);
                 return Err(Error::InvalidArgument(
@@ -139,7 +160,8 @@ impl Database {
         self.inner.check_fork()?;
         let mut reader = self.inner.reader.locked();
         if reader.is_none() {
-            *reader = Some(file::connect_reader(&self.inner.path, self.inner.busy_timeout())?);
+            *reader =
+                Some(file::connect_reader(&self.inner.path, Cache::Application, self.inner.busy_timeout())?);
         }
         let connection = reader.as_ref().expect("opened above");
         let mut statement = value::prepare(connection, sql, params).map_err(|e| self.inner.named(e))?;
@@ -178,5 +200,17 @@ impl Database {
     /// generation, and fails with `Error::Lost` otherwise. The guard's store must be this file.
     pub fn begin_fenced(&self, guard: &Guard) -> Result<Transaction> {
         Transaction::begin(self.inner.clone(), Kind::Fenced(guard.fence()))
+    }
+
+    /// Calls `callback` on the library's thread after commits to this database file, by any
+    /// connection of any process: with the tables that changed (a writer that uses liblease), or
+    /// `None` when they are not known (one that does not). Calls may be coalesced, never dropped:
+    /// after the last commit there is always a call that comes after it, even if this process
+    /// was stopped meanwhile. The observer lives on when this handle is dropped; dropping the
+    /// observer stops the calls (see [`Observer`]).
+    pub fn observe(&self, callback: Box<ChangeCallback>) -> Result<Observer> {
+        self.inner.check_fork()?;
+        self.inner.ensure_in_place()?;
+        crate::changes::observe(self.inner.open_file(), callback)
     }
 }

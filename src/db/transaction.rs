@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::inner::{roll_back, DbInner, OpenTransaction, WriterConnection};
+use super::inner::{self, prepare_writing, roll_back, DbInner, OpenTransaction, WriterConnection};
 use super::value::{self, Value};
 use crate::error::{Error, Result};
 use crate::lock::Fence;
@@ -126,6 +126,7 @@ impl Transaction {
                 }
             }
         }
+        writer.changes.begin();
         writer.open = OpenTransaction::Open { id: self.id, _turn: turn };
         Ok(())
     }
@@ -190,14 +191,22 @@ impl Transaction {
         let db = self.db.clone();
         let mut why_ended = None;
         let result = self.with_open(|writer| {
-            let connection = &writer.connection;
+            let WriterConnection { connection, changes, .. } = writer;
             let before = connection.total_changes();
-            let result = value::prepare(connection, sql, params)
-                .and_then(|mut statement| value::run(&mut statement, on_row))
-                .map(|()| {
-                    let changed = connection.total_changes() != before;
-                    count.then(|| if changed { connection.changes() } else { 0 })
+            let result =
+                prepare_writing(connection, changes, sql, params).and_then(|(mut statement, writes)| {
+                    let ran = value::run(&mut statement, on_row);
+                    // Even a statement that failed may have changed rows (ON CONFLICT FAIL).
+                    if let Some(tables) = writes {
+                        drop(statement);
+                        changes.wrote(&tables);
+                    }
+                    ran
                 });
+            let result = result.map(|()| {
+                let changed = connection.total_changes() != before;
+                count.then(|| if changed { connection.changes() } else { 0 })
+            });
             // Some failures (a full disk, say) make SQLite roll the whole transaction back; and
             // SQL such as COMMIT would end it behind our back.
             if connection.is_autocommit() {
@@ -277,10 +286,7 @@ impl Transaction {
         let db = self.db.clone();
         let mut why_ended = None;
         let committed = self.with_open(|writer| {
-            let committed = writer.connection.execute_batch("COMMIT");
-            if committed.is_err() {
-                roll_back(&writer.connection);
-            }
+            let committed = inner::commit(&writer.connection, &mut writer.changes, db.queue());
             writer.open = OpenTransaction::None;
             match committed {
                 Ok(()) => {
@@ -289,7 +295,7 @@ impl Transaction {
                     Ok(())
                 }
                 Err(e) => {
-                    let error = db.named(e.into());
+                    let error = db.named(e);
                     why_ended = Some(format!("its commit failed and it was rolled back: {error}"));
                     Err(error)
                 }

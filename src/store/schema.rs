@@ -11,7 +11,7 @@ use crate::error::{sqlite_error, Result};
 use crate::file::{self, OPEN_BUSY_LIMIT};
 
 /// The schema version this build writes and understands.
-pub(crate) const VERSION: i64 = 2;
+pub(crate) const VERSION: i64 = 3;
 
 /// Each step takes the schema from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -31,6 +31,25 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE liblease_lease ADD COLUMN pid INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE liblease_lease ADD COLUMN started INTEGER NOT NULL DEFAULT 0; -- holder's start time
      ALTER TABLE liblease_lease ADD COLUMN pid_namespace TEXT NOT NULL DEFAULT '';",
+    // 2 -> 3: the change record (see `changes`), in which each commit to the lease table counts
+    // itself (liblease's statements change one row each, so each commit once), so that
+    // observers do not take the lease's commits for a foreign writer's.
+    concat!(
+        crate::changes::create_change_table!(),
+        ";
+         -- The count's row is made here: a trigger's INSERT OR IGNORE would take the conflict
+         -- policy of the statement that fires it.
+         INSERT OR IGNORE INTO liblease_change (name, seq) VALUES ('', 0);
+         CREATE TRIGGER liblease_lease_inserted AFTER INSERT ON liblease_lease BEGIN
+             UPDATE liblease_change SET seq = seq + 1 WHERE name = '';
+         END;
+         CREATE TRIGGER liblease_lease_updated AFTER UPDATE ON liblease_lease BEGIN
+             UPDATE liblease_change SET seq = seq + 1 WHERE name = '';
+         END;
+         CREATE TRIGGER liblease_lease_deleted AFTER DELETE ON liblease_lease BEGIN
+             UPDATE liblease_change SET seq = seq + 1 WHERE name = '';
+         END;"
+    ),
 ];
 
 /// Brings the schema to [`VERSION`]. Does not write when the schema is current, so read-only use
@@ -67,6 +86,9 @@ fn migrate_in_transaction(connection: &Connection) -> rusqlite::Result<()> {
         current += 1;
         connection.execute("UPDATE liblease_schema SET version = ?1", [current])?;
     }
+    // The migration's commit counts itself too, as every commit of liblease does (see
+    // `changes`): observers must not take it for a foreign writer's.
+    connection.execute("UPDATE liblease_change SET seq = seq + 1 WHERE name = ''", [])?;
     Ok(())
 }
 
