@@ -31,10 +31,11 @@
  *               normally the same file as the store's.
  *   LeaseTx     a write transaction on a LeaseDb: plain, chunked or fenced (lease_db_begin and
  *               its siblings).
+ *   LeaseObserver  a callback told after commits to a database file (lease_db_observe).
  *
  * Each handle is freed by its own function: lease_store_free, lease_lock_free,
- * lease_guard_release and lease_db_free; a transaction is ended and freed by lease_tx_commit or
- * lease_tx_rollback. Each of them but lease_tx_commit accepts NULL. Handles may be freed in any
+ * lease_guard_release, lease_db_free and lease_observer_free; a transaction is ended and freed by
+ * lease_tx_commit or lease_tx_rollback. Each of them but lease_tx_commit accepts NULL. Handles may be freed in any
  * order: a lock keeps what it needs of its store alive, a guard keeps its lease, and a
  * transaction keeps its database's connection.
  *
@@ -54,6 +55,15 @@
  * next acquisition is a fresh, dirty one. Leases are timed by a clock shared by every process
  * of one boot that keeps counting while the machine sleeps and ignores changes of the wall
  * clock; a reboot expires every lease.
+ *
+ * KNOWING WHAT CHANGED
+ *
+ * An observer (lease_db_observe) is called after every commit to the file by any process, with
+ * the tables that changed, or with none when a writer that does not use liblease committed.
+ * LeaseDb writers record what each transaction changed in the file itself, in the table
+ * liblease_change, inside that transaction: a process stopped or suspended while others wrote
+ * is told everything once it runs again. Schema migrations of the application's own
+ * (lease_db_migrate) run each step once across the processes that open the file together.
  *
  * CONVENTIONS
  *
@@ -82,12 +92,13 @@
  * several threads at once, except that a handle must not be freed while another thread still
  * uses it. A LeaseTx is used by one thread at a time (it may move between threads). The library
  * has one background thread, named "liblease". It starts the first time this process holds a
- * lease or asks for an asynchronous acquisition (merely opening a store or a database starts
- * nothing); it renews held leases and runs the lock's callbacks. These must return promptly and
- * must not wait for a lease (lease_lock_acquire with a timeout, say): while one runs, renewals
- * of this process's leases wait. Row callbacks (LeaseRowCallback) run on the thread that asked
- * for the rows, during its call. lease_shutdown() stops and joins the thread when nothing needs
- * it, so that a host can unload the library.
+ * lease, asks for an asynchronous acquisition or observes a database (merely opening a store or
+ * a database starts nothing); it renews held leases, watches for commits, and runs the locks'
+ * and the observers' callbacks. These must return promptly and must not wait for a lease
+ * (lease_lock_acquire with a timeout, say): while one runs, renewals of this process's leases
+ * wait. Row callbacks (LeaseRowCallback) and migration steps (LeaseMigrationStep) run on the
+ * thread that called, during its call. lease_shutdown() stops and joins the thread when nothing
+ * needs it, so that a host can unload the library.
  *
  * ONE SQLITE PER PROCESS
  *
@@ -251,6 +262,12 @@ typedef struct LeaseGuard LeaseGuard;
 typedef struct LeaseLock LeaseLock;
 
 /**
+ * An observer of a database file: its callback is called after commits to the file. Opaque;
+ * made by lease_db_observe, freed by lease_observer_free.
+ */
+typedef struct LeaseObserver LeaseObserver;
+
+/**
  * A connection to a database file holding the lease table (or to a private in-memory
  * database). Opaque; made by lease_store_open or lease_store_open_memory, freed by
  * lease_store_free. Thread-safe.
@@ -385,6 +402,31 @@ typedef int32_t (*LeaseRowCallback)(void *context,
                                     const struct LeaseValue *columns,
                                     size_t n_columns);
 
+/**
+ * Called on the library's thread ("liblease") after commits to an observed database file.
+ *
+ * tables holds the names of the tables that changed (n_tables of them, each once, sorted;
+ * valid only during the call), or is NULL with n_tables = 0 when they are not known: a writer
+ * that does not use liblease committed, and anything may have changed. liblease's own tables are
+ * never named, and a commit that changed only them (a lease's renewal) calls nobody. context is
+ * the pointer given to lease_db_observe.
+ *
+ * The callback may read the database (with its own LeaseDb: lease_db_query), but must not wait
+ * for anything that needs the library's thread (lease_lock_acquire with a timeout), and should
+ * return soon: other callbacks and the leases' renewals wait meanwhile.
+ */
+typedef void (*LeaseChangeCallback)(void *context, const char *const *tables, size_t n_tables);
+
+/**
+ * Runs one migration step inside tx, which the library owns: the step must not commit or roll
+ * it back (lease_tx_commit and lease_tx_rollback refuse it, with LEASE_MISUSE), nor keep it past
+ * its return. It runs the step's SQL with lease_tx_execute and lease_tx_query and returns
+ * LEASE_OK, or any other status to roll the step back. version is the version the step brings
+ * the file to. context is the pointer given to lease_db_migrate. Runs on the thread that called
+ * lease_db_migrate.
+ */
+typedef enum LeaseStatus (*LeaseMigrationStep)(void *context, struct LeaseTx *tx, uint32_t version);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -464,15 +506,17 @@ bool lease_is_suspended(void);
  * checked for leaks. Any later call that needs the thread starts it again. Does nothing when the
  * thread is not running.
  *
- * Call it from any thread but the library's own (not from a callback). Stores and locks may stay
- * open; every guard must have been released and every asynchronous acquisition called back. A
+ * Call it from any thread but the library's own (not from a callback). Stores, locks and
+ * databases may stay open; every guard must have been released, every observer freed and every
+ * asynchronous acquisition called back. A
  * heartbeat that was just stopped by the last release ends a moment later; this call waits up
  * to 100 ms for such work to end.
  *
  * Returns:
  * - LEASE_OK: the thread is stopped (or was not running).
- * - LEASE_MISUSE: a guard is still held, an asynchronous acquisition has not been called back
- *   yet, or this was called on the library's thread; the thread keeps running.
+ * - LEASE_MISUSE: a guard is still held, an observer is not freed, an asynchronous acquisition
+ *   has not been called back yet, or this was called on the library's thread; the thread keeps
+ *   running.
  */
 enum LeaseStatus lease_shutdown(void);
 
@@ -1033,6 +1077,77 @@ enum LeaseStatus lease_tx_commit(struct LeaseTx *tx);
  * child it frees tx without touching the parent's transaction. Any thread.
  */
 void lease_tx_rollback(struct LeaseTx *tx);
+
+/**
+ * Observes db's file: calls callback after every commit to it, by any connection of any
+ * process (this one's LeaseDbs included, and writers that do not use liblease), once the commit
+ * is visible to readers. Calls may be coalesced (one call for several commits, naming every
+ * table they changed), never dropped: after the last commit there is always a call that comes
+ * after it, even when this process was stopped or suspended meanwhile (the changes are recorded
+ * in the database, in liblease_change, so a call that comes late names them all).
+ *
+ * A commit is seen within about a millisecond on Linux and Android (through inotify); elsewhere
+ * the library's thread looks every 50 ms. The library's thread starts if it is not running.
+ *
+ * On LEASE_OK, *out_observer is a new observer that the caller frees with
+ * lease_observer_free, and context belongs to the library until destroy (if not NULL) is called
+ * with it, exactly once, after the observer's last call (see LeaseDestroyCallback). On any other
+ * status destroy is not called and context stays the caller's. db may be freed before the
+ * observer: the observer goes on. Any thread.
+ *
+ * Returns:
+ * - LEASE_OK: *out_observer is set.
+ * - LEASE_INVALID_ARGUMENT: db, callback or out_observer is NULL.
+ * - LEASE_DATABASE: the observer's connection could not be opened, or db's file was deleted,
+ *   renamed or replaced since db was opened.
+ * - LEASE_MISUSE: db was opened before fork() and this is the child, or the library's thread
+ *   could not be started.
+ */
+enum LeaseStatus lease_db_observe(struct LeaseDb *db,
+                                  LeaseChangeCallback callback,
+                                  void *context,
+                                  LeaseDestroyCallback destroy,
+                                  struct LeaseObserver **out_observer);
+
+/**
+ * Stops and frees an observer. When it returns, the callback is not running and will not be
+ * called again, and destroy has run; the exception is a call from inside the observer's own
+ * callback, which is allowed and returns at once (destroy then runs when the callback
+ * returns). NULL is a no-op. In a forked child it frees the handle without calling the
+ * parent's destroy. Any thread.
+ */
+void lease_observer_free(struct LeaseObserver *observer);
+
+/**
+ * Brings db's file to target_version, its PRAGMA user_version being the version: for each
+ * version from the current one + 1 up to target_version, calls step in a write transaction of
+ * its own, which also sets user_version to that version and which the library commits when step
+ * returns LEASE_OK. Each transaction first reads the version again, under SQLite's write lock,
+ * so that every step runs exactly once across all the processes (and threads) that migrate the
+ * file at the same time: the others wait, up to timeout_ms in all, and return LEASE_OK once the
+ * file has reached target_version. A migrating process killed in the middle of a step leaves
+ * the version before it; the next caller runs the step. A file already at target_version is
+ * not written. Blocks; any thread but the library's.
+ *
+ * Returns:
+ * - LEASE_OK: the file is at target_version.
+ * - any status step returned other than LEASE_OK: that step was rolled back, and the file stays
+ *   at the version before it; the message names the version.
+ * - LEASE_TIMEOUT: the file did not reach target_version within timeout_ms (another process's
+ *   step, or other writers, kept the database).
+ * - LEASE_DATABASE: the file's version is above target_version (it was migrated by a newer
+ *   program: an old extension still running after an update, say); the message says both. Or
+ *   SQLite failed.
+ * - LEASE_INVALID_ARGUMENT: db or step is NULL.
+ * - LEASE_SUSPENDED: the process is suspended (lease_suspend).
+ * - LEASE_MISUSE: db was opened before fork() and this is the child; or step ended its
+ *   transaction (with SQL such as COMMIT), or returned while a call on it ran on another thread.
+ */
+enum LeaseStatus lease_db_migrate(struct LeaseDb *db,
+                                  uint32_t target_version,
+                                  LeaseMigrationStep step,
+                                  void *context,
+                                  uint32_t timeout_ms);
 
 #ifdef __cplusplus
 }  // extern "C"

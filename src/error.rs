@@ -46,6 +46,21 @@ impl Error {
         }
     }
 
+    /// The same kind of error, its message preceded by `context` (what was being done).
+    pub(crate) fn prefixed(self, context: &str) -> Error {
+        let reworded = |message: String| format!("{context}: {message}");
+        match self {
+            Error::Busy(m) => Error::Busy(reworded(m)),
+            Error::Timeout(m) => Error::Timeout(reworded(m)),
+            Error::Lost(m) => Error::Lost(reworded(m)),
+            Error::InvalidArgument(m) => Error::InvalidArgument(reworded(m)),
+            Error::Database(m) => Error::Database(reworded(m)),
+            Error::Cancelled(m) => Error::Cancelled(reworded(m)),
+            Error::Misuse(m) => Error::Misuse(reworded(m)),
+            Error::Suspended(m) => Error::Suspended(reworded(m)),
+        }
+    }
+
     /// Names the database file in a database error's message; other errors pass unchanged.
     pub(crate) fn in_file(self, path: Option<&std::path::Path>) -> Error {
         match (self, path) {

@@ -6,6 +6,7 @@
 //! transaction open on the same handle (WAL lets readers and the writer proceed together).
 
 mod inner;
+mod migrate;
 mod transaction;
 mod value;
 

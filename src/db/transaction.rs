@@ -88,6 +88,12 @@ pub struct Transaction {
 
 impl Transaction {
     pub(crate) fn begin(db: Arc<DbInner>, kind: Kind) -> Result<Transaction> {
+        let deadline = db.busy_deadline();
+        Transaction::begin_by(db, kind, deadline)
+    }
+
+    /// Like [`Transaction::begin`], waiting for the database until `deadline`.
+    pub(crate) fn begin_by(db: Arc<DbInner>, kind: Kind, deadline: Instant) -> Result<Transaction> {
         db.check_fork()?;
         if let Kind::Fenced(fence) = &kind {
             fence.same_file(db.file())?;
@@ -96,12 +102,12 @@ impl Transaction {
         }
         let id = db.next_transaction_id();
         let mut transaction = Transaction { db, kind, id, ended: None };
-        transaction.start()?;
+        transaction.start(deadline)?;
         Ok(transaction)
     }
 
     /// Takes the write turn and SQLite's write lock, then checks the fence inside the transaction.
-    fn start(&mut self) -> Result<()> {
+    fn start(&mut self, deadline: Instant) -> Result<()> {
         let db = &self.db;
         db.ensure_in_place()?;
         let begin = || {
@@ -109,7 +115,7 @@ impl Transaction {
             suspension::check()?;
             Ok(writer.connection.execute_batch("BEGIN IMMEDIATE")?)
         };
-        let (turn, ()) = db.queue().enter(Some(db.busy_deadline()), begin).map_err(|e| db.named(e))?;
+        let (turn, ()) = db.queue().enter(Some(deadline), begin).map_err(|e| db.named(e))?;
         let mut writer = db.writer();
         // A suspension that came since the BEGIN has rolled it back, or finds it open now.
         if let Err(suspended) = suspension::check() {
@@ -250,7 +256,7 @@ impl Transaction {
         if full {
             self.leave_a_gap(options.gap);
         }
-        if let Err(e) = self.start() {
+        if let Err(e) = self.start(self.db.busy_deadline()) {
             self.ended = Some(format!("its last chunk was committed, but the next could not begin: {e}"));
             return Err(e);
         }

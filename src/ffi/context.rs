@@ -50,6 +50,12 @@ impl OwnedContext {
     pub(crate) fn get(&self) -> *mut c_void {
         self.context.get()
     }
+
+    /// Gives the context back to the caller without destroying it (the call that took it
+    /// failed).
+    pub(crate) fn give_back(self) {
+        std::mem::forget(self);
+    }
 }
 
 impl Drop for OwnedContext {

@@ -31,6 +31,12 @@ pub(crate) struct DbHandle {
     delivering_to: AtomicUsize,
 }
 
+impl DbHandle {
+    pub(crate) fn database(&self) -> &Database {
+        &self.db
+    }
+}
+
 thread_local! {
     static TOKEN: u8 = const { 0 };
 }

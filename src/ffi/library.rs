@@ -96,15 +96,17 @@ pub extern "C" fn lease_is_suspended() -> bool {
 /// checked for leaks. Any later call that needs the thread starts it again. Does nothing when the
 /// thread is not running.
 ///
-/// Call it from any thread but the library's own (not from a callback). Stores and locks may stay
-/// open; every guard must have been released and every asynchronous acquisition called back. A
+/// Call it from any thread but the library's own (not from a callback). Stores, locks and
+/// databases may stay open; every guard must have been released, every observer freed and every
+/// asynchronous acquisition called back. A
 /// heartbeat that was just stopped by the last release ends a moment later; this call waits up
 /// to 100 ms for such work to end.
 ///
 /// Returns:
 /// - LEASE_OK: the thread is stopped (or was not running).
-/// - LEASE_MISUSE: a guard is still held, an asynchronous acquisition has not been called back
-///   yet, or this was called on the library's thread; the thread keeps running.
+/// - LEASE_MISUSE: a guard is still held, an observer is not freed, an asynchronous acquisition
+///   has not been called back yet, or this was called on the library's thread; the thread keeps
+///   running.
 #[no_mangle]
 pub extern "C" fn lease_shutdown() -> LeaseStatus {
     catch_status("lease_shutdown", crate::runtime::shutdown)

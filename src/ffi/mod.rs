@@ -30,10 +30,11 @@
 //!               normally the same file as the store's.
 //!   LeaseTx     a write transaction on a LeaseDb: plain, chunked or fenced (lease_db_begin and
 //!               its siblings).
+//!   LeaseObserver  a callback told after commits to a database file (lease_db_observe).
 //!
 //! Each handle is freed by its own function: lease_store_free, lease_lock_free,
-//! lease_guard_release and lease_db_free; a transaction is ended and freed by lease_tx_commit or
-//! lease_tx_rollback. Each of them but lease_tx_commit accepts NULL. Handles may be freed in any
+//! lease_guard_release, lease_db_free and lease_observer_free; a transaction is ended and freed by
+//! lease_tx_commit or lease_tx_rollback. Each of them but lease_tx_commit accepts NULL. Handles may be freed in any
 //! order: a lock keeps what it needs of its store alive, a guard keeps its lease, and a
 //! transaction keeps its database's connection.
 //!
@@ -53,6 +54,15 @@
 //! next acquisition is a fresh, dirty one. Leases are timed by a clock shared by every process
 //! of one boot that keeps counting while the machine sleeps and ignores changes of the wall
 //! clock; a reboot expires every lease.
+//!
+//! KNOWING WHAT CHANGED
+//!
+//! An observer (lease_db_observe) is called after every commit to the file by any process, with
+//! the tables that changed, or with none when a writer that does not use liblease committed.
+//! LeaseDb writers record what each transaction changed in the file itself, in the table
+//! liblease_change, inside that transaction: a process stopped or suspended while others wrote
+//! is told everything once it runs again. Schema migrations of the application's own
+//! (lease_db_migrate) run each step once across the processes that open the file together.
 //!
 //! CONVENTIONS
 //!
@@ -81,12 +91,13 @@
 //! several threads at once, except that a handle must not be freed while another thread still
 //! uses it. A LeaseTx is used by one thread at a time (it may move between threads). The library
 //! has one background thread, named "liblease". It starts the first time this process holds a
-//! lease or asks for an asynchronous acquisition (merely opening a store or a database starts
-//! nothing); it renews held leases and runs the lock's callbacks. These must return promptly and
-//! must not wait for a lease (lease_lock_acquire with a timeout, say): while one runs, renewals
-//! of this process's leases wait. Row callbacks (LeaseRowCallback) run on the thread that asked
-//! for the rows, during its call. lease_shutdown() stops and joins the thread when nothing needs
-//! it, so that a host can unload the library.
+//! lease, asks for an asynchronous acquisition or observes a database (merely opening a store or
+//! a database starts nothing); it renews held leases, watches for commits, and runs the locks'
+//! and the observers' callbacks. These must return promptly and must not wait for a lease
+//! (lease_lock_acquire with a timeout, say): while one runs, renewals of this process's leases
+//! wait. Row callbacks (LeaseRowCallback) and migration steps (LeaseMigrationStep) run on the
+//! thread that called, during its call. lease_shutdown() stops and joins the thread when nothing
+//! needs it, so that a host can unload the library.
 //!
 //! ONE SQLITE PER PROCESS
 //!
@@ -148,12 +159,18 @@ mod value;
 mod db;
 // LeaseTx.
 mod tx;
+// LeaseObserver.
+mod observe;
+// lease_db_migrate.
+mod migrate;
 
 pub use context::*;
 pub use db::*;
 pub use guard::*;
 pub use library::*;
 pub use lock::*;
+pub use migrate::*;
+pub use observe::*;
 pub use status::*;
 pub use store::*;
 pub use tx::*;

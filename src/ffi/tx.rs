@@ -33,18 +33,48 @@ impl Castable for LeaseTx {
 pub(crate) struct TxHandle {
     /// Only ever locked by the one call running, so never waited for.
     tx: Mutex<Transaction>,
-    /// [`RUNNING`] while a call runs, and [`ENDED`] once commit or rollback came during one.
-    /// Atomic rather than a mutex, so that a forked child never waits for a parent's thread.
+    /// [`RUNNING`] while a call runs, and [`ENDED`] once commit or rollback came during one;
+    /// [`LENT`] for a transaction the library lends to C and ends itself. Atomic rather than a
+    /// mutex, so that a forked child never waits for a parent's thread.
     calls: AtomicU8,
 }
 
 const RUNNING: u8 = 1;
 const ENDED: u8 = 2;
+const LENT: u8 = 4;
 
 impl TxHandle {
     pub(crate) fn new(tx: Transaction) -> TxHandle {
         TxHandle { tx: Mutex::new(tx), calls: AtomicU8::new(0) }
     }
+
+    /// A handle on a transaction that the library lends to C for the length of a callback (a
+    /// migration step) and then takes back with [`reclaim`]: lease_tx_commit and
+    /// lease_tx_rollback refuse it.
+    pub(crate) fn lent(tx: Transaction) -> TxHandle {
+        TxHandle { tx: Mutex::new(tx), calls: AtomicU8::new(LENT) }
+    }
+}
+
+/// Takes back a transaction lent with [`TxHandle::lent`] once the callback returned. A call on
+/// it still running (the callback gave the handle to another thread) keeps it: that call rolls
+/// it back and frees it when it returns, and this fails with `Misuse`.
+///
+/// # Safety
+/// `tx` is a live handle made from [`TxHandle::lent`], not taken back before.
+pub(crate) unsafe fn reclaim(tx: *mut LeaseTx) -> Result<Transaction> {
+    // SAFETY: by the caller's promise.
+    let handle = unsafe { handle::borrow(tx, "tx") }?;
+    if handle.calls.fetch_or(ENDED, Ordering::AcqRel) & RUNNING != 0 {
+        return Err(Error::Misuse(
+            "the callback returned while a call on its transaction was still running on another \
+             thread; the transaction is rolled back"
+                .into(),
+        ));
+    }
+    // SAFETY: by the caller's promise, and no call runs on it.
+    let handle = unsafe { handle::take(tx) }.expect("checked non-NULL above");
+    Ok(handle.tx.into_inner().unwrap_or_else(|p| p.into_inner()))
 }
 
 /// One call on a transaction, from its start to its return.
@@ -58,7 +88,12 @@ impl TxCall {
     unsafe fn enter(tx: *mut LeaseTx) -> Result<TxCall> {
         // SAFETY: by the caller's promise.
         let handle = unsafe { handle::borrow(tx, "tx") }?;
-        if handle.calls.compare_exchange(0, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        let calls = &handle.calls;
+        let free = |calls: u8| calls & (RUNNING | ENDED) == 0;
+        if calls
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| free(now).then_some(now | RUNNING))
+            .is_err()
+        {
             return Err(Error::Misuse(
                 "another call on this transaction is running (on another thread, or from its row \
                  callback); a LeaseTx is used by one thread at a time"
@@ -96,6 +131,13 @@ impl Drop for TxCall {
 unsafe fn take_to_end(tx: *mut LeaseTx) -> Result<Box<TxHandle>> {
     // SAFETY: by the caller's promise.
     let handle = unsafe { handle::borrow(tx, "tx") }?;
+    if handle.calls.load(Ordering::Acquire) & LENT != 0 {
+        return Err(Error::Misuse(
+            "this transaction belongs to lease_db_migrate, which commits it when the step returns; \
+             return from the step instead (a status other than LEASE_OK rolls it back)"
+                .into(),
+        ));
+    }
     if handle.calls.fetch_or(ENDED, Ordering::AcqRel) & RUNNING != 0 {
         return Err(Error::Misuse(
             "another call on this transaction is running (on another thread, or from its row \
