@@ -17,7 +17,7 @@ use clap::{Parser, Subcommand};
 /// Every exit status, as `--help` and cli/README.md list them.
 const EXIT_STATUS: &str = "\
 Exit status:
-  0  done; check found nothing wrong; release found the lease free already
+  0  done; check found no problem; release broke the lease, or found it free already
   1  check found something wrong; release refused (a holder that is or may be alive, without
      --force), or the lease changed hands while it was being released
   2  the command line was not understood
