@@ -148,6 +148,14 @@ impl ReadOnlyDatabase {
         loop {
             tries += 1;
             let immutable = !wal.exists();
+            // SQLite reads a WAL only through its index, which it would make.
+            if !immutable && !side_file(&self.path, "-shm").exists() {
+                return Err(Error::Database(
+                    "its -wal has no -shm beside it, which reading it would make; the next process \
+                     that opens the database for writing makes it again"
+                        .into(),
+                ));
+            }
             let connection = self.connect(immutable)?;
             let read = file::while_busy(Instant::now() + OPEN_BUSY_LIMIT, || {
                 connection.execute_batch("BEGIN")?;
