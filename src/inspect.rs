@@ -8,7 +8,7 @@
 //!
 //! - With a `-wal` beside it, as a reader of that WAL that never writes the `-shm` either
 //!   (SQLite's `mode=ro&readonly_shm=1`): it reads the latest commit, and takes only readers'
-//!   locks.
+//!   locks. A `-wal` without a `-shm` cannot be read without making one, and is refused.
 //! - Without one, no process has the database open in WAL mode (the last one to close deletes
 //!   the WAL), and a plain read-only open would make a `-wal` and a `-shm` and leave them behind.
 //!   Every commit is then in the database file itself, which is read as it stands
