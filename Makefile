@@ -46,3 +46,6 @@ install: release
 	install -m 755 $(CARGO_TARGET_DIR)/release/liblease.so $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 $(CARGO_TARGET_DIR)/release/liblease.a $(DESTDIR)$(PREFIX)/lib/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' liblease.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/liblease.pc
+	$(CARGO) build -p lease-cli --release $(CARGO_FEATURES)
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(CARGO_TARGET_DIR)/release/lease $(DESTDIR)$(PREFIX)/bin/

@@ -26,6 +26,7 @@ mod file;
 mod fork;
 mod fork_local;
 mod holder;
+pub mod inspect;
 pub mod lifecycle;
 mod liveness;
 mod lock;

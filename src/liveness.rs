@@ -45,7 +45,7 @@ impl Identity {
 
 /// The start time of a live (not zombie) process, or `None` when there is no such process.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-fn start_time(pid: u32) -> Option<u64> {
+pub(crate) fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may itself hold spaces or parentheses:
     // the fields after it start after the last ')'.
@@ -73,7 +73,7 @@ fn has_other_threads(pid: u32) -> bool {
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn start_time(_pid: u32) -> Option<u64> {
+pub(crate) fn start_time(_pid: u32) -> Option<u64> {
     None
 }
 

@@ -41,28 +41,28 @@ pub(crate) const REFRESH: Duration = Duration::from_millis(10);
 /// A notice not refreshed for this long is ignored.
 pub(crate) const STALE: Duration = Duration::from_millis(100);
 
-const MAGIC: u64 = u64::from_be_bytes(*b"LEASEBD1");
-const SIZE: usize = 4096;
+pub(crate) const MAGIC: u64 = u64::from_be_bytes(*b"LEASEBD1");
+pub(crate) const SIZE: usize = 4096;
 const SLOTS: usize = 63;
 /// The byte the bell writes: the page's last, beyond the layout.
 const BELL: u64 = SIZE as u64 - 1;
 
 #[repr(C)]
-struct Layout {
-    magic: AtomicU64,
+pub(crate) struct Layout {
+    pub(crate) magic: AtomicU64,
     /// Bumped whenever a write ends; sleepers wait on it.
     wake: AtomicU32,
     _reserved: [u32; 13],
-    slots: [Slot; SLOTS],
+    pub(crate) slots: [Slot; SLOTS],
 }
 
 #[repr(C)]
-struct Slot {
+pub(crate) struct Slot {
     /// Boot-clock nanoseconds since when the writer waits; 0 for a free slot.
-    since: AtomicU64,
+    pub(crate) since: AtomicU64,
     /// When the writer last refreshed the notice.
-    alive: AtomicU64,
-    pid: AtomicU32,
+    pub(crate) alive: AtomicU64,
+    pub(crate) pid: AtomicU32,
     _reserved: [u32; 3],
 }
 
@@ -267,11 +267,10 @@ impl Drop for WriterBoard {
     }
 }
 
-fn is_stale(slot: &Slot, now: u64) -> bool {
+pub(crate) fn is_stale(slot: &Slot, now: u64) -> bool {
     now.saturating_sub(slot.alive.load(Ordering::Acquire)) > STALE.as_nanos() as u64
 }
 
-/// Nanoseconds on the boot clock, which every process of the machine shares.
 /// The board file of the database at `database`.
 pub(crate) fn path_of(database: &Path) -> PathBuf {
     let mut path = database.as_os_str().to_owned();
@@ -279,7 +278,8 @@ pub(crate) fn path_of(database: &Path) -> PathBuf {
     PathBuf::from(path)
 }
 
-fn now_ns() -> u64 {
+/// Nanoseconds on the boot clock, which every process of the machine shares.
+pub(crate) fn now_ns() -> u64 {
     let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `now` is a valid, writable timespec.
     unsafe { libc::clock_gettime(crate::clock::LEASE_CLOCK, &mut now) };

@@ -5,7 +5,7 @@
 //! iOS exempts a WAL database from the 0xdead10cc rule) and creates or migrates the lease table.
 
 pub(crate) mod lease_table;
-mod schema;
+pub(crate) mod schema;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};

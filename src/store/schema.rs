@@ -93,7 +93,7 @@ fn migrate_in_transaction(connection: &Connection) -> rusqlite::Result<()> {
 }
 
 /// The schema version in the database; 0 when it has no lease table yet.
-fn version(connection: &Connection) -> rusqlite::Result<i64> {
+pub(crate) fn version(connection: &Connection) -> rusqlite::Result<i64> {
     let has_table: bool = connection.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'liblease_schema')",
         [],
