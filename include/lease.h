@@ -406,10 +406,11 @@ typedef int32_t (*LeaseRowCallback)(void *context,
  * Called on the library's thread ("liblease") after commits to an observed database file.
  *
  * tables holds the names of the tables that changed (n_tables of them, each once, sorted;
- * valid only during the call), or is NULL with n_tables = 0 when they are not known: a writer
- * that does not use liblease committed, and anything may have changed. liblease's own tables are
- * never named, and a commit that changed only them (a lease's renewal) calls nobody. context is
- * the pointer given to lease_db_observe.
+ * valid only during the call), or is NULL with n_tables = 0 when they are not known, and
+ * anything may have changed: a writer that does not use liblease committed, or a LeaseDb ran a
+ * write that names no table (PRAGMA user_version, as a migration does). liblease's own tables
+ * are never named, and a commit that changed only them (a lease's renewal) calls nobody.
+ * context is the pointer given to lease_db_observe.
  *
  * The callback may read the database (with its own LeaseDb: lease_db_query), but must not wait
  * for anything that needs the library's thread (lease_lock_acquire with a timeout), and should
@@ -1089,6 +1090,11 @@ void lease_tx_rollback(struct LeaseTx *tx);
  * A commit is seen within about a millisecond on Linux and Android (through inotify); elsewhere
  * the library's thread looks every 50 ms. The library's thread starts if it is not running.
  *
+ * Writers record what they change only while some process observes the file (each observing
+ * process says so on the database's -liblease board), so an unobserved file costs its writers
+ * nothing; an observed one costs each write transaction a row of liblease_change. A transaction
+ * that began before the first observer came, and commits after, is told with tables unknown.
+ *
  * On LEASE_OK, *out_observer is a new observer that the caller frees with
  * lease_observer_free, and context belongs to the library until destroy (if not NULL) is called
  * with it, exactly once, after the observer's last call (see LeaseDestroyCallback). On any other
@@ -1138,7 +1144,8 @@ void lease_observer_free(struct LeaseObserver *observer);
  * - LEASE_DATABASE: the file's version is above target_version (it was migrated by a newer
  *   program: an old extension still running after an update, say); the message says both. Or
  *   SQLite failed.
- * - LEASE_INVALID_ARGUMENT: db or step is NULL.
+ * - LEASE_INVALID_ARGUMENT: db or step is NULL, or step returned a number that is no
+ *   LeaseStatus (the message says which).
  * - LEASE_SUSPENDED: the process is suspended (lease_suspend).
  * - LEASE_MISUSE: db was opened before fork() and this is the child; or step ended its
  *   transaction (with SQL such as COMMIT), or returned while a call on it ran on another thread.

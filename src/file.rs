@@ -282,6 +282,12 @@ fn registry() -> &'static Registry {
 }
 
 /// One handle's registration on its file, held by each store and database handle.
+///
+/// A file is known by its device and inode, and a deleted file's inode number is given to the
+/// next file made once nobody has the deleted one open any more. So a handle must drop its
+/// registration before it closes its connection to the file: the other way round, a file made
+/// in between (the app's new database, after a "log out") could be taken for the old one and
+/// join its entry, with its board and writer queue.
 pub(crate) struct OpenFile {
     entry: Arc<FileEntry>,
     /// The path this handle opened, absolute; `None` in memory.

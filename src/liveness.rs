@@ -43,6 +43,14 @@ impl Identity {
     }
 }
 
+/// True when no process has the pid `pid` (in this PID namespace): `kill(pid, 0)` says so. A
+/// process this one may not signal (another app's, in a sandbox) is not gone.
+pub(crate) fn is_gone(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    // SAFETY: signal 0 checks for the process and sends nothing.
+    unsafe { libc::kill(pid, 0) != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) }
+}
+
 /// The start time of a live (not zombie) process, or `None` when there is no such process.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) fn start_time(pid: u32) -> Option<u64> {

@@ -140,8 +140,8 @@ pub fn shutdown() -> Result<()> {
     let busy = slot.tasks.load(Ordering::SeqCst);
     if busy > 0 {
         return Err(Error::Misuse(format!(
-            "the library's thread still has {busy} task(s): release every guard and wait for \
-             asynchronous acquisitions before shutting down"
+            "the library's thread still has {busy} task(s): release every guard, free every \
+             observer and wait for asynchronous acquisitions before shutting down"
         )));
     }
     if let Some(Running { stop, thread, .. }) = running.take() {

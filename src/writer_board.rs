@@ -26,15 +26,19 @@
 //! into private zeroed memory, an empty board that only this process sees, so that the process
 //! goes on without fairness until it opens the database again.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::liveness;
 use crate::sigbus::Region;
+use crate::sync::MutexExt;
 
 /// How often a waiting writer refreshes its notice.
 pub(crate) const REFRESH: Duration = Duration::from_millis(10);
@@ -44,6 +48,8 @@ pub(crate) const STALE: Duration = Duration::from_millis(100);
 pub(crate) const MAGIC: u64 = u64::from_be_bytes(*b"LEASEBD1");
 pub(crate) const SIZE: usize = 4096;
 const SLOTS: usize = 63;
+/// How many observing processes the board names; with every slot taken, writers record for all.
+const OBSERVER_SLOTS: usize = 8;
 /// The byte the bell writes: the page's last, beyond the layout.
 const BELL: u64 = SIZE as u64 - 1;
 
@@ -52,7 +58,10 @@ pub(crate) struct Layout {
     pub(crate) magic: AtomicU64,
     /// Bumped whenever a write ends; sleepers wait on it.
     wake: AtomicU32,
-    _reserved: [u32; 13],
+    /// The processes that observe the database (see `changes`), by pid; 0 is a free slot.
+    /// Writers record what they change only while there is one.
+    observers: [AtomicU32; OBSERVER_SLOTS],
+    _reserved: [u32; 13 - OBSERVER_SLOTS],
     pub(crate) slots: [Slot; SLOTS],
 }
 
@@ -89,6 +98,8 @@ pub(crate) struct WriterBoard {
     layout: *const Layout,
     /// Kept open for the bell.
     file: File,
+    /// This process's observers, by the observer slot they share.
+    observers_here: Mutex<BTreeMap<usize, usize>>,
     /// Keeps a truncation of the file from killing the process; `None` if no guard was left.
     guard: Option<Region>,
 }
@@ -132,11 +143,45 @@ impl WriterBoard {
         if address == libc::MAP_FAILED {
             return None;
         }
-        let board = WriterBoard { layout: address.cast(), file, guard: Region::guard(address.cast(), SIZE) };
+        let board = WriterBoard {
+            layout: address.cast(),
+            file,
+            observers_here: Mutex::default(),
+            guard: Region::guard(address.cast(), SIZE),
+        };
         // A new file is all zeros, which is an empty board.
         let magic = &board.layout().magic;
         let _ = magic.compare_exchange(0, MAGIC, Ordering::AcqRel, Ordering::Acquire);
         (magic.load(Ordering::Acquire) == MAGIC).then_some(board)
+    }
+
+    /// Says that this process observes the database, until the returned registration is
+    /// dropped. Slots of processes that are gone are freed first. With every slot taken the
+    /// process goes unnamed: writers then record for everyone anyway.
+    pub(crate) fn register_observer(self: &Arc<Self>) -> ObserverRegistration {
+        let me = std::process::id();
+        let slots = &self.layout().observers;
+        for slot in slots {
+            let pid = slot.load(Ordering::Acquire);
+            if pid != 0 && pid != me && liveness::is_gone(pid) {
+                let _ = slot.compare_exchange(pid, 0, Ordering::AcqRel, Ordering::Acquire);
+            }
+        }
+        // One slot per process, however many observers it has: counted here.
+        let slot = slots.iter().position(|slot| slot.load(Ordering::Acquire) == me).or_else(|| {
+            slots
+                .iter()
+                .position(|slot| slot.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire).is_ok())
+        });
+        if let Some(slot) = slot {
+            *self.observers_here.locked().entry(slot).or_default() += 1;
+        }
+        ObserverRegistration { board: self.clone(), slot }
+    }
+
+    /// True while some process observes the database.
+    pub(crate) fn is_observed(&self) -> bool {
+        self.layout().observers.iter().any(|slot| slot.load(Ordering::Relaxed) != 0)
     }
 
     /// Rings the bell: a writer of this process committed.
@@ -269,6 +314,32 @@ impl Drop for WriterBoard {
 
 pub(crate) fn is_stale(slot: &Slot, now: u64) -> bool {
     now.saturating_sub(slot.alive.load(Ordering::Acquire)) > STALE.as_nanos() as u64
+}
+
+/// A process's registration as an observer of the database (see
+/// [`WriterBoard::register_observer`]); withdrawn when dropped.
+pub(crate) struct ObserverRegistration {
+    board: Arc<WriterBoard>,
+    slot: Option<usize>,
+}
+
+impl Drop for ObserverRegistration {
+    fn drop(&mut self) {
+        let Some(slot) = self.slot else { return };
+        let mut here = self.board.observers_here.locked();
+        let count = here.entry(slot).or_default();
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            here.remove(&slot);
+            let me = std::process::id();
+            let _ = self.board.layout().observers[slot].compare_exchange(
+                me,
+                0,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
+    }
 }
 
 /// The board file of the database at `database`.

@@ -39,7 +39,7 @@ pub(crate) struct WriterQueue {
     changed: Condvar,
     /// Turns between processes; `None` for an in-memory database or where the board file
     /// cannot be had.
-    board: Option<WriterBoard>,
+    board: Option<Arc<WriterBoard>>,
     /// The WAL's size after the last commit of a connection of this process, in pages.
     wal_pages: Arc<AtomicU32>,
 }
@@ -96,7 +96,7 @@ pub(crate) struct WriteTurn {
 
 impl WriterQueue {
     pub(crate) fn new(board: Option<WriterBoard>) -> WriterQueue {
-        WriterQueue { board, ..WriterQueue::default() }
+        WriterQueue { board: board.map(Arc::new), ..WriterQueue::default() }
     }
 
     /// Makes `connection` report the WAL's size after each commit instead of checkpointing
@@ -258,7 +258,7 @@ impl WriterQueue {
         deadline: Option<Instant>,
         start: &mut impl FnMut() -> Result<T>,
     ) -> Result<T> {
-        let board = self.board.as_ref();
+        let board = self.board.as_deref();
         // Only a writer that may wait posts a notice: a single try must not hold others back. Its
         // wait between processes begins now, when it heads this process's queue (a process whose
         // writers queued long among themselves gets no head start over the others).
@@ -327,6 +327,18 @@ impl WriterQueue {
     /// True when writers of this file take turns on a board (and ring its bell).
     pub(crate) fn has_board(&self) -> bool {
         self.board.is_some()
+    }
+
+    /// True when a process may be observing the file, so that its writers must record what they
+    /// change: some process says so on the board, or there is no board to say it.
+    pub(crate) fn is_observed(&self) -> bool {
+        self.board.as_ref().is_none_or(|board| board.is_observed())
+    }
+
+    /// Says on the board that this process observes the file (see
+    /// [`WriterBoard::register_observer`]); `None` without a board.
+    pub(crate) fn register_observer(&self) -> Option<writer_board::ObserverRegistration> {
+        self.board.as_ref().map(WriterBoard::register_observer)
     }
 
     pub(crate) fn wake_waiters(&self) {

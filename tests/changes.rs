@@ -18,12 +18,19 @@ use support::child::{run_role, say, Child, PATIENCE};
 #[test]
 #[ignore = "not a test: the other process of the tests in this file, which run it with --ignored"]
 fn child_process() {
-    run_role(&[("writer", writer), ("plain", plain), ("observer", observer), ("holder", holder)]);
+    run_role(&[
+        ("writer", writer),
+        ("plain", plain),
+        ("observer", observer),
+        ("holder", holder),
+        ("begun", begun),
+    ]);
 }
 
 /// `writer <path>`: for each command, writes through liblease and says `DONE`:
 /// `TX <table>...` one row into each table in one transaction; `ONE <table>` one row through
-/// `execute`; `BURST <table> <n>` n rows, each its own commit.
+/// `execute`; `BURST <table> <n>` n rows, each its own commit; `VERSION TX|ONE <n>` sets
+/// `user_version` (a write that names no table) in a transaction or through `execute`.
 fn writer(args: &[String]) {
     let db = Database::open(Path::new(&args[0])).unwrap();
     for command in std::io::stdin().lock().lines() {
@@ -37,6 +44,16 @@ fn writer(args: &[String]) {
                     tx.execute(&format!("INSERT INTO {table} VALUES (1)"), &[]).unwrap();
                 }
                 tx.commit().unwrap();
+            }
+            ["VERSION", how, version] => {
+                let sql = format!("PRAGMA user_version = {version}");
+                if *how == "TX" {
+                    let mut tx = db.begin().unwrap();
+                    tx.execute(&sql, &[]).unwrap();
+                    tx.commit().unwrap();
+                } else {
+                    db.execute(&sql, &[]).unwrap();
+                }
             }
             ["ONE", table] => {
                 db.execute(&format!("INSERT INTO {table} VALUES (1)"), &[]).unwrap();
@@ -219,6 +236,23 @@ fn a_commit_of_a_plain_sqlite_writer_is_told_with_tables_unknown() {
 }
 
 #[test]
+fn a_write_that_names_no_table_is_told_with_tables_unknown() {
+    let watched = Watched::new();
+    let mut writer = watched.spawn("writer");
+    for how in ["TX", "ONE"] {
+        let before = watched.calls.lock().unwrap().len();
+        writer.send(&format!("VERSION {how} 7"));
+        writer.expect("DONE");
+        watched.wait_for(&format!("an unknown change ({how})"), |calls| calls[before..].contains(&None));
+        // Then a table again, by name.
+        writer.send("ONE a");
+        writer.expect("DONE");
+        watched.wait_for("a told", |calls| calls.last() == Some(&Some(vec!["a".to_owned()])));
+    }
+    writer.finish();
+}
+
+#[test]
 fn a_lease_held_and_renewed_beside_an_observer_calls_it_never() {
     let watched = Watched::new();
     let mut holder = watched.spawn("holder");
@@ -350,4 +384,83 @@ fn an_observer_of_a_file_deleted_under_it_is_told_so_once_and_stops() {
     let calls = watched.wait_for("an unknown change", |calls| calls.contains(&None));
     assert_eq!(calls, vec![None]);
     drop(watched.observer.take());
+}
+
+/// The record's count of commits, or `None` when nothing was recorded yet (no table).
+fn recorded_commits(path: &Path) -> Option<i64> {
+    let connection = rusqlite::Connection::open(path).unwrap();
+    connection.query_row("SELECT seq FROM liblease_change WHERE name = ''", [], |row| row.get(0)).ok()
+}
+
+#[test]
+fn writers_record_nothing_while_no_process_observes_and_record_once_one_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("unobserved.db");
+    let db = Database::open(&path).unwrap();
+    db.execute("CREATE TABLE a (x)", &[]).unwrap();
+    for x in 0..10 {
+        db.execute("INSERT INTO a VALUES (?1)", &[Value::Integer(x)]).unwrap();
+    }
+    assert_eq!(recorded_commits(&path), None, "unobserved commits cost no record");
+    let observer = db.observe(Box::new(|_| {})).unwrap();
+    let mut writer = Child::spawn("writer", "writer", &[path.to_str().unwrap()]);
+    writer.send("ONE a");
+    writer.expect("DONE");
+    writer.finish();
+    let observed = recorded_commits(&path).expect("an observed commit is recorded");
+    drop(observer);
+    db.execute("INSERT INTO a VALUES (99)", &[]).unwrap();
+    assert_eq!(recorded_commits(&path), Some(observed), "nothing recorded once the observer went");
+}
+
+/// `begun <path>`: begins a transaction that inserts into `a`, says `BEGUN`, and commits on
+/// `COMMIT`, saying `DONE`.
+fn begun(args: &[String]) {
+    let db = Database::open(Path::new(&args[0])).unwrap();
+    let mut tx = db.begin().unwrap();
+    tx.execute("INSERT INTO a VALUES (1)", &[]).unwrap();
+    say("BEGUN");
+    let command = std::io::stdin().lock().lines().next().unwrap().unwrap();
+    assert_eq!(command, "COMMIT");
+    tx.commit().unwrap();
+    say("DONE");
+}
+
+#[test]
+fn a_transaction_begun_before_the_first_observer_came_is_told_when_it_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("early.db");
+    Database::open(&path).unwrap().execute("CREATE TABLE a (x)", &[]).unwrap();
+    let mut writer = Child::spawn("begun", "begun", &[path.to_str().unwrap()]);
+    writer.expect("BEGUN");
+    let (told, calls) = mpsc::channel();
+    let told = Mutex::new(told);
+    let db = Database::open(&path).unwrap();
+    let _observer = db
+        .observe(Box::new(move |tables| drop(told.lock().unwrap().send(tables.map(<[String]>::to_vec)))))
+        .unwrap();
+    writer.send("COMMIT");
+    writer.expect("DONE");
+    writer.finish();
+    // Unrecorded (it began unobserved), so its tables are not known: but it is told.
+    let call = calls.recv_timeout(PATIENCE).expect("the commit was told");
+    assert!(call.is_none() || call == Some(vec!["a".to_owned()]), "{call:?}");
+}
+
+#[test]
+fn an_observer_killed_leaves_a_registration_that_the_next_observer_clears() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("killed.db");
+    let db = Database::open(&path).unwrap();
+    db.execute("CREATE TABLE x (v)", &[]).unwrap();
+    let mut observer = Child::spawn("observer", "observer", &[path.to_str().unwrap()]);
+    observer.expect("READY");
+    observer.signal(libc::SIGKILL);
+    let _ = observer.wait();
+    db.execute("INSERT INTO x VALUES (1)", &[]).unwrap();
+    let recorded = recorded_commits(&path).expect("the dead observer's registration still stands");
+    // An observer of this process comes and goes: it clears the dead one's on its way in.
+    drop(db.observe(Box::new(|_| {})).unwrap());
+    db.execute("INSERT INTO x VALUES (2)", &[]).unwrap();
+    assert_eq!(recorded_commits(&path), Some(recorded), "nobody observes any more");
 }

@@ -80,6 +80,8 @@ const SCENARIOS: &[Scenario] = &[
         run: scenarios::plain_writer::run,
     },
     Scenario { number: 10, title: "suspension", run: scenarios::suspension::run },
+    Scenario { number: 11, title: "change notification", run: scenarios::changes::run },
+    Scenario { number: 12, title: "cost of a small write", run: scenarios::write_cost::run },
 ];
 
 const USAGE: &str = "\

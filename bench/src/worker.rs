@@ -21,6 +21,12 @@
 //! - `suspend db= key= lease_ms=`: holds the lease and runs a chunked import on a thread, rows
 //!   back to back; answers `ready` once the import runs; `suspend` suspends the process
 //!   (`lease::lifecycle::suspend`) and answers `suspended <t_called> <t_returned> <outcome>`.
+//! - `commit db=`: `commit N` inserts row N into table `changes` (through liblease) and answers
+//!   `committed N <t>` with the time the commit returned.
+//! - `observe db=`: observes the database (`Database::observe`), answers `ready`, then for each
+//!   call `changed <t> <max>`: the time the callback began, and the largest N it then reads.
+//! - `poll db= every_ms=`: the same with plain SQLite, looking at `PRAGMA data_version` every
+//!   `every_ms`.
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -56,6 +62,9 @@ pub fn main(args: &[String]) -> i32 {
             "writer" => writer(&args),
             "footprint" => footprint(&args),
             "suspend" => suspend(&args),
+            "commit" => commit(&args),
+            "observe" => observe(&args),
+            "poll" => poll(&args),
             other => Err(format!("no worker mode '{other}'").into()),
         }
     });
@@ -283,6 +292,62 @@ fn suspend(args: &Args) -> Result<()> {
     import.join().map_err(|_| "the import panicked")?;
     drop(guard);
     lease::lifecycle::resume();
+    Ok(())
+}
+
+fn commit(args: &Args) -> Result<()> {
+    let db = lease::Database::open(args.path("db")?)?;
+    let mut lines = std::io::stdin().lock().lines();
+    while let Some(command) = next_command(&mut lines) {
+        let [word, n] = command.as_slice() else { return Err(format!("unknown command {command:?}").into()) };
+        if word != "commit" {
+            return Err(format!("unknown command {word}").into());
+        }
+        db.execute("INSERT INTO changes (n) VALUES (?)", &[lease::Value::Integer(n.parse()?)])?;
+        println!("committed {n} {}", now_ns());
+    }
+    Ok(())
+}
+
+/// The largest N in `changes`, read on `connection`.
+fn largest(connection: &rusqlite::Connection) -> i64 {
+    connection.query_row("SELECT coalesce(max(n), -1) FROM changes", [], |row| row.get(0)).unwrap_or(-1)
+}
+
+fn observe(args: &Args) -> Result<()> {
+    let path = args.path("db")?;
+    let db = lease::Database::open(&path)?;
+    let reader = std::sync::Mutex::new(rusqlite::Connection::open(&path)?);
+    let _observer = db.observe(Box::new(move |_| {
+        let t = now_ns();
+        let max = reader.lock().map(|reader| largest(&reader)).unwrap_or(-1);
+        println!("changed {t} {max}");
+    }))?;
+    println!("ready");
+    for _ in std::io::stdin().lock().lines() {}
+    Ok(())
+}
+
+fn poll(args: &Args) -> Result<()> {
+    let connection = rusqlite::Connection::open(args.path("db")?)?;
+    let every = Duration::from_millis(args.number("every_ms")?);
+    let data_version =
+        |c: &rusqlite::Connection| c.query_row("PRAGMA data_version", [], |row| row.get::<_, i64>(0));
+    let mut seen = data_version(&connection)?;
+    // Until the parent closes stdin.
+    let (closed, stdin_closed) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        for _ in std::io::stdin().lock().lines() {}
+        let _ = closed.send(());
+    });
+    println!("ready");
+    while stdin_closed.recv_timeout(every).is_err() {
+        let now = data_version(&connection)?;
+        if now != seen {
+            seen = now;
+            println!("changed {} {}", now_ns(), largest(&connection));
+        }
+    }
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension};
 
 use super::wal_index::WalIndex;
-use super::{is_application_table, TABLE};
+use super::{is_application_table, TABLE, UNKNOWN_TABLES};
 use crate::error::Result;
 use crate::file::{self, Cache};
 
@@ -20,6 +20,15 @@ pub(super) enum Seen {
     /// A commit of a writer outside liblease (perhaps among others): which tables changed is
     /// not known.
     Unknown,
+}
+
+/// What the record says changed since the last look.
+#[derive(Debug, Default)]
+struct Recorded {
+    /// The application tables, sorted.
+    tables: Vec<String>,
+    /// A write that names no table: anything may have changed.
+    unknown: bool,
 }
 
 /// How many times a look reads again when a commit landed while it read.
@@ -66,7 +75,8 @@ impl Looker {
                 break;
             }
         }
-        let (commits, (recorded, tables, data_version)) = read.expect("read at least once");
+        let (commits, (recorded, Recorded { tables, unknown: named_unknown }, data_version)) =
+            read.expect("read at least once");
         let recorded_since = recorded - self.recorded;
         let unknown = match (self.commits, commits) {
             // Count by count: a commit that left no record was not liblease's. A count that went
@@ -81,7 +91,7 @@ impl Looker {
         self.commits = commits;
         self.recorded = recorded;
         self.data_version = data_version;
-        Ok(if unknown {
+        Ok(if unknown || named_unknown {
             Seen::Unknown
         } else if tables.is_empty() {
             Seen::Nothing
@@ -92,7 +102,7 @@ impl Looker {
 
     /// The record's count of commits, the application tables changed since the last look, and
     /// the connection's `data_version`, all of one snapshot.
-    fn read_record(&self) -> rusqlite::Result<(i64, Vec<String>, i64)> {
+    fn read_record(&self) -> rusqlite::Result<(i64, Recorded, i64)> {
         self.connection.execute_batch("BEGIN")?;
         let read = self.read_record_in_transaction();
         let ended = self.connection.execute_batch("COMMIT");
@@ -100,28 +110,31 @@ impl Looker {
         ended.map(|()| read)
     }
 
-    fn read_record_in_transaction(&self) -> rusqlite::Result<(i64, Vec<String>, i64)> {
+    fn read_record_in_transaction(&self) -> rusqlite::Result<(i64, Recorded, i64)> {
         let data_version = || self.connection.query_row("PRAGMA data_version", [], |row| row.get(0));
         let mut statement =
             match self.connection.prepare_cached(&format!("SELECT name, seq FROM {TABLE} WHERE seq > ?1")) {
                 Ok(statement) => statement,
                 // No liblease writer has committed to the file yet.
-                Err(_) if !self.has_record()? => return Ok((0, Vec::new(), data_version()?)),
+                Err(_) if !self.has_record()? => return Ok((0, Recorded::default(), data_version()?)),
                 Err(e) => return Err(e),
             };
         let mut recorded = self.recorded;
         let mut tables = Vec::new();
+        let mut unknown = false;
         let mut rows = statement.query([self.recorded])?;
         while let Some(row) = rows.next()? {
             let name: String = row.get(0)?;
             if name.is_empty() {
                 recorded = row.get(1)?;
+            } else if name == UNKNOWN_TABLES {
+                unknown = true;
             } else if is_application_table(&name) {
                 tables.push(name);
             }
         }
         drop(rows);
-        Ok((recorded, tables, data_version()?))
+        Ok((recorded, Recorded { tables, unknown }, data_version()?))
     }
 
     fn has_record(&self) -> rusqlite::Result<bool> {

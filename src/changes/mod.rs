@@ -53,6 +53,10 @@ pub(crate) use create_change_table;
 
 const CREATE_TABLE: &str = create_change_table!();
 
+/// The record's name for "tables unknown": a commit ran a write that names no table (a
+/// `PRAGMA user_version`, say), which may change anything an observer reads.
+pub(crate) const UNKNOWN_TABLES: &str = "*";
+
 /// Counts one more commit and returns the count.
 const COUNT: &str = "INSERT INTO liblease_change (name, seq) VALUES ('', 1)
     ON CONFLICT (name) DO UPDATE SET seq = seq + 1 RETURNING seq";
@@ -80,6 +84,8 @@ pub(crate) struct ChangeLog {
     writes: HashMap<String, Arc<[String]>>,
     /// The tables the open transaction changed.
     changed: BTreeSet<String>,
+    /// Whether the open transaction records what it changes: some process observes the file.
+    recording: bool,
     /// Whether the open transaction ran a statement that writes.
     wrote: bool,
     /// Whether the record's table is known to exist (made by a commit of this connection).
@@ -106,6 +112,7 @@ impl ChangeLog {
             captured: Box::default(),
             writes: HashMap::new(),
             changed: BTreeSet::new(),
+            recording: false,
             wrote: false,
             table_made: false,
         }
@@ -148,24 +155,33 @@ impl ChangeLog {
         true
     }
 
-    /// A transaction begins.
-    pub(crate) fn begin(&mut self) {
+    /// A transaction begins; it records what it changes if `observed` (decided once, at its
+    /// beginning: a transaction that began unrecorded and commits once an observer has come is
+    /// seen by that observer as a commit of unknown tables, never as none).
+    pub(crate) fn begin(&mut self, observed: bool) {
         self.changed.clear();
+        self.recording = observed;
         self.wrote = false;
     }
 
     /// A statement that writes `tables` ran in the transaction.
     pub(crate) fn wrote(&mut self, tables: &[String]) {
         self.wrote = true;
-        self.changed.extend(tables.iter().cloned());
         // SQLite prepares a statement again when the schema changed, authorizing it again.
         let again = std::mem::take(&mut *self.captured.0.locked());
-        self.changed.extend(again);
+        if self.recording {
+            if tables.is_empty() && again.is_empty() {
+                self.changed.insert(UNKNOWN_TABLES.to_owned());
+            }
+            self.changed.extend(tables.iter().cloned());
+            self.changed.extend(again);
+        }
     }
 
-    /// Whether the open transaction must be recorded: it ran a statement that writes.
+    /// Whether the open transaction must be recorded: it records, and ran a statement that
+    /// writes.
     pub(crate) fn must_record(&self) -> bool {
-        self.wrote
+        self.recording && self.wrote
     }
 
     /// Records the open transaction's commit, inside it: one more commit, and the tables it
@@ -185,7 +201,7 @@ impl ChangeLog {
     /// The recorded transaction committed.
     pub(crate) fn committed(&mut self) {
         self.table_made = true;
-        self.begin();
+        self.begin(false);
     }
 }
 

@@ -12,7 +12,8 @@ use crate::callback::CallbackSlot;
 use crate::error::{Error, Result};
 use crate::file::OpenFile;
 use crate::fork::Epoch;
-use crate::{runtime, writer_board};
+use crate::runtime;
+use crate::writer_board::{self, ObserverRegistration};
 
 /// What a change callback is: called with the tables that changed (sorted, each once), or
 /// `None` when they are not known (a writer outside liblease committed).
@@ -33,6 +34,9 @@ const LAST_RELOOK: Duration = Duration::from_millis(1024);
 /// the drop came from inside the callback, which cannot wait for itself).
 pub struct Observer {
     shared: Arc<Shared>,
+    /// Tells writers (on the board) that this process observes the file: they record what they
+    /// change only while some process does.
+    registration: Option<ObserverRegistration>,
     epoch: Epoch,
 }
 
@@ -51,20 +55,25 @@ impl std::fmt::Debug for Observer {
 pub(crate) fn observe(file: &OpenFile, callback: Box<ChangeCallback>) -> Result<Observer> {
     let path =
         file.path().ok_or_else(|| Error::InvalidArgument("an in-memory database has no observers".into()))?;
+    // Before the first look: a writer that begins after it records; one that began before and
+    // commits after the look is seen as a commit of unknown tables.
+    let registration = file.queue().register_observer();
     let looker = Looker::open(path, LOOK_BUSY_TIMEOUT)?;
     let bell = file.queue().has_board().then(|| writer_board::path_of(path));
     let waker = Waker::new(path, bell.as_deref());
     let shared = Arc::new(Shared { callback: CallbackSlot::new(callback), stop: Notify::new() });
     let watch = Watch { shared: shared.clone(), looker, waker, file: file.another(), relook: None };
     runtime::spawn(watch.run())?;
-    Ok(Observer { shared, epoch: Epoch::current() })
+    Ok(Observer { shared, registration, epoch: Epoch::current() })
 }
 
 impl Drop for Observer {
     fn drop(&mut self) {
         if self.epoch.is_past() {
-            // A forked child's copy: the parent's task and callback are not the child's.
+            // A forked child's copy: the parent's task, callback and registration are not the
+            // child's.
             std::mem::forget(self.shared.clone());
+            std::mem::forget(self.registration.take());
             return;
         }
         self.shared.stop.notify_one();
@@ -74,11 +83,12 @@ impl Drop for Observer {
 
 /// The observer's task on the library's thread.
 struct Watch {
+    /// Keeps the file's registration (and so its board) while the observer lives. Declared (and
+    /// so dropped) before the looker's connection: see [`OpenFile`] on why.
+    file: OpenFile,
     shared: Arc<Shared>,
     looker: Looker,
     waker: Waker,
-    /// Keeps the file's registration (and so its board) while the observer lives.
-    file: OpenFile,
     /// The next look after a write to the WAL, and the pause before it.
     relook: Option<Relook>,
 }

@@ -23,12 +23,13 @@ use crate::sync::MutexExt;
 use crate::writer_queue::{WriteTurn, WriterQueue};
 
 pub(crate) struct DbInner {
+    /// Declared (and so dropped) before the connections: see [`OpenFile`] on why.
+    file: OpenFile,
     writer: Mutex<WriterConnection>,
     /// Interrupts the statement the writer connection runs, from another thread.
     interrupt: InterruptHandle,
     /// Opened on the first read.
     pub(super) reader: Mutex<Option<Connection>>,
-    file: OpenFile,
     pub(super) path: PathBuf,
     busy_timeout_ms: AtomicU64,
     next_transaction: AtomicU64,
@@ -61,19 +62,21 @@ pub(crate) fn prepare_writing<'c>(
 /// Commits the open transaction, recording its changes in it first; rolls back if either
 /// fails. Rings the file's bell when it wrote.
 pub(crate) fn commit(connection: &Connection, changes: &mut ChangeLog, queue: &WriterQueue) -> Result<()> {
-    let wrote = changes.must_record();
-    let recorded = if wrote { changes.record(connection) } else { Ok(()) };
+    let recording = changes.must_record();
+    let recorded = if recording { changes.record(connection) } else { Ok(()) };
     match recorded.and_then(|()| connection.execute_batch("COMMIT")) {
         Ok(()) => {
-            changes.committed();
-            if wrote {
+            if recording {
+                changes.committed();
                 queue.committed();
+            } else {
+                changes.begin(false);
             }
             Ok(())
         }
         Err(e) => {
             roll_back(connection);
-            changes.begin();
+            changes.begin(false);
             Err(e.into())
         }
     }

@@ -110,11 +110,12 @@ impl Database {
             if writes.is_some() {
                 suspension::check()?;
             }
-            if let Some(tables) = writes.as_ref().filter(|tables| !tables.is_empty()) {
+            let observed = || inner.queue().is_observed();
+            if let Some(tables) = writes.as_ref().filter(|tables| !tables.is_empty() && observed()) {
                 // A write to tables is recorded in its own transaction: begun (`Busy` goes back to
                 // the queue, which tries again in turn), run, recorded, committed.
                 connection.execute_batch("BEGIN IMMEDIATE")?;
-                changes.begin();
+                changes.begin(true);
                 let ran = value::execute(connection, &mut statement);
                 drop(statement);
                 changes.wrote(tables);
@@ -128,7 +129,7 @@ impl Database {
             }
             let ran = value::execute(connection, &mut statement);
             drop(statement);
-            if writes.is_some() && ran.is_ok() {
+            if writes.is_some() && ran.is_ok() && observed() {
                 // A write that names no table (a PRAGMA): observers look, and find it unrecorded.
                 inner.queue().committed();
             }

@@ -132,7 +132,7 @@ impl Transaction {
                 }
             }
         }
-        writer.changes.begin();
+        writer.changes.begin(db.queue().is_observed());
         writer.open = OpenTransaction::Open { id: self.id, _turn: turn };
         Ok(())
     }

@@ -44,7 +44,8 @@ type RawStep = unsafe extern "C" fn(context: *mut c_void, tx: *mut LeaseTx, vers
 /// - LEASE_DATABASE: the file's version is above target_version (it was migrated by a newer
 ///   program: an old extension still running after an update, say); the message says both. Or
 ///   SQLite failed.
-/// - LEASE_INVALID_ARGUMENT: db or step is NULL.
+/// - LEASE_INVALID_ARGUMENT: db or step is NULL, or step returned a number that is no
+///   LeaseStatus (the message says which).
 /// - LEASE_SUSPENDED: the process is suspended (lease_suspend).
 /// - LEASE_MISUSE: db was opened before fork() and this is the child; or step ended its
 ///   transaction (with SQL such as COMMIT), or returned while a call on it ran on another thread.

@@ -44,8 +44,9 @@ pub struct Store {
 pub(crate) struct StoreInner {
     /// This store itself, for the work it hands to the library's thread.
     me: Weak<StoreInner>,
-    connection: Mutex<Connection>,
+    /// Declared (and so dropped) before the connection: see [`OpenFile`] on why.
     pub(crate) file: OpenFile,
+    connection: Mutex<Connection>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) holder: Arc<Holder>,
     path: Option<PathBuf>,

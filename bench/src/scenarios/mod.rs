@@ -1,6 +1,7 @@
 //! The scenarios, one file per group. Each returns its section of the report: figures beside
 //! their baselines, notes on what was measured, and the parameters used. None asserts a time.
 
+pub mod changes;
 pub mod failover;
 pub mod footprint;
 pub mod handover;
@@ -8,6 +9,7 @@ pub mod heartbeat;
 pub mod lock_ops;
 pub mod plain_writer;
 pub mod suspension;
+pub mod write_cost;
 pub mod writers_across;
 pub mod writers_local;
 
