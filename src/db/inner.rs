@@ -41,6 +41,9 @@ pub(crate) struct WriterConnection {
     /// Declared before `changes`, and so dropped before it: SQLite calls into the log.
     pub(crate) connection: Connection,
     pub(crate) open: OpenTransaction,
+    /// The transactions a suspension of the process rolled back, until each is told so by its
+    /// next call (or ends): the handle may begin others meanwhile.
+    pub(crate) suspended: Vec<u64>,
     /// What the connection's statements write, for the change record.
     pub(crate) changes: ChangeLog,
 }
@@ -90,8 +93,6 @@ pub(crate) enum OpenTransaction {
     None,
     /// Transaction `id` is open, and holds the write turn (given back when this is dropped).
     Open { id: u64, _turn: WriteTurn },
-    /// Transaction `id` was rolled back by a suspension of the process; its next call says so.
-    Suspended { id: u64 },
 }
 
 impl DbInner {
@@ -102,6 +103,7 @@ impl DbInner {
                 changes: ChangeLog::install(&writer),
                 connection: writer,
                 open: OpenTransaction::None,
+                suspended: Vec::new(),
             }),
             reader: Mutex::new(None),
             file,
@@ -216,9 +218,9 @@ impl file::Writer for DbInner {
             }
         };
         roll_back(&writer.connection);
-        if let OpenTransaction::Open { id, .. } = writer.open {
-            // Dropping the open transaction's turn lets the next writer of the process in.
-            writer.open = OpenTransaction::Suspended { id };
+        // Dropping the open transaction's turn lets the next writer of the process in.
+        if let OpenTransaction::Open { id, .. } = std::mem::take(&mut writer.open) {
+            writer.suspended.push(id);
         }
         if writer.connection.is_autocommit() {
             Ok(())

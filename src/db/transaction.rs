@@ -154,8 +154,8 @@ impl Transaction {
                 }
                 f(&mut writer)
             }
-            OpenTransaction::Suspended { id } if id == self.id => {
-                writer.open = OpenTransaction::None;
+            _ if writer.suspended.contains(&self.id) => {
+                writer.suspended.retain(|&id| id != self.id);
                 drop(writer);
                 self.ended = Some("it was rolled back when the process was suspended".into());
                 Err(Error::Suspended(
@@ -320,8 +320,9 @@ impl Transaction {
             return;
         }
         let mut writer = self.db.writer();
+        writer.suspended.retain(|&id| id != self.id);
         let ours = match writer.open {
-            OpenTransaction::Open { id, .. } | OpenTransaction::Suspended { id } => id == self.id,
+            OpenTransaction::Open { id, .. } => id == self.id,
             OpenTransaction::None => false,
         };
         if ours {
