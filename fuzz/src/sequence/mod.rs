@@ -14,12 +14,16 @@
 //! the step ends. The transactions go to the first thread alone (a LeaseTx is used by one thread
 //! at a time).
 //!
-//! Every duration is short (acquisitions, busy timeouts and pauses up to 10 ms) so that an
-//! input runs in well under a second, even one that waits for itself: a thread with an open
-//! transaction may write outside it, which waits for the transaction until the busy timeout.
+//! Every duration is short (acquisitions, busy timeouts and pauses up to 10 ms, lease_suspend's
+//! timeout up to 200 ms) so that an input runs in well under a second, even one that waits for
+//! itself: a thread with an open transaction may write outside it, which waits for the
+//! transaction until the busy timeout.
 //!
-//! At the end everything is ended and freed, every asynchronous acquisition has called back, and
-//! lease_shutdown must return LEASE_OK.
+//! Any step may suspend the process or resume it, on either thread of a parallel step; the
+//! checks then follow what the header says of a suspension (see `crate::suspension`).
+//!
+//! At the end the process is resumed, everything is ended and freed, every asynchronous
+//! acquisition has called back, and lease_shutdown must return LEASE_OK.
 
 mod actor;
 mod databases;
@@ -105,15 +109,19 @@ impl Input {
     }
 
     /// True when `guard`'s lease cannot have been lost yet: it was not seen lost, no SQL wrote
-    /// its file, and every lock on it has a lease of the default length or more, which an
-    /// input does not outlast (its renewals always have time to get in).
+    /// its file, every lock on it has a lease of the default length or more, which an input
+    /// does not outlast (its renewals always have time to get in), and the process cannot have
+    /// been suspended since its acquisition began.
     fn surely_held(&self, guard: &GuardInfo) -> bool {
         let untouched = match guard.file {
             FileTag::Database(index) => !self.touched[index].load(Ordering::SeqCst),
             FileTag::Memory(_) => true,
         };
         let shortest = locked(&self.shortest_lease).get(&(guard.file, guard.key.clone())).copied();
-        !guard.lost.load(Ordering::SeqCst) && untouched && shortest.is_some_and(|ms| ms >= DEFAULT_OPTIONS[0])
+        !guard.lost.load(Ordering::SeqCst)
+            && untouched
+            && shortest.is_some_and(|ms| ms >= DEFAULT_OPTIONS[0])
+            && !guard.before.may_have_suspended()
     }
 }
 
