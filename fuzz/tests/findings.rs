@@ -1,6 +1,5 @@
-//! The bugs found in liblease, each reduced to a few C ABI calls; they fail until liblease is
-//! fixed. The input with which a fuzzer found one is in regressions/, which tests/regressions.rs
-//! replays.
+//! The bugs found in liblease, each reduced to a few C ABI calls, so that each stays fixed. The
+//! input with which a fuzzer found one is in regressions/, which tests/regressions.rs replays.
 
 use std::ffi::{c_void, CStr, CString};
 use std::ptr::{null, null_mut};
