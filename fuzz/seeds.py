@@ -5,7 +5,7 @@ The targets decode their input with the `arbitrary` crate, so a seed is written 
 `arbitrary` reads: an enum is a little-endian u32 that picks its variant (variant i of n is the
 smallest v with v * n >> 32 == i), a struct its fields in order, a bool a byte whose low bit
 counts, integers and floats little-endian, and a Vec its elements each preceded by a byte 1 and
-followed by a byte 0. The variant lists below follow the enums of src/sequence.rs,
+followed by a byte 0. The variant lists below follow the enums of src/sequence/ops.rs,
 src/values.rs, src/params.rs and src/files.rs, in order; change them together.
 
 Run from fuzz/: python3 seeds.py (it overwrites the seed-* files, and nothing else). See what a
@@ -24,7 +24,7 @@ ENUMS = {
         "GuardCheck", "GuardGeneration", "GuardIsDirty", "GuardRelease", "DbOpen",
         "DbSetBusyTimeout", "DbExecute", "DbQuery", "DbBegin", "DbBeginChunked", "DbBeginFenced",
         "TxExecute", "TxQuery", "TxMaybeCommit", "TxCommit", "TxRollback", "DbFree", "StatusStr",
-        "LastError", "Version", "Shutdown", "Sleep",
+        "LastError", "Version", "Suspend", "Resume", "IsSuspended", "Shutdown", "Sleep",
     ],
     "Text": ["Null", "Known", "Bytes"],
     "Options": ["Null", "Given"],
@@ -48,15 +48,15 @@ ENUMS = {
     "Count": ["All", "Fewer", "Absurd"],
 }
 
-# src/sequence.rs's SQL list, by the statements the seeds use.
+# src/sequence/ops.rs's SQL list, by the statements the seeds use.
 SQL = {
     "create": 0, "insert": 1, "insert2": 2, "select": 6, "select3": 8, "many": 10, "two": 12,
     "empty": 14, "begin": 16, "commit": 18, "savepoint": 21, "release": 22, "journal_delete": 26,
     "vacuum": 28, "expire": 30, "steal": 31, "drop_lease": 34, "missing": 36,
 }
-# src/sequence.rs's TEXTS: keys and labels.
+# src/sequence/ops.rs's TEXTS: keys and labels.
 SYNC, A, EMPTY, NOT_UTF8 = 0, 1, 3, 6
-# Slot counts (src/sequence.rs): a Ref equal to one is NULL.
+# Slot counts (src/sequence/handles.rs): a Ref equal to one is NULL.
 NULL_STORE, NULL_LOCK, NULL_GUARD, NULL_DB, NULL_TX = 3, 4, 6, 3, 3
 
 
@@ -423,7 +423,90 @@ def abi_sequence_seeds():
         op("CollectAsync"),
         op("Shutdown"),
     ]
+    # Everything held before lease_suspend is given up; writes are refused until lease_resume,
+    # reads are not.
+    suspension = [
+        store_open(0),
+        lock_new(0, 0),
+        lock_new(1, 0, key=A),
+        op("SetLostCallback", u8(0), boolean(True), boolean(True)),
+        op("TryAcquire", u8(0), boolean(False), u8(0)),
+        op("StoreOpenMemory", boolean(False), u8(1)),
+        lock_new(2, 1),
+        op("TryAcquire", u8(2), boolean(False), u8(1)),
+        db_open(0),
+        op("DbExecute", u8(0), sql("create"), boolean(False)),
+        db_open(2),
+        op("DbExecute", u8(2), sql("journal_delete"), boolean(False)),
+        op("DbFree", u8(2)),
+        op("DbBegin", u8(0), boolean(False), u8(0)),
+        op("TxExecute", u8(0), sql("insert", [integer(1)]), boolean(False)),
+        op("Suspend", u8(50)),
+        op("IsSuspended"),
+        op("GuardCheck", u8(0)),
+        op("GuardCheck", u8(1)),
+        op("TxExecute", u8(0), sql("insert", [integer(2)]), boolean(False)),
+        op("TxExecute", u8(0), sql("insert", [integer(3)]), boolean(False)),
+        op("TxRollback", u8(0)),
+        op("TryAcquire", u8(0), boolean(False), u8(2)),
+        op("Acquire", u8(1), u8(5), boolean(False), u8(2)),
+        op("AcquireAsync", u8(1), u8(5), boolean(False), e("AsyncContext", "New", boolean(True))),
+        op("DbExecute", u8(0), sql("select"), boolean(False)),
+        op("DbExecute", u8(0), sql("insert", [integer(4)]), boolean(False)),
+        op("DbQuery", u8(0), sql("select"), rows(), e("InDbRow", "ExecuteSame", sql("insert", [integer(5)]))),
+        op("DbBegin", u8(0), boolean(False), u8(0)),
+        op("DbBeginFenced", u8(0), u8(0), boolean(False), u8(0)),
+        store_open(1, path=db_path(1)),
+        db_open(1, path=db_path(1, "Symlink")),
+        db_open(2, path=db_path(2)),
+        store_open(2, path=db_path(2)),
+        op("DbOpen", e("PathArg", "Memory"), boolean(False), u8(2), u8(3)),
+        op("StoreOpenMemory", boolean(False), u8(2)),
+        op("Suspend", u8(0)),
+        op("Resume"),
+        op("IsSuspended"),
+        op("TryAcquire", u8(0), boolean(False), u8(2)),
+        op("GuardIsDirty", u8(2)),
+        op("DbBegin", u8(0), boolean(False), u8(1)),
+        op("TxCommit", u8(1)),
+        op("CollectAsync"),
+        op("Resume"),
+        op("Suspend", u8(200)),
+    ]
+    # A suspension on one thread while the other writes and acquires.
+    suspension_threads = [
+        store_open(0),
+        lock_new(0, 0),
+        db_open(0),
+        op("DbExecute", u8(0), sql("create"), boolean(False)),
+        op("TryAcquire", u8(0), boolean(False), u8(0)),
+        op("DbBeginChunked", u8(0), e("ChunkMs", "Short", u8(1)), boolean(False), u8(0)),
+        parallel(
+            [
+                op("TxExecute", u8(0), sql("insert", [integer(1)]), boolean(False)),
+                op("Sleep", u8(2)),
+                op("TxMaybeCommit", u8(0), boolean(False), boolean(False)),
+                op("TxExecute", u8(0), sql("insert", [integer(2)]), boolean(False)),
+                op("Acquire", u8(0), u8(10), boolean(False), u8(0)),
+                op("DbExecute", u8(0), sql("insert", [integer(3)]), boolean(False)),
+                op("TxCommit", u8(0)),
+            ],
+            [
+                op("Sleep", u8(1)),
+                op("Suspend", u8(100)),
+                op("IsSuspended"),
+                op("GuardCheck", u8(0)),
+                op("Resume"),
+                op("TryAcquire", u8(0), boolean(False), u8(0)),
+            ],
+        ),
+        op("GuardCheck", u8(0)),
+        op("IsSuspended"),
+        op("Suspend", u8(10)),
+    ]
     return {
+        "suspension": suspension,
+        "suspension-threads": suspension_threads,
         "lock-lifecycle": lock_lifecycle,
         "async": asynchronous,
         "lost": lost,

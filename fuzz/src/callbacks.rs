@@ -12,6 +12,7 @@ use lease::ffi::{self, LeaseGuard, LeaseStatus};
 use crate::contract::{self, violation};
 use crate::files::FileTag;
 use crate::locked;
+use crate::suspension::{self, Mark};
 
 /// The name of liblease's thread, where these callbacks must run.
 const LIBRARY_THREAD: &str = "liblease";
@@ -26,6 +27,10 @@ pub struct GuardInfo {
     pub dirty: bool,
     /// Once lease_guard_check said LEASE_LOST, it must keep saying so.
     pub lost: AtomicBool,
+    /// Before its acquisition began: a suspension since may have taken its lease.
+    pub before: Mark,
+    /// Once it was made: a whole suspension since surely took its lease.
+    pub after: Mark,
 }
 
 // SAFETY: a LeaseGuard may be used and released on any thread (the header).
@@ -33,30 +38,111 @@ unsafe impl Send for GuardInfo {}
 unsafe impl Sync for GuardInfo {}
 
 impl GuardInfo {
-    /// Reads a new guard, and checks that it is dirty when nothing can have acquired the lease
-    /// before it (see [`acquiring`]).
-    pub fn new(ptr: *mut LeaseGuard, file: FileTag, key: &[u8]) -> GuardInfo {
+    /// Reads a new guard, made by an acquisition that began as `began` says, and checks that it
+    /// is dirty when nothing can have acquired the lease before it (see [`Acquisitions`]).
+    pub fn new(ptr: *mut LeaseGuard, file: FileTag, key: &[u8], began: &Began) -> GuardInfo {
+        let after = suspension::mark();
         let generation = contract::quiet("lease_guard_generation", || ffi::lease_guard_generation(ptr));
         let dirty = contract::quiet("lease_guard_is_dirty", || ffi::lease_guard_is_dirty(ptr));
-        if !dirty && locked(&ACQUISITIONS).get(&(file, key.to_vec())).copied().unwrap_or(0) < 2 {
+        let since = locked(&ACQUISITIONS)
+            .leases
+            .get(&(file, key.to_vec()))
+            .map_or(0, |tally| tally.started.saturating_sub(began.given_up));
+        if !dirty && since < 2 {
             violation(format!(
-                "the first acquisition of {:?} in {file:?} is not dirty",
+                "the first acquisition of {:?} in {file:?} (the first since a suspension gave the \
+                 lease up, if one did) is not dirty",
                 String::from_utf8_lossy(key)
             ));
         }
-        GuardInfo { ptr, file, key: key.to_vec(), generation, dirty, lost: AtomicBool::new(false) }
+        GuardInfo {
+            ptr,
+            file,
+            key: key.to_vec(),
+            generation,
+            dirty,
+            lost: AtomicBool::new(false),
+            before: began.mark,
+            after,
+        }
+    }
+
+    /// True when lease_guard_check must say LEASE_LOST: it said so before, or a suspension has
+    /// given up every lease since the guard was made.
+    pub fn surely_lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst) || self.after.suspension_completed()
     }
 }
 
-/// How many acquisitions of each lease (file and key) this input has started. A guard that is
-/// not dirty joined a hold that an earlier acquisition took, so when it comes the count, which
-/// includes its own, is at least 2. Counted before each acquisition starts, so that a racing
-/// one is always counted already.
-static ACQUISITIONS: Mutex<BTreeMap<(FileTag, Vec<u8>), u32>> = Mutex::new(BTreeMap::new());
+/// The acquisitions of each lease (file and key) in this input, for the check that a guard that
+/// is not dirty joined a hold an earlier acquisition took: when it comes, the acquisitions that
+/// may have taken that hold, its own included, are at least 2. Those that had ended when a
+/// lease_suspend returned are not among them: that suspension gave up every hold they took
+/// (and the first acquisition after it is dirty). Counted before each acquisition starts, so that
+/// a racing one is always counted already; ended once the guard it made is known, or it failed.
+struct Acquisitions {
+    leases: BTreeMap<(FileTag, Vec<u8>), Tally>,
+    /// Asynchronous acquisitions running with a NULL context, whose callback cannot tell their
+    /// lease: each may be of any lease.
+    running_unnamed: u32,
+}
 
-/// Counts an acquisition that is about to start.
-pub fn acquiring(file: FileTag, key: &[u8]) {
-    *locked(&ACQUISITIONS).entry((file, key.to_vec())).or_default() += 1;
+#[derive(Default)]
+struct Tally {
+    started: u32,
+    running: u32,
+    /// How many of the started had ended when the last lease_suspend returned.
+    given_up: u32,
+}
+
+static ACQUISITIONS: Mutex<Acquisitions> =
+    Mutex::new(Acquisitions { leases: BTreeMap::new(), running_unnamed: 0 });
+
+/// How an acquisition began: what the suspension was, and how many acquisitions of its lease
+/// no hold it may join can come from.
+#[derive(Debug, Clone, Copy)]
+pub struct Began {
+    pub mark: Mark,
+    given_up: u32,
+}
+
+/// Counts an acquisition that is about to start; `unnamed` for an asynchronous one with a NULL
+/// context.
+pub fn acquiring(file: FileTag, key: &[u8], unnamed: bool) -> Began {
+    let mut acquisitions = locked(&ACQUISITIONS);
+    if unnamed {
+        acquisitions.running_unnamed += 1;
+    }
+    let tally = acquisitions.leases.entry((file, key.to_vec())).or_default();
+    tally.started += 1;
+    if !unnamed {
+        tally.running += 1;
+    }
+    Began { mark: suspension::mark(), given_up: tally.given_up }
+}
+
+/// Ends an acquisition counted by [`acquiring`]: `None` for an unnamed one.
+pub fn acquired(lease: Option<(FileTag, &[u8])>) {
+    let mut acquisitions = locked(&ACQUISITIONS);
+    match lease {
+        None => acquisitions.running_unnamed = acquisitions.running_unnamed.saturating_sub(1),
+        Some((file, key)) => {
+            if let Some(tally) = acquisitions.leases.get_mut(&(file, key.to_vec())) {
+                tally.running = tally.running.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// Records that a lease_suspend returned: every acquisition that had ended then has had its
+/// hold given up.
+pub fn holds_given_up() {
+    let mut acquisitions = locked(&ACQUISITIONS);
+    let unnamed = acquisitions.running_unnamed;
+    for tally in acquisitions.leases.values_mut() {
+        let ended = tally.started.saturating_sub(tally.running + unnamed);
+        tally.given_up = tally.given_up.max(ended);
+    }
 }
 
 /// The context of asynchronous acquisitions: how many were started with it, how many called
@@ -71,6 +157,9 @@ pub struct AsyncRecord {
     /// Keep guards for the fuzzer rather than release them in the callback.
     pub keep: bool,
     pub kept: Mutex<Vec<GuardInfo>>,
+    /// How the oldest acquisition that has not called back began (a callback cannot tell which
+    /// of them it ends); what it says holds for them all.
+    oldest: Mutex<Option<Began>>,
 }
 
 impl AsyncRecord {
@@ -81,7 +170,25 @@ impl AsyncRecord {
             calls: AtomicU32::new(0),
             keep,
             kept: Mutex::new(Vec::new()),
+            oldest: Mutex::new(None),
         }
+    }
+
+    /// Counts an acquisition of `file` and `key` with this context that is about to start. The
+    /// callback may run before lease_lock_acquire_async returns.
+    pub fn starting(&self, file: FileTag, key: &[u8]) {
+        let mut oldest = locked(&self.oldest);
+        let began = acquiring(file, key, self.lease.is_none());
+        if oldest.is_none() || self.all_called_back() {
+            *oldest = Some(began);
+        }
+        self.started.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Takes back [`starting`](Self::starting) when lease_lock_acquire_async failed.
+    pub fn not_started(&self, file: FileTag, key: &[u8]) {
+        self.started.fetch_sub(1, Ordering::SeqCst);
+        acquired(self.lease.as_ref().map(|_| (file, key)));
     }
 
     /// The context to pass for it: NULL for [`NULL_CONTEXT`].
@@ -105,13 +212,17 @@ pub static NULL_CONTEXT: AsyncRecord = AsyncRecord {
     calls: AtomicU32::new(0),
     keep: false,
     kept: Mutex::new(Vec::new()),
+    oldest: Mutex::new(None),
 };
 
 /// Starts an input afresh: no acquisitions counted, none started with a NULL context.
 pub fn forget_acquisitions() {
-    locked(&ACQUISITIONS).clear();
+    let mut acquisitions = locked(&ACQUISITIONS);
+    acquisitions.leases.clear();
+    acquisitions.running_unnamed = 0;
     NULL_CONTEXT.started.store(0, Ordering::SeqCst);
     NULL_CONTEXT.calls.store(0, Ordering::SeqCst);
+    *locked(&NULL_CONTEXT.oldest) = None;
 }
 
 /// The asynchronous acquisition callback (LeaseAcquireCallback).
@@ -128,19 +239,31 @@ pub unsafe extern "C" fn on_acquired(context: *mut c_void, status: LeaseStatus, 
 }
 
 fn on_acquired_record(record: &AsyncRecord, status: LeaseStatus, guard: *mut LeaseGuard) {
-    let calls = record.calls.fetch_add(1, Ordering::SeqCst) + 1;
+    let began = *locked(&record.oldest);
+    let Some(began) = began else {
+        return violation(format!("an acquisition called back, but none was started: {record:?}"));
+    };
+    on_acquired_began(record, status, guard, &began);
+    // Ended only now that its guard is known: a suspension from now on gives its hold up.
+    acquired(record.lease.as_ref().map(|(file, key)| (*file, &key[..])));
+    // Counted last: once every acquisition called back, the end of the input takes the guards
+    // kept.
+    record.calls.fetch_add(1, Ordering::SeqCst);
+}
+
+fn on_acquired_began(record: &AsyncRecord, status: LeaseStatus, guard: *mut LeaseGuard, began: &Began) {
+    let calls = record.calls.load(Ordering::SeqCst) + 1;
     if calls > record.started.load(Ordering::SeqCst) {
         violation(format!("an acquisition callback ran {calls} times for fewer acquisitions: {record:?}"));
     }
     let message = contract::last_error();
-    let allowed = [
-        LeaseStatus::LEASE_OK,
-        LeaseStatus::LEASE_TIMEOUT,
-        LeaseStatus::LEASE_CANCELLED,
-        LeaseStatus::LEASE_DATABASE,
-    ];
+    use LeaseStatus::{LEASE_CANCELLED, LEASE_DATABASE, LEASE_OK, LEASE_SUSPENDED, LEASE_TIMEOUT};
+    let allowed = began.mark.allowed(
+        &[LEASE_OK, LEASE_TIMEOUT, LEASE_CANCELLED, LEASE_DATABASE],
+        &[LEASE_SUSPENDED, LEASE_CANCELLED],
+    );
     if !allowed.contains(&status) {
-        violation(format!("an acquisition called back with {status:?}: {message}"));
+        violation(format!("an acquisition called back with {status:?}, not one of {allowed:?}: {message}"));
     }
     match (status, guard.is_null()) {
         (LeaseStatus::LEASE_OK, false) => {}
@@ -159,7 +282,7 @@ fn on_acquired_record(record: &AsyncRecord, status: LeaseStatus, guard: *mut Lea
         contract::status("lease_guard_check", &[LeaseStatus::LEASE_OK, LeaseStatus::LEASE_LOST], || {
             ffi::lease_guard_check(guard)
         });
-    let info = record.lease.as_ref().map(|(file, key)| GuardInfo::new(guard, *file, key));
+    let info = record.lease.as_ref().map(|(file, key)| GuardInfo::new(guard, *file, key, began));
     match info {
         Some(info) if record.keep => {
             info.lost.store(check == LeaseStatus::LEASE_LOST, Ordering::SeqCst);

@@ -86,9 +86,20 @@ fn set_known(message: String) {
 /// one of `allowed`; on LEASE_OK the last error is left alone, on any other status it is a
 /// message that names the function.
 pub fn status(function: &str, allowed: &[LeaseStatus], call: impl FnOnce() -> LeaseStatus) -> LeaseStatus {
+    status_after(function, call, || allowed.to_vec())
+}
+
+/// Like [`status`], with the statuses allowed known only once the call returned (those that
+/// depend on whether the process was suspended meanwhile: see [`crate::suspension::Mark`]).
+pub fn status_after(
+    function: &str,
+    call: impl FnOnce() -> LeaseStatus,
+    allowed: impl FnOnce() -> Vec<LeaseStatus>,
+) -> LeaseStatus {
     // Read before the call, so that calls nested in its callbacks update it.
     known();
     let status = call();
+    let allowed = allowed();
     let message = last_error();
     if tracing() {
         eprintln!("  {function} -> {status:?} {message:?}");

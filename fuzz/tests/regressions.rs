@@ -1,7 +1,6 @@
 //! Replays the inputs that found bugs (regressions/<target>/), so that every finding stays
-//! fixed. Each fails until its bug is fixed (tests/findings.rs has them reduced). A test binary of
-//! its own: an input that fails leaves liblease's state behind (guards held, say), which would
-//! fail the corpus's next inputs.
+//! fixed (tests/findings.rs has them reduced). A test binary of its own: an input that fails
+//! leaves liblease's state behind (guards held, say), which would fail the corpus's next inputs.
 
 mod replay;
 

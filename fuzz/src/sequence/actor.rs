@@ -11,7 +11,7 @@ use super::handles::{
     find, free_db, free_lock, free_store, put_free, release_guard, rollback_tx, At, Db, Handles, Lock, Store,
     Tx, TXS,
 };
-use super::library::{last_error, status_str, version};
+use super::library::{self, last_error, status_str, version};
 use super::locks::options_init;
 use super::ops::{ChunkMs, Op, Ref};
 use super::{Input, MAX_PARALLEL_OPS};
@@ -23,6 +23,10 @@ use lease::ffi::LeaseStatus::{LEASE_INVALID_ARGUMENT as INVALID, LEASE_MISUSE as
 
 /// The longest acquisition timeout, busy timeout and pause, in milliseconds.
 const LONGEST_MS: u8 = 10;
+
+/// The longest timeout of lease_suspend, in milliseconds: it waits only for statements that are
+/// running, which the suspension interrupts.
+const LONGEST_SUSPEND_MS: u8 = 200;
 
 /// How long the end of an input waits for asynchronous acquisitions to call back: far more than
 /// their timeouts; past it, one never called back.
@@ -186,6 +190,9 @@ impl<'a> Actor<'a> {
             Op::StatusStr { code } => status_str(*code),
             Op::LastError => last_error(),
             Op::Version => version(),
+            Op::Suspend { timeout_ms } => library::suspend(u32::from(timeout_ms % (LONGEST_SUSPEND_MS + 1))),
+            Op::Resume => library::resume(),
+            Op::IsSuspended => library::is_suspended(),
             // With a guard held, lease_shutdown waits 100 ms before it refuses: it is called only
             // while this thread holds none (a pending acquisition, or a guard a callback kept,
             // still makes it refuse).
@@ -250,9 +257,10 @@ impl<'a> Actor<'a> {
         }
     }
 
-    /// Ends the input: everything ended and freed, every acquisition called back, and the
-    /// library's thread stopped.
+    /// Ends the input: the process resumed, everything ended and freed, every acquisition called
+    /// back, and the library's thread stopped.
     pub(super) fn finish(mut self) {
+        library::resume();
         // Transactions first: a release or a renewal may wait for their write turn.
         for tx in std::mem::take(&mut self.txs) {
             rollback_tx(tx);

@@ -11,6 +11,7 @@ use super::ops::Ref;
 use crate::callbacks::{GuardInfo, LostRecord};
 use crate::contract;
 use crate::files::FileTag;
+use crate::suspension::Mark;
 
 /// The slots of each handle type.
 const STORES: usize = 3;
@@ -49,8 +50,17 @@ pub(super) struct Tx {
     pub(super) ptr: *mut LeaseTx,
     /// Its database's file.
     pub(super) file: usize,
+    /// The handle it began through, and how many transactions had begun through it then (its
+    /// own included).
+    pub(super) db: *mut LeaseDb,
+    pub(super) begins: u32,
     pub(super) chunked: bool,
     pub(super) state: TxState,
+    /// Before it began: a suspension since may have rolled it back.
+    pub(super) since: Mark,
+    /// After its last call that succeeded (or its beginning): a whole suspension since surely
+    /// rolled it back, if it was still open.
+    pub(super) quiet: Mark,
 }
 
 // SAFETY: a LeaseTx may move between threads; only one thread at a time ever has it here.

@@ -1,10 +1,15 @@
-//! The calls on the library as a whole: statuses' texts, the last error, the version.
+//! The calls on the library as a whole: statuses' texts, the last error, the version, and the
+//! process's suspension.
 
 use std::ffi::CStr;
 
 use lease::ffi::{self, LeaseStatus};
 
+use crate::callbacks;
 use crate::contract::{self, violation};
+use crate::suspension::{self, Call};
+
+use LeaseStatus::{LEASE_OK as OK, LEASE_TIMEOUT as TIMEOUT};
 
 pub(super) fn status_str(code: u32) {
     let text = contract::untouched("lease_status_str", || ffi::lease_status_str(code));
@@ -49,5 +54,38 @@ pub(super) fn version() {
             "lease_version is {version:?}, the header's LEASE_VERSION_STRING {:?}",
             header_version()
         ));
+    }
+}
+
+/// lease_suspend: the process is suspended when it returns, whichever status.
+pub(super) fn suspend(timeout_ms: u32) {
+    let call = Call::start(true);
+    contract::status("lease_suspend", &[OK, TIMEOUT], || ffi::lease_suspend(timeout_ms));
+    // A lease_resume meanwhile may have let an acquisition take a hold after this call gave
+    // them up.
+    if call.end() {
+        callbacks::holds_given_up();
+    }
+}
+
+/// lease_resume, which cannot fail and so leaves the last error alone.
+pub(super) fn resume() {
+    let call = Call::start(false);
+    contract::untouched("lease_resume", || ffi::lease_resume());
+    let _ = call.end();
+}
+
+pub(super) fn is_suspended() {
+    let mark = suspension::mark();
+    let suspended = contract::untouched("lease_is_suspended", || ffi::lease_is_suspended());
+    let expected = if mark.suspended_throughout() {
+        Some(true)
+    } else if !mark.may_have_suspended() {
+        Some(false)
+    } else {
+        None
+    };
+    if expected.is_some_and(|expected| expected != suspended) {
+        violation(format!("lease_is_suspended returned {suspended}: {mark:?}"));
     }
 }

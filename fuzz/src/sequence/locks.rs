@@ -14,10 +14,11 @@ use crate::callbacks::{self, AsyncRecord, GuardInfo, LostRecord, NULL_CONTEXT};
 use crate::contract::{self, c_ptr, c_text, out_slot, violation, written};
 use crate::files::{FileTag, Opens, PathArg};
 use crate::locked;
+use crate::suspension;
 
 use LeaseStatus::{
     LEASE_BUSY as BUSY, LEASE_DATABASE as DATABASE, LEASE_INVALID_ARGUMENT as INVALID, LEASE_LOST as LOST,
-    LEASE_OK as OK, LEASE_TIMEOUT as TIMEOUT,
+    LEASE_OK as OK, LEASE_SUSPENDED as SUSPENDED, LEASE_TIMEOUT as TIMEOUT,
 };
 
 /// LeaseLockOptions as the fuzzer lays it out: the four fields, then bytes that a later version
@@ -40,17 +41,25 @@ static NO_ACQUISITION: u8 = 0;
 impl Actor<'_> {
     pub(super) fn store_open(&mut self, path: PathArg, null_out: bool, slot: u8) {
         let (path, opens) = self.input.files.c_path(path);
-        let allowed: &[LeaseStatus] = match opens {
-            _ if null_out => &[INVALID],
-            Opens::Invalid => &[INVALID],
-            Opens::Fails => &[DATABASE],
-            Opens::File(index) if self.input.touched[index].load(Ordering::SeqCst) => &[OK, DATABASE, BUSY],
-            Opens::File(_) => &[OK],
+        // While suspended (the second list), a file that needs no write opens all the same: each
+        // input's files are in WAL mode with their lease table until SQL writes them.
+        let (usual, suspended): (&[LeaseStatus], &[LeaseStatus]) = match opens {
+            _ if null_out => (&[INVALID], &[INVALID]),
+            Opens::Invalid => (&[INVALID], &[INVALID]),
+            Opens::Fails => (&[DATABASE], &[DATABASE, SUSPENDED]),
+            Opens::File(index) if self.input.touched[index].load(Ordering::SeqCst) => {
+                (&[OK, DATABASE, BUSY], &[OK, DATABASE, BUSY, SUSPENDED])
+            }
+            Opens::File(_) => (&[OK], &[OK]),
         };
         let mut out = out_slot();
         let out_ptr = if null_out { null_mut() } else { &mut out };
-        let status =
-            contract::status("lease_store_open", allowed, || ffi::lease_store_open(c_ptr(&path), out_ptr));
+        let mark = suspension::mark();
+        let status = contract::status_after(
+            "lease_store_open",
+            || ffi::lease_store_open(c_ptr(&path), out_ptr),
+            || mark.allowed(usual, suspended),
+        );
         if null_out {
             return;
         }
@@ -129,31 +138,46 @@ impl Actor<'_> {
         let out_ptr = if null_out { null_mut() } else { &mut out };
         let lock_ptr = lock.map_or(null_mut(), |lock| lock.ptr);
         let valid = !null_out && lock.is_some();
-        if let (true, Some(lock)) = (valid, lock) {
-            callbacks::acquiring(lock.file, &lock.key);
-        }
+        let began = lock.filter(|_| valid).map(|lock| callbacks::acquiring(lock.file, &lock.key, false));
+        let mark = began.map_or_else(suspension::mark, |began| began.mark);
         // While this process holds the lease, acquiring it again joins that hold at once.
         let held = lock.and_then(|lock| self.held(lock.file, &lock.key));
-        let allowed: &[LeaseStatus] = match (valid, held, timeout_ms) {
-            (false, ..) => &[INVALID],
-            (true, Some(_), _) => &[OK],
-            (true, None, None) => &[OK, BUSY, DATABASE],
-            (true, None, Some(_)) => &[OK, TIMEOUT, DATABASE],
+        // While suspended (the second list), every acquisition is refused.
+        let (usual, suspended): (&[LeaseStatus], &[LeaseStatus]) = match (valid, held, timeout_ms) {
+            (false, ..) => (&[INVALID], &[INVALID]),
+            (true, Some(_), _) => (&[OK], &[SUSPENDED]),
+            (true, None, None) => (&[OK, BUSY, DATABASE], &[SUSPENDED]),
+            (true, None, Some(_)) => (&[OK, TIMEOUT, DATABASE], &[SUSPENDED]),
         };
         let function = if timeout_ms.is_some() { "lease_lock_acquire" } else { "lease_lock_try_acquire" };
-        let status = contract::status(function, allowed, || match timeout_ms {
-            None => ffi::lease_lock_try_acquire(lock_ptr, out_ptr),
-            Some(timeout_ms) => ffi::lease_lock_acquire(lock_ptr, timeout_ms.into(), out_ptr),
-        });
-        if null_out {
+        let status = contract::status_after(
+            function,
+            || match timeout_ms {
+                None => ffi::lease_lock_try_acquire(lock_ptr, out_ptr),
+                Some(timeout_ms) => ffi::lease_lock_acquire(lock_ptr, timeout_ms.into(), out_ptr),
+            },
+            || mark.allowed(usual, suspended),
+        );
+        let (Some(lock), Some(began)) = (lock, began) else {
+            // Not valid: nothing was acquired, and out_guard was NULL or must be left alone.
+            if !null_out {
+                written(function, status, out);
+            }
             return;
+        };
+        let (file, key) = (lock.file, lock.key.clone());
+        if let Some(ptr) = written(function, status, out) {
+            let guard = GuardInfo::new(ptr, file, &key, &began);
+            // A suspension meanwhile may have ended the hold before this acquisition came.
+            let joined = held.filter(|_| !began.mark.may_have_suspended());
+            if let Some(generation) =
+                joined.filter(|generation| guard.dirty || guard.generation != *generation)
+            {
+                violation(format!("{function} joined a hold of generation {generation} but got {guard:?}"));
+            }
+            release_guard(put(&mut self.own.guards, slot, guard));
         }
-        let (Some(ptr), Some(lock)) = (written(function, status, out), lock) else { return };
-        let guard = GuardInfo::new(ptr, lock.file, &lock.key);
-        if let Some(generation) = held.filter(|generation| guard.dirty || guard.generation != *generation) {
-            violation(format!("{function} joined a hold of generation {generation} but got {guard:?}"));
-        }
-        release_guard(put(&mut self.own.guards, slot, guard));
+        callbacks::acquired(Some((file, &key)));
     }
 
     /// The generation of a hold of this lease that this thread sees and that is surely still
@@ -214,17 +238,18 @@ impl Actor<'_> {
         let valid = lock.is_some() && !null_callback;
         let lock_ptr = lock.map_or(null_mut(), |lock| lock.ptr);
         let callback = (!null_callback).then_some(callbacks::on_acquired as _);
-        if let (true, Some(lock)) = (valid, lock) {
-            callbacks::acquiring(lock.file, &lock.key);
-        }
+        let lock = lock.filter(|_| valid);
         // Counted first: the callback may run before the call returns.
-        record.started.fetch_add(1, Ordering::SeqCst);
+        if let Some(lock) = lock {
+            record.starting(lock.file, &lock.key);
+        }
+        // Even while suspended it starts: the callback says LEASE_SUSPENDED.
         let status =
             contract::status("lease_lock_acquire_async", &[if valid { OK } else { INVALID }], || {
                 ffi::lease_lock_acquire_async(lock_ptr, timeout_ms.into(), callback, record.context())
             });
-        if status != OK {
-            record.started.fetch_sub(1, Ordering::SeqCst);
+        if let (Some(lock), true) = (lock, status != OK) {
+            record.not_started(lock.file, &lock.key);
         }
     }
 
@@ -295,7 +320,8 @@ impl Actor<'_> {
         let info = self.guard(guard);
         let allowed: &[LeaseStatus] = match info {
             None => &[INVALID],
-            Some(info) if info.lost.load(Ordering::SeqCst) => &[LOST],
+            // Said before, or a suspension has given up every lease since the guard was made.
+            Some(info) if info.surely_lost() => &[LOST],
             Some(info) if self.input.surely_held(info) => &[OK],
             Some(_) => &[OK, LOST],
         };

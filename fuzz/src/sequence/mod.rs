@@ -14,12 +14,16 @@
 //! the step ends. The transactions go to the first thread alone (a LeaseTx is used by one thread
 //! at a time).
 //!
-//! Every duration is short (acquisitions, busy timeouts and pauses up to 10 ms) so that an
-//! input runs in well under a second, even one that waits for itself: a thread with an open
-//! transaction may write outside it, which waits for the transaction until the busy timeout.
+//! Every duration is short (acquisitions, busy timeouts and pauses up to 10 ms, lease_suspend's
+//! timeout up to 200 ms) so that an input runs in well under a second, even one that waits for
+//! itself: a thread with an open transaction may write outside it, which waits for the
+//! transaction until the busy timeout.
 //!
-//! At the end everything is ended and freed, every asynchronous acquisition has called back, and
-//! lease_shutdown must return LEASE_OK.
+//! Any step may suspend the process or resume it, on either thread of a parallel step; the
+//! checks then follow what the header says of a suspension (see `crate::suspension`).
+//!
+//! At the end the process is resumed, everything is ended and freed, every asynchronous
+//! acquisition has called back, and lease_shutdown must return LEASE_OK.
 
 mod actor;
 mod databases;
@@ -86,6 +90,8 @@ struct Input {
     touched: [AtomicBool; DATABASES],
     /// The shortest lease_ms of the locks made on each lease (file and key).
     shortest_lease: Mutex<BTreeMap<(FileTag, Vec<u8>), u32>>,
+    /// How many transactions have begun through each database handle (by its address).
+    begins: Mutex<BTreeMap<usize, u32>>,
 }
 
 impl Input {
@@ -101,19 +107,37 @@ impl Input {
             next_memory: AtomicU32::new(0),
             touched: Default::default(),
             shortest_lease: Mutex::default(),
+            begins: Mutex::default(),
         }
     }
 
+    /// Counts a transaction begun through `db`; returns how many have.
+    fn began(&self, db: *mut ffi::LeaseDb) -> u32 {
+        let mut begins = locked(&self.begins);
+        let count = begins.entry(db.addr()).or_default();
+        *count += 1;
+        *count
+    }
+
+    /// How many transactions have begun through `db`.
+    fn begins(&self, db: *mut ffi::LeaseDb) -> u32 {
+        locked(&self.begins).get(&db.addr()).copied().unwrap_or(0)
+    }
+
     /// True when `guard`'s lease cannot have been lost yet: it was not seen lost, no SQL wrote
-    /// its file, and every lock on it has a lease of the default length or more, which an
-    /// input does not outlast (its renewals always have time to get in).
+    /// its file, every lock on it has a lease of the default length or more, which an input
+    /// does not outlast (its renewals always have time to get in), and the process cannot have
+    /// been suspended since its acquisition began.
     fn surely_held(&self, guard: &GuardInfo) -> bool {
         let untouched = match guard.file {
             FileTag::Database(index) => !self.touched[index].load(Ordering::SeqCst),
             FileTag::Memory(_) => true,
         };
         let shortest = locked(&self.shortest_lease).get(&(guard.file, guard.key.clone())).copied();
-        !guard.lost.load(Ordering::SeqCst) && untouched && shortest.is_some_and(|ms| ms >= DEFAULT_OPTIONS[0])
+        !guard.lost.load(Ordering::SeqCst)
+            && untouched
+            && shortest.is_some_and(|ms| ms >= DEFAULT_OPTIONS[0])
+            && !guard.before.may_have_suspended()
     }
 }
 

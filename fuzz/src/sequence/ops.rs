@@ -154,6 +154,12 @@ pub(super) enum Op {
     },
     LastError,
     Version,
+    /// lease_suspend, with a timeout of up to 200 ms.
+    Suspend {
+        timeout_ms: u8,
+    },
+    Resume,
+    IsSuspended,
     Shutdown,
     Sleep {
         ms: u8,
@@ -328,9 +334,19 @@ impl Sql {
     }
 }
 
+/// What a statement does to the database, as far as the fuzzer can tell: the SQL of [`SQL`]
+/// that surely reads and surely writes (which SQLite counts as such: sqlite3_stmt_readonly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Effect {
+    Reads,
+    Writes,
+    Unknown,
+}
+
 /// A statement laid out for C.
 pub(super) struct CStatement {
     sql: Option<Vec<u8>>,
+    pub(super) effect: Effect,
     params: Bound,
     null_params: bool,
     pub(super) count: usize,
@@ -342,8 +358,22 @@ impl CStatement {
         let params = Bound::new(&statement.params);
         let count = params.len().saturating_sub(statement.fewer.into());
         let bad_param = !statement.null_params && first_invalid(&statement.params, count).is_some();
+        let effect = match statement.sql {
+            Sql::Known(index) => {
+                let sql = SQL[usize::from(index) % SQL.len()];
+                if sql.starts_with("SELECT") || sql.starts_with("WITH") {
+                    Effect::Reads
+                } else if ["INSERT", "UPDATE", "DELETE"].iter().any(|write| sql.starts_with(write)) {
+                    Effect::Writes
+                } else {
+                    Effect::Unknown
+                }
+            }
+            _ => Effect::Unknown,
+        };
         CStatement {
             sql: statement.sql.c_string(),
+            effect,
             params,
             null_params: statement.null_params,
             count,
