@@ -107,10 +107,9 @@ fn a_query_of_begin_leaves_later_queries_seeing_what_is_committed() {
 /// rolled back returns LEASE_MISUSE ("the transaction has ended", with no reason), where the
 /// header says LEASE_SUSPENDED: "the process was suspended (lease_suspend), which rolled the
 /// transaction back: it has ended, and later calls return LEASE_MISUSE" (and lease_suspend:
-/// "every call on a transaction that was open" is refused with LEASE_SUSPENDED). abi_sequence
-/// tolerates it (see `tx_allowed` in src/sequence/databases.rs) until it is fixed.
+/// "every call on a transaction that was open" is refused with LEASE_SUSPENDED). Fixed: the
+/// handle keeps the ids of the transactions a suspension rolled back until each is told.
 #[test]
-#[ignore = "a liblease bug, not fixed yet: cargo test --test findings -- --ignored"]
 fn a_transaction_rolled_back_by_a_suspension_says_so_after_its_handle_began_another() {
     let _alone = alone();
     let (_dir, path) = temporary_database();

@@ -9,7 +9,6 @@ use lease::ffi::{self, LeaseStatus};
 use super::actor::Actor;
 use super::handles::{free_db, put, rollback_tx, Db, Tx, TxState, TXS};
 use super::ops::{CStatement, Effect, InDbRow, InTxRow, Ref, RowPlan, Statement};
-use super::Input;
 use crate::contract::{self, c_ptr, c_string, out_slot, violation, written};
 use crate::files::{FileTag, Opens, PathArg};
 use crate::rows::{self, Column};
@@ -242,9 +241,8 @@ impl Actor<'_> {
         if let Some(ptr) = written(function, status, out) {
             let file = db.map_or(0, |db| db.file);
             let chunked = matches!(begin, Begin::Chunked(_));
-            let begins = self.input.began(db_ptr);
             let (since, quiet) = (mark, suspension::mark());
-            let tx = Tx { ptr, file, db: db_ptr, begins, chunked, state: TxState::Open, since, quiet };
+            let tx = Tx { ptr, file, chunked, state: TxState::Open, since, quiet };
             let at = usize::from(slot) % TXS;
             rollback_tx(self.txs[at].replace(tx));
         }
@@ -257,7 +255,6 @@ impl Actor<'_> {
         self.touch(tx.map(|tx| tx.file), &statement);
         let state = tx.map(|tx| tx.state);
         let allowed = tx_allowed(
-            self.input,
             tx,
             tx_call_allowed(state, statement.invalid()),
             tx_call_suspended(state, statement.invalid()),
@@ -290,8 +287,7 @@ impl Actor<'_> {
         let tx = at.and_then(|at| self.txs[at].as_ref());
         self.touch(tx.map(|tx| tx.file), &statement);
         let (state, invalid) = (tx.map(|tx| tx.state), statement.invalid() || plan.null_callback);
-        let allowed =
-            tx_allowed(self.input, tx, tx_call_allowed(state, invalid), tx_call_suspended(state, invalid));
+        let allowed = tx_allowed(tx, tx_call_allowed(state, invalid), tx_call_suspended(state, invalid));
         let tx_ptr = tx.map_or(null_mut(), |tx| tx.ptr);
         let db_ptr = match nested {
             InTxRow::QueryDb(db) => self.db(*db).map_or(null_mut(), |db| db.ptr),
@@ -355,7 +351,7 @@ impl Actor<'_> {
             Some(TxState::Open) => &[OK, BUSY, DATABASE],
             Some(TxState::Unknown) => &[OK, BUSY, DATABASE, MISUSE],
         };
-        let allowed = tx_allowed(self.input, tx.as_deref(), usual, tx_call_suspended(state, false));
+        let allowed = tx_allowed(tx.as_deref(), usual, tx_call_suspended(state, false));
         let tx_ptr = tx.as_ref().map_or(null_mut(), |tx| tx.ptr);
         let mut committed = prefill;
         let out_ptr = if null_out { null_mut() } else { &mut committed };
@@ -391,7 +387,7 @@ impl Actor<'_> {
             Some(TxState::Open) => &[OK, DATABASE],
             Some(TxState::Unknown) => &[OK, DATABASE, MISUSE],
         };
-        let allowed = tx_allowed(self.input, tx.as_ref(), usual, tx_call_suspended(state, false));
+        let allowed = tx_allowed(tx.as_ref(), usual, tx_call_suspended(state, false));
         let tx_ptr = tx.map_or(null_mut(), |tx| tx.ptr);
         contract::status_after("lease_tx_commit", || ffi::lease_tx_commit(tx_ptr), allowed);
     }
@@ -435,29 +431,19 @@ fn tx_call_suspended(state: Option<TxState>, invalid: bool) -> &'static [LeaseSt
 /// whole suspension came since its last call that succeeded, which rolled it back (no call
 /// on it ran meanwhile: only this thread uses it); either when one may have come since it
 /// began.
-///
-/// And LEASE_MISUSE too, once the suspension may have rolled it back and another transaction
-/// has begun through its handle: a known bug of liblease (tests/findings.rs,
-/// a_transaction_rolled_back_by_a_suspension_says_so_after_its_handle_began_another), let
-/// through so that fuzzing goes on finding others. Remove it once that is fixed.
-fn tx_allowed<'a>(
-    input: &'a Input,
+fn tx_allowed(
     tx: Option<&Tx>,
     usual: &'static [LeaseStatus],
     suspended: &'static [LeaseStatus],
-) -> impl FnOnce() -> Vec<LeaseStatus> + 'a {
-    let marks = tx.map(|tx| (tx.since, tx.quiet.suspension_completed(), tx.db, tx.begins));
+) -> impl FnOnce() -> Vec<LeaseStatus> {
+    let marks = tx.map(|tx| (tx.since, tx.quiet.suspension_completed()));
     move || {
-        let Some((since, rolled_back, db, begins)) = marks else { return usual.to_vec() };
-        let mut allowed = match rolled_back {
+        let Some((since, rolled_back)) = marks else { return usual.to_vec() };
+        match rolled_back {
             true => suspended.to_vec(),
             false if since.may_have_suspended() => suspension::either(usual, suspended),
-            false => return usual.to_vec(),
-        };
-        if input.begins(db) > begins && allowed.contains(&SUSPENDED) && !allowed.contains(&MISUSE) {
-            allowed.push(MISUSE);
+            false => usual.to_vec(),
         }
-        allowed
     }
 }
 

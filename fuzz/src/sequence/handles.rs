@@ -50,10 +50,6 @@ pub(super) struct Tx {
     pub(super) ptr: *mut LeaseTx,
     /// Its database's file.
     pub(super) file: usize,
-    /// The handle it began through, and how many transactions had begun through it then (its
-    /// own included).
-    pub(super) db: *mut LeaseDb,
-    pub(super) begins: u32,
     pub(super) chunked: bool,
     pub(super) state: TxState,
     /// Before it began: a suspension since may have rolled it back.

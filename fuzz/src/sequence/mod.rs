@@ -90,8 +90,6 @@ struct Input {
     touched: [AtomicBool; DATABASES],
     /// The shortest lease_ms of the locks made on each lease (file and key).
     shortest_lease: Mutex<BTreeMap<(FileTag, Vec<u8>), u32>>,
-    /// How many transactions have begun through each database handle (by its address).
-    begins: Mutex<BTreeMap<usize, u32>>,
 }
 
 impl Input {
@@ -107,21 +105,7 @@ impl Input {
             next_memory: AtomicU32::new(0),
             touched: Default::default(),
             shortest_lease: Mutex::default(),
-            begins: Mutex::default(),
         }
-    }
-
-    /// Counts a transaction begun through `db`; returns how many have.
-    fn began(&self, db: *mut ffi::LeaseDb) -> u32 {
-        let mut begins = locked(&self.begins);
-        let count = begins.entry(db.addr()).or_default();
-        *count += 1;
-        *count
-    }
-
-    /// How many transactions have begun through `db`.
-    fn begins(&self, db: *mut ffi::LeaseDb) -> u32 {
-        locked(&self.begins).get(&db.addr()).copied().unwrap_or(0)
     }
 
     /// True when `guard`'s lease cannot have been lost yet: it was not seen lost, no SQL wrote
