@@ -1,6 +1,7 @@
 /*
- * C tests of liblease's C ABI for knowing what changed: LeaseObserver (lease_db_observe,
- * LeaseChangeCallback, lease_observer_free). The writers are other processes: this program run
+ * C tests of liblease's C ABI for knowing what changed and for schema migrations: LeaseObserver
+ * (lease_db_observe, LeaseChangeCallback, lease_observer_free) and lease_db_migrate
+ * (LeaseMigrationStep). The writers and the migrators are other processes: this program run
  * again with a role, and the sqlite3 command-line tool as a writer that does not use liblease.
  * See harness.h for the checks and the child processes.
  */
@@ -57,6 +58,22 @@ static Answer ask(LeaseDb *db, const char *sql)
 static long long query_number(LeaseDb *db, const char *sql)
 {
     return ask(db, sql).number;
+}
+
+/* The versions whose step committed, in order, as "1,2,3" ("" for none). */
+static Answer steps_run(LeaseDb *db)
+{
+    return ask(db, "SELECT coalesce(group_concat(version, ','), '') FROM (SELECT version FROM steps ORDER BY version)");
+}
+
+static int table_exists(LeaseDb *db, const char *name)
+{
+    LeaseValue param = {LEASE_VALUE_TEXT, 0, 0.0, (const uint8_t *)name, strlen(name)};
+    Answer answer = {-1, ""};
+    CHECK_STATUS(lease_db_query(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?", &param, 1,
+                                take_first_row, &answer),
+                 LEASE_OK);
+    return answer.number == 1;
 }
 
 /* ---- What an observer is told ---------------------------------------------------------------- */
@@ -280,6 +297,48 @@ static int run_sqlite3(const char *path, const char *sql)
     return waitpid(pid, &status, 0) == pid && exited_cleanly(status);
 }
 
+/* ---- Migrations ------------------------------------------------------------------------------ */
+
+/* What make_version does, and what it did. */
+typedef struct {
+    int calls;            /* steps called in this process */
+    uint32_t fail_at;     /* the version whose step fails, or 0 */
+    LeaseStatus fail_with; /* what that step returns, having written */
+    int end_tx;           /* each step tries lease_tx_commit and lease_tx_rollback on its tx */
+    uint32_t stuck_at;    /* the version whose step reports "in-step" and never returns */
+} Steps;
+
+/* The tests' migration step: version v makes table t<v> and records (v, this process) in steps. */
+static LeaseStatus make_version(void *context, LeaseTx *tx, uint32_t version)
+{
+    Steps *steps = context;
+    LeaseValue row[2];
+    char sql[64];
+    steps->calls++;
+    row[0] = integer_value(version);
+    row[1] = integer_value(getpid());
+    snprintf(sql, sizeof sql, "CREATE TABLE t%u(x)", (unsigned)version);
+    CHECK_STATUS(lease_tx_execute(tx, "CREATE TABLE IF NOT EXISTS steps(version INTEGER, pid INTEGER)", NULL, 0, NULL),
+                 LEASE_OK);
+    CHECK_STATUS(lease_tx_execute(tx, sql, NULL, 0, NULL), LEASE_OK);
+    CHECK_STATUS(lease_tx_execute(tx, "INSERT INTO steps VALUES (?, ?)", row, 2, NULL), LEASE_OK);
+    if (steps->end_tx) {
+        /* The transaction is the library's: both refuse, and it stays open. */
+        CHECK_STATUS(lease_tx_commit(tx), LEASE_MISUSE);
+        CHECK(error_mentions("lease_tx_commit") && error_mentions("lease_db_migrate"));
+        lease_tx_rollback(tx);
+        CHECK(error_mentions("lease_tx_rollback") && error_mentions("lease_db_migrate"));
+        CHECK_STATUS(lease_tx_execute(tx, "INSERT INTO steps VALUES (?, ?)", row, 2, NULL), LEASE_OK);
+    }
+    if (version == steps->stuck_at) {
+        report("in-step", 0, 0);
+        for (;;)
+            pause();
+    }
+    sleep_ms(30); /* long enough that other migrators are at the door meanwhile */
+    return version == steps->fail_at ? steps->fail_with : LEASE_OK;
+}
+
 /* ---- Child roles ----------------------------------------------------------------------------- */
 
 /* writer DB: writes through a LeaseDb of its own, reporting "done" after each order: "tx T U" a
@@ -325,10 +384,44 @@ static void child_writer(const char *path)
     lease_db_free(db);
 }
 
+/* migrator DB VERSION: opens DB, reports "ready", and on an order migrates it to VERSION with
+ * make_version; reports "migrated STATUS". */
+static void child_migrator(const char *path, uint32_t target)
+{
+    LeaseDb *db = NULL;
+    Steps steps = {0};
+    LeaseStatus status;
+    REQUIRE(CHECK_STATUS(lease_db_open(path, &db), LEASE_OK));
+    report("ready", 0, 0);
+    await_order();
+    status = lease_db_migrate(db, target, make_version, &steps, CHILD_REPLY_MS);
+    if (status != LEASE_OK)
+        fprintf(stderr, "migrator: %s\n", lease_last_error_message());
+    report("migrated", status, 1);
+    lease_db_free(db);
+}
+
+/* stuck-migrator DB: migrates DB to version 2, and in step 2 reports "in-step" and waits to be
+ * killed. */
+static void child_stuck_migrator(const char *path)
+{
+    LeaseDb *db = NULL;
+    Steps steps = {0};
+    steps.stuck_at = 2;
+    REQUIRE(CHECK_STATUS(lease_db_open(path, &db), LEASE_OK));
+    lease_db_migrate(db, 2, make_version, &steps, CHILD_REPLY_MS);
+    fprintf(stderr, "stuck-migrator: the step returned\n");
+    failures++;
+}
+
 int observe_child_role(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[0], "writer") == 0)
         child_writer(argv[1]);
+    else if (argc == 3 && strcmp(argv[0], "migrator") == 0)
+        child_migrator(argv[1], (uint32_t)atol(argv[2]));
+    else if (argc == 2 && strcmp(argv[0], "stuck-migrator") == 0)
+        child_stuck_migrator(argv[1]);
     else
         return 0;
     return 1;
@@ -577,6 +670,153 @@ static void test_shutdown_while_observing(void)
     told_destroy(&told);
 }
 
+/* ---- Cases: migrations ----------------------------------------------------------------------- */
+
+/* Four processes migrate a new file to version 3 at once: each step runs once, in one of them,
+ * and every one returns LEASE_OK. */
+static void test_migrate_four_processes_at_once(void)
+{
+    enum { MIGRATORS = 4 };
+    const char *path = db_path("migrate-four");
+    LeaseDb *db = NULL;
+    Child migrator[MIGRATORS];
+    LeaseValue pid[MIGRATORS];
+    Answer by_migrators = {-1, ""};
+    char line[64];
+    int started = 0, i;
+    REQUIRE(CHECK_STATUS(lease_db_open(path, &db), LEASE_OK));
+    for (i = 0; i < MIGRATORS; i++)
+        started += CHECK(child_start(&migrator[i], "migrator", path, "3", NULL, NULL));
+    REQUIRE(started == MIGRATORS);
+    for (i = 0; i < MIGRATORS; i++)
+        CHECK(child_read(&migrator[i], line, sizeof line, CHILD_REPLY_MS) && strcmp(line, "ready") == 0);
+    for (i = 0; i < MIGRATORS; i++)
+        child_order(&migrator[i], "go\n");
+    for (i = 0; i < MIGRATORS; i++) {
+        pid[i] = integer_value(migrator[i].pid);
+        CHECK(child_read_number(&migrator[i], "migrated") == LEASE_OK);
+        CHECK(exited_cleanly(child_wait(&migrator[i], CHILD_REPLY_MS)));
+    }
+
+    CHECK(strcmp(steps_run(db).text, "1,2,3") == 0);
+    CHECK(query_number(db, "PRAGMA user_version") == 3);
+    CHECK(table_exists(db, "t1") && table_exists(db, "t2") && table_exists(db, "t3"));
+    CHECK_STATUS(lease_db_query(db, "SELECT count(*) FROM steps WHERE pid IN (?, ?, ?, ?)", pid, MIGRATORS,
+                                take_first_row, &by_migrators),
+                 LEASE_OK);
+    CHECK(by_migrators.number == 3);
+    lease_db_free(db);
+}
+
+/* A step that returns a status other than LEASE_OK: lease_db_migrate returns that very status,
+ * the message names the version, and the step's writes are rolled back (the file stays at the
+ * version before). A number that is no LeaseStatus is LEASE_INVALID_ARGUMENT. */
+static void test_migrate_failing_step(void)
+{
+    const char *path = db_path("migrate-failing");
+    LeaseDb *db = NULL;
+    Steps steps = {0};
+    unsigned status;
+    REQUIRE(CHECK_STATUS(lease_db_open(path, &db), LEASE_OK));
+    steps.fail_at = 2;
+    for (status = LEASE_BUSY; status <= LEASE_SUSPENDED; status++) {
+        steps.fail_with = (LeaseStatus)status;
+        CHECK_STATUS(lease_db_migrate(db, 3, make_version, &steps, CHILD_REPLY_MS), (LeaseStatus)status);
+        CHECK(error_mentions("lease_db_migrate") && error_mentions("version 2"));
+        CHECK(query_number(db, "PRAGMA user_version") == 1);
+        CHECK(strcmp(steps_run(db).text, "1") == 0);
+        CHECK(!table_exists(db, "t2"));
+    }
+    steps.fail_with = (LeaseStatus)77;
+    CHECK_STATUS(lease_db_migrate(db, 3, make_version, &steps, CHILD_REPLY_MS), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("version 2") && error_mentions("77"));
+    CHECK(query_number(db, "PRAGMA user_version") == 1 && !table_exists(db, "t2"));
+    CHECK(steps.calls == 1 + 9 + 1); /* step 1 once, then step 2 each time */
+
+    /* The next try runs the step again, and goes on. */
+    steps.fail_at = 0;
+    CHECK_STATUS(lease_db_migrate(db, 3, make_version, &steps, CHILD_REPLY_MS), LEASE_OK);
+    CHECK(strcmp(steps_run(db).text, "1,2,3") == 0 && query_number(db, "PRAGMA user_version") == 3);
+    lease_db_free(db);
+}
+
+/* A file above the target is refused, naming both versions; one at the target is left alone.
+ * Neither calls the step. */
+static void test_migrate_newer_file_and_file_at_target(void)
+{
+    const char *path = db_path("migrate-newer");
+    LeaseDb *db = NULL;
+    Steps steps = {0};
+    REQUIRE(CHECK_STATUS(lease_db_open(path, &db), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_db_migrate(db, 4, make_version, &steps, CHILD_REPLY_MS), LEASE_OK));
+    CHECK(steps.calls == 4);
+
+    CHECK_STATUS(lease_db_migrate(db, 3, make_version, &steps, CHILD_REPLY_MS), LEASE_DATABASE);
+    CHECK(error_mentions("lease_db_migrate") && error_mentions("version 4") && error_mentions(" 3"));
+    CHECK_STATUS(lease_db_migrate(db, 4, make_version, &steps, CHILD_REPLY_MS), LEASE_OK);
+    CHECK_STATUS(lease_db_migrate(db, 0, make_version, &steps, CHILD_REPLY_MS), LEASE_DATABASE);
+    CHECK(steps.calls == 4);
+    CHECK(query_number(db, "PRAGMA user_version") == 4 && strcmp(steps_run(db).text, "1,2,3,4") == 0);
+    lease_db_free(db);
+}
+
+/* The step's transaction is the library's: lease_tx_commit returns LEASE_MISUSE and
+ * lease_tx_rollback does nothing, both saying why, and the migration completes. */
+static void test_migrate_step_cannot_end_its_tx(void)
+{
+    const char *path = db_path("migrate-end-tx");
+    LeaseDb *db = NULL;
+    Steps steps = {0};
+    REQUIRE(CHECK_STATUS(lease_db_open(path, &db), LEASE_OK));
+    steps.end_tx = 1;
+    CHECK_STATUS(lease_db_migrate(db, 2, make_version, &steps, CHILD_REPLY_MS), LEASE_OK);
+    CHECK(steps.calls == 2);
+    CHECK(query_number(db, "PRAGMA user_version") == 2);
+    CHECK(strcmp(steps_run(db).text, "1,1,2,2") == 0); /* each step's rows, before and after */
+    lease_db_free(db);
+}
+
+/* A migrator killed (SIGKILL) in the middle of step 2 leaves the file at version 1; meanwhile
+ * another caller gives up at its timeout (LEASE_TIMEOUT); afterwards the next caller runs step 2. */
+static void test_migrate_killed_mid_step(void)
+{
+    const char *path = db_path("migrate-killed");
+    LeaseDb *db = NULL;
+    Steps steps = {0};
+    Child stuck;
+    char line[64];
+    REQUIRE(CHECK_STATUS(lease_db_open(path, &db), LEASE_OK));
+    REQUIRE(CHECK(child_start(&stuck, "stuck-migrator", path, NULL, NULL, NULL)));
+    REQUIRE(CHECK(child_read(&stuck, line, sizeof line, CHILD_REPLY_MS) && strcmp(line, "in-step") == 0));
+
+    CHECK_STATUS(lease_db_migrate(db, 2, make_version, &steps, 200), LEASE_TIMEOUT);
+    CHECK(error_mentions("lease_db_migrate") && error_mentions("version 2"));
+    CHECK(steps.calls == 0);
+    kill(stuck.pid, SIGKILL);
+    child_wait(&stuck, CHILD_REPLY_MS);
+
+    CHECK(query_number(db, "PRAGMA user_version") == 1);
+    CHECK(strcmp(steps_run(db).text, "1") == 0 && !table_exists(db, "t2"));
+    CHECK_STATUS(lease_db_migrate(db, 3, make_version, &steps, CHILD_REPLY_MS), LEASE_OK);
+    CHECK(steps.calls == 2);
+    CHECK(strcmp(steps_run(db).text, "1,2,3") == 0 && query_number(db, "PRAGMA user_version") == 3);
+    lease_db_free(db);
+}
+
+static void test_migrate_bad_arguments(void)
+{
+    const char *path = db_path("migrate-bad");
+    LeaseDb *db = NULL;
+    Steps steps = {0};
+    REQUIRE(CHECK_STATUS(lease_db_open(path, &db), LEASE_OK));
+    CHECK_STATUS(lease_db_migrate(NULL, 1, make_version, &steps, 1000), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("lease_db_migrate") && error_mentions("db is NULL"));
+    CHECK_STATUS(lease_db_migrate(db, 1, NULL, &steps, 1000), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("step is NULL"));
+    CHECK(steps.calls == 0 && query_number(db, "PRAGMA user_version") == 0);
+    lease_db_free(db);
+}
+
 const TestCase observe_cases[] = {
     {"observer_told_tables_of_another_process", test_observer_told_tables_of_another_process},
     {"observer_told_unknown_for_other_writers", test_observer_told_unknown_for_other_writers},
@@ -586,5 +826,11 @@ const TestCase observe_cases[] = {
     {"observer_outlives_its_db", test_observer_outlives_its_db},
     {"observe_bad_arguments", test_observe_bad_arguments},
     {"shutdown_while_observing", test_shutdown_while_observing},
+    {"migrate_four_processes_at_once", test_migrate_four_processes_at_once},
+    {"migrate_failing_step", test_migrate_failing_step},
+    {"migrate_newer_file_and_file_at_target", test_migrate_newer_file_and_file_at_target},
+    {"migrate_step_cannot_end_its_tx", test_migrate_step_cannot_end_its_tx},
+    {"migrate_killed_mid_step", test_migrate_killed_mid_step},
+    {"migrate_bad_arguments", test_migrate_bad_arguments},
 };
 const size_t observe_case_count = sizeof observe_cases / sizeof observe_cases[0];
