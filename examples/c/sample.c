@@ -4,17 +4,21 @@
  *
  *   make run            (or: sample [database-file])
  *
- * The program plays both processes. It starts as the app, opens the database, and starts the
- * extension by running itself again (fork and exec, as an app would launch a helper program).
+ * The program plays both processes. It starts as the app, starts the extension by running itself
+ * again (fork and exec, as an app would launch a helper program), and opens the database.
  *
+ *   Start: both processes migrate the database to the sample's schema at once; each migration
+ *          step runs in one of them, whichever gets to it first.
  *   Act 1: the app and the extension take turns; each release lets the other in at once. Each
  *          turn's result is written in a transaction fenced by the lease.
- *   Act 2: the app runs a long import in a chunked transaction while the extension makes short
+ *   Act 2: the extension observes the database; the app changes a setting, and the extension is
+ *          told which table changed and reloads it.
+ *   Act 3: the app runs a long import in a chunked transaction while the extension makes short
  *          writes under the lease; each short write waits milliseconds, and no row is lost.
- *   Act 3: the extension is suspended (SIGSTOP) while it holds the lease, as a system suspends a
+ *   Act 4: the extension is suspended (SIGSTOP) while it holds the lease, as a system suspends a
  *          background process; the app takes over when the lease runs out. Continued, the
  *          extension learns that its lease was lost, and its fenced write is refused.
- *   Act 4: the extension is killed (SIGKILL) while it holds the lease; the app takes over at once
+ *   Act 5: the extension is killed (SIGKILL) while it holds the lease; the app takes over at once
  *          where liblease can tell that the holder is gone (Linux), else when the lease runs out.
  *
  * Builds as C and as C++.
@@ -33,7 +37,7 @@
 #include <unistd.h>
 
 enum { TURNS = 3, LEASE_MS = 2000, RENEW_EVERY_MS = 500, WAIT_LIMIT_MS = 30000 };
-enum { IMPORT_ROWS = 4000, NOTES = 8 };
+enum { IMPORT_ROWS = 4000, NOTES = 8, SCHEMA_VERSION = 2 };
 
 static const char *me = "app";   /* which process this is, for the log */
 static long long started_ms;      /* when the app started: both processes count from it */
@@ -109,16 +113,36 @@ static LeaseValue integer_value(int64_t integer)
     return value;
 }
 
-/* Opens this process's connection to the shared file, with the sample's tables. */
+/* The sample's schema, one migration step per version. lease_db_migrate calls the steps the file
+ * lacks, each in a transaction of its own, and each runs once among all the processes that
+ * migrate the file at the same time. context counts the steps run by this process. */
+static LeaseStatus migrate(void *context, LeaseTx *tx, uint32_t version)
+{
+    int *steps_run = (int *)context;
+    LeaseStatus status = LEASE_INVALID_ARGUMENT;
+    if (version == 1) {
+        say("migrates the database to version 1: creates the tables log and import");
+        status = lease_tx_execute(tx, "CREATE TABLE log(id INTEGER PRIMARY KEY, who TEXT, what TEXT)", NULL, 0, NULL);
+        if (status == LEASE_OK)
+            status = lease_tx_execute(tx, "CREATE TABLE import(id INTEGER PRIMARY KEY, n INTEGER)", NULL, 0, NULL);
+    } else if (version == 2) {
+        say("migrates the database to version 2: creates the table settings");
+        status = lease_tx_execute(tx, "CREATE TABLE settings(name TEXT PRIMARY KEY, value TEXT)", NULL, 0, NULL);
+    }
+    sleep_ms(100); /* a real migration takes a while; the other process waits for it meanwhile */
+    if (status == LEASE_OK)
+        (*steps_run)++;
+    return status;
+}
+
+/* Opens this process's connection to the shared file, and brings the file to the sample's schema. */
 static void open_database(const char *path)
 {
+    int steps_run = 0;
     check(lease_db_open(path, &db), "lease_db_open");
-    check(lease_db_execute(db, "CREATE TABLE IF NOT EXISTS log(id INTEGER PRIMARY KEY, who TEXT, what TEXT)",
-                           NULL, 0, NULL),
-          "lease_db_execute");
-    check(lease_db_execute(db, "CREATE TABLE IF NOT EXISTS import(id INTEGER PRIMARY KEY, n INTEGER)", NULL, 0,
-                           NULL),
-          "lease_db_execute");
+    check(lease_db_migrate(db, SCHEMA_VERSION, migrate, &steps_run, WAIT_LIMIT_MS), "lease_db_migrate");
+    say("the database is at version %d; %d of its %d migration steps ran here", SCHEMA_VERSION, steps_run,
+        SCHEMA_VERSION);
 }
 
 /* Writes (me, what) into the log in a transaction fenced by guard: written only if the lease is
@@ -159,6 +183,37 @@ static long long count(const char *sql)
     return result;
 }
 
+/* A setting's value, from the table that the migration to version 2 made. */
+typedef struct {
+    char value[64];
+} Setting;
+
+static int32_t read_setting(void *context, const LeaseValue *columns, size_t n_columns)
+{
+    Setting *setting = (Setting *)context;
+    if (n_columns == 1 && columns[0].kind == LEASE_VALUE_TEXT)
+        snprintf(setting->value, sizeof setting->value, "%.*s", (int)columns[0].len, (const char *)columns[0].data);
+    return 0;
+}
+
+static Setting setting(const char *name)
+{
+    Setting found = {"(unset)"};
+    LeaseValue param = text_value(name);
+    check(lease_db_query(db, "SELECT value FROM settings WHERE name = ?", &param, 1, read_setting, &found),
+          "lease_db_query");
+    return found;
+}
+
+static void set_setting(const char *name, const char *value)
+{
+    LeaseValue row[2];
+    row[0] = text_value(name);
+    row[1] = text_value(value);
+    check(lease_db_execute(db, "INSERT OR REPLACE INTO settings(name, value) VALUES (?, ?)", row, 2, NULL),
+          "lease_db_execute");
+}
+
 /* ---- The lock -------------------------------------------------------------------------------- */
 
 /* Opens this process's store on the shared file, and its lock "sync". */
@@ -168,7 +223,7 @@ static LeaseLock *open_lock(const char *path)
     LeaseLock *lock = NULL;
     LeaseLockOptions options;
     check(lease_lock_options_init(&options, sizeof options), "lease_lock_options_init");
-    /* A short lease makes act 3 quick to watch (the default is 6 s). */
+    /* A short lease makes act 4 quick to watch (the default is 6 s). */
     options.lease_ms = LEASE_MS;
     options.renew_every_ms = RENEW_EVERY_MS;
     check(lease_store_open(path, &store), "lease_store_open");
@@ -210,7 +265,40 @@ static void take_turns(LeaseLock *lock, const char *what)
     }
 }
 
-/* ---- Act 2: two writers at once -------------------------------------------------------------- */
+/* ---- Act 2: knowing what changed ------------------------------------------------------------ */
+
+/* Called on the library's thread after commits to the database, by any process (this one too), with
+ * the tables they changed (NULL when a writer that does not use liblease committed: anything may have
+ * changed). The names are valid only during the call. */
+static void on_change(void *context, const char *const *tables, size_t n_tables)
+{
+    char names[256] = "";
+    size_t i, used = 0;
+    (void)context;
+    if (tables == NULL) {
+        say("(observer, on the library's thread) told that a writer outside liblease changed the database");
+    } else {
+        for (i = 0; i < n_tables && used < sizeof names; i++)
+            used += snprintf(names + used, sizeof names - used, "%s%s", i > 0 ? ", " : "", tables[i]);
+        say("(observer, on the library's thread) told that %s changed", names);
+    }
+    kill(getpid(), SIGUSR1); /* cues this process's main thread, which waits for it */
+}
+
+/* The extension follows the app's settings: it observes the database until it is told of a
+ * change, then reloads them. */
+static void follow_settings(void)
+{
+    LeaseObserver *observer = NULL;
+    check(lease_db_observe(db, on_change, NULL, NULL, &observer), "lease_db_observe");
+    say("observes the database; the theme is %s", setting("theme").value);
+    kill(getppid(), SIGUSR1);
+    wait_for_cue(); /* from on_change */
+    lease_observer_free(observer);
+    say("reloads its settings: the theme is %s", setting("theme").value);
+}
+
+/* ---- Act 3: two writers at once -------------------------------------------------------------- */
 
 /* The app's long job: many rows in one chunked transaction. Each maybe_commit ends the chunk when
  * another writer waits (or after a second), so the job never keeps the database for long. */
@@ -259,8 +347,8 @@ static void on_lost(void *context, const char *key)
     say("(lost callback, on the library's thread) lost '%s'", key);
 }
 
-/* The extension: takes turns, then holds the lease for long jobs, through a suspension and a
- * crash. */
+/* The extension: migrates the database with the app, takes turns, follows the app's settings,
+ * then holds the lease for long jobs, through a suspension and a crash. */
 static void extension(const char *path)
 {
     LeaseLock *lock = open_lock(path);
@@ -270,10 +358,14 @@ static void extension(const char *path)
     take_turns(lock, "uploading keys");
 
     wait_for_cue(); /* act 2 */
-    write_notes(lock);
+    follow_settings();
     kill(getppid(), SIGUSR1);
 
     wait_for_cue(); /* act 3 */
+    write_notes(lock);
+    kill(getppid(), SIGUSR1);
+
+    wait_for_cue(); /* act 4 */
     guard = take(lock);
     say("starts a long upload while holding 'sync'");
     kill(getppid(), SIGUSR1);
@@ -285,7 +377,7 @@ static void extension(const char *path)
     say("abandons the upload and releases the lost guard");
     lease_guard_release(guard);
 
-    guard = take(lock); /* act 4: held until the app kills us */
+    guard = take(lock); /* act 5: held until the app kills us */
     say("starts another long upload while holding 'sync'");
     kill(getppid(), SIGUSR1);
     for (;;)
@@ -307,30 +399,36 @@ static pid_t start_extension(const char *self, const char *path)
     return pid;
 }
 
-/* The app: takes turns with the extension, imports beside its writes, then suspends it and kills it
- * while it holds the lease. */
+/* The app: migrates the database with the extension, takes turns with it, changes a setting that
+ * it follows, imports beside its writes, then suspends it and kills it while it holds the lease. */
 static void app(const char *self, const char *path)
 {
     LeaseLock *lock = open_lock(path);
     LeaseGuard *guard = NULL;
     long long since;
-    pid_t extension_pid;
-    open_database(path);
-    extension_pid = start_extension(self, path);
+    pid_t extension_pid = start_extension(self, path);
     if (extension_pid < 0) {
         perror("fork");
         exit(1);
     }
+    open_database(path);
     take_turns(lock, "syncing");
 
-    say("--- act 2: a long import beside short writes ---");
+    say("--- act 2: the extension observes the database while the app changes a setting ---");
+    kill(extension_pid, SIGUSR1);
+    wait_for_cue(); /* the extension observes */
+    say("sets the theme to dark");
+    set_setting("theme", "dark");
+    wait_for_cue(); /* the extension was told */
+
+    say("--- act 3: a long import beside short writes ---");
     kill(extension_pid, SIGUSR1);
     import_rows();
     wait_for_cue(); /* the extension's notes are written */
     say("the database holds %lld imported rows and %lld notes: nothing was lost",
         count("SELECT count(*) FROM import"), count("SELECT count(*) FROM log WHERE what = 'note'"));
 
-    say("--- act 3: the extension is suspended while it holds 'sync' ---");
+    say("--- act 4: the extension is suspended while it holds 'sync' ---");
     kill(extension_pid, SIGUSR1);
     wait_for_cue();
     kill(extension_pid, SIGSTOP);
@@ -344,7 +442,7 @@ static void app(const char *self, const char *path)
     say("released 'sync'");
     kill(extension_pid, SIGCONT);
 
-    say("--- act 4: the extension crashes while it holds 'sync' ---");
+    say("--- act 5: the extension crashes while it holds 'sync' ---");
     wait_for_cue();
     say("tries 'sync' without waiting: %s", lease_status_str(lease_lock_try_acquire(lock, &guard)));
     say("  (%s)", lease_last_error_message());

@@ -196,8 +196,20 @@ void report(const char *word, unsigned long long number, int with_number)
 void await_order(void)
 {
     char order[64];
-    if (fgets(order, sizeof order, stdin) == NULL)
+    if (!read_order(order, sizeof order))
         fprintf(stderr, "child: no order\n");
+}
+
+int read_order(char *order, size_t size)
+{
+    size_t len;
+    if (fgets(order, (int)size, stdin) == NULL)
+        return 0;
+    len = strlen(order);
+    if (len == 0 || order[len - 1] != '\n')
+        return 0;
+    order[len - 1] = '\0';
+    return 1;
 }
 
 void release_when_told(LeaseGuard *guard)
@@ -335,7 +347,8 @@ int main(int argc, char **argv)
 
     if (argc >= 3 && strcmp(argv[1], "--child") == 0) {
         snprintf(self_path, sizeof self_path, "%s", argv[0]);
-        if (!lock_child_role(argc - 2, argv + 2) && !db_child_role(argc - 2, argv + 2)) {
+        if (!lock_child_role(argc - 2, argv + 2) && !db_child_role(argc - 2, argv + 2)
+            && !observe_child_role(argc - 2, argv + 2)) {
             fprintf(stderr, "unknown child role %s\n", argv[2]);
             return 2;
         }
@@ -347,6 +360,7 @@ int main(int argc, char **argv)
     }
     run_cases(lock_cases, lock_case_count, only, &passed, &failed);
     run_cases(db_cases, db_case_count, only, &passed, &failed);
+    run_cases(observe_cases, observe_case_count, only, &passed, &failed);
     /* Whatever ran, leave no library thread behind. */
     if (lease_shutdown() != LEASE_OK)
         fprintf(stderr, "lease_shutdown: %s\n", lease_last_error_message());

@@ -1,7 +1,7 @@
 /*
  * The C tests' harness: checks, time, temporary files, child processes that run this same
- * program again with a role (or are forked without exec), and threads. Plain C11. The cases live in lock_test.c and db_test.c; harness.c
- * has main().
+ * program again with a role (or are forked without exec), and threads. Plain C11. The cases live in
+ * lock_test.c, db_test.c and observe_test.c; harness.c has main().
  */
 #ifndef LEASE_TEST_HARNESS_H
 #define LEASE_TEST_HARNESS_H
@@ -71,6 +71,9 @@ void check_child_ends_with(Child *child, const char *last);
 /* In a child: reports one line to the parent ("WORD" or "WORD NUMBER"); waits for an order. */
 void report(const char *word, unsigned long long number, int with_number);
 void await_order(void);
+/* In a child: reads the next order into `order`, without its newline; 0 when the parent closed
+ * the orders (or an order is longer than `size`). */
+int read_order(char *order, size_t size);
 /* In a child: waits for an order, releases guard (which may be NULL), and reports "released". */
 void release_when_told(LeaseGuard *guard);
 /* In a child: takes lock's lease from process `victim` by stopping it (SIGSTOP) for wait_ms and
@@ -105,5 +108,9 @@ int lock_child_role(int argc, char **argv);
 extern const TestCase db_cases[];
 extern const size_t db_case_count;
 int db_child_role(int argc, char **argv);
+
+extern const TestCase observe_cases[];
+extern const size_t observe_case_count;
+int observe_child_role(int argc, char **argv);
 
 #endif /* LEASE_TEST_HARNESS_H */
