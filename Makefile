@@ -12,7 +12,12 @@ else
 $(error SQLITE is "bundled" (the default) or "system")
 endif
 PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+MAJOR := $(word 1,$(subst ., ,$(VERSION)))
+MINOR := $(word 2,$(subst ., ,$(VERSION)))
+RELEASE_DIR := $(CARGO_TARGET_DIR)/release
 
 .PHONY: demo test sanitize setup lib release install
 
@@ -36,13 +41,41 @@ setup:
 lib:
 	$(CARGO) build -p liblease $(CARGO_FEATURES)
 
+# The release build, and a note of its SQLite for `make install`.
 release:
 	$(CARGO) build -p liblease --release $(CARGO_FEATURES)
+	echo $(SQLITE) > $(RELEASE_DIR)/liblease-sqlite
 
-# Installs the shared and static libraries, the header and a pkg-config file under PREFIX.
-install: release
-	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
-	install -m 644 include/lease.h $(DESTDIR)$(PREFIX)/include/
-	install -m 755 $(CARGO_TARGET_DIR)/release/liblease.so $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 $(CARGO_TARGET_DIR)/release/liblease.a $(DESTDIR)$(PREFIX)/lib/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' liblease.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/liblease.pc
+# What the static library needs beside it: the Rust standard library's system libraries (rustc
+# --print native-static-libs, less libc), and with SQLITE=system libsqlite3, taken from the note
+# of the build that `make install` installs.
+BUILT_SQLITE = $(shell cat $(RELEASE_DIR)/liblease-sqlite 2>/dev/null)
+STATIC_LIBS = $(if $(filter system,$(BUILT_SQLITE)),-lsqlite3 )-lgcc_s -lutil -lrt -lpthread -lm -ldl
+space := $(subst ,, )
+# $(call substitute,DIR,LIBS): a sed filling in a template. DIR is how its directories under PREFIX
+# begin: ${prefix} in the .pc, so that pkg-config --define-prefix can move them, PREFIX itself in
+# the CMake package (which finds its place otherwise). LIBS is STATIC_LIBS as the file spells it.
+substitute = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@MAJOR@|$(MAJOR)|' \
+	-e 's|@MINOR@|$(MINOR)|' -e 's|@LIBDIR@|$(patsubst $(PREFIX)/%,$(1)/%,$(LIBDIR))|' \
+	-e 's|@INCLUDEDIR@|$(patsubst $(PREFIX)/%,$(1)/%,$(INCLUDEDIR))|' -e 's|@STATIC_LIBS@|$(2)|'
+
+# Installs what `make release` built, under PREFIX (default /usr/local): the shared library as
+# LIBDIR/liblease.so.$(VERSION) with the links liblease.so.$(MAJOR) (its soname) and liblease.so,
+# the static library, lease.h in INCLUDEDIR, LIBDIR/pkgconfig/liblease.pc and the CMake package in
+# LIBDIR/cmake/liblease. LIBDIR defaults to PREFIX/lib and INCLUDEDIR to PREFIX/include; DESTDIR
+# stages the whole tree under another root. It builds nothing, so that `sudo make install` does
+# not run cargo as root: it fails, saying so, when the release build is missing.
+install:
+	@for built in $(RELEASE_DIR)/liblease.so $(RELEASE_DIR)/liblease.a $(RELEASE_DIR)/liblease-sqlite; do \
+	  test -f $$built || { echo "make install: $$built is missing: run 'make release' first (make install does not build)" >&2; exit 1; }; \
+	done
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(LIBDIR)/cmake/liblease $(DESTDIR)$(INCLUDEDIR)
+	install -m 644 include/lease.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 755 $(RELEASE_DIR)/liblease.so $(DESTDIR)$(LIBDIR)/liblease.so.$(VERSION)
+	ln -sf liblease.so.$(VERSION) $(DESTDIR)$(LIBDIR)/liblease.so.$(MAJOR)
+	ln -sf liblease.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/liblease.so
+	install -m 644 $(RELEASE_DIR)/liblease.a $(DESTDIR)$(LIBDIR)/
+	$(call substitute,$${prefix},$(STATIC_LIBS)) liblease.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/liblease.pc
+	for file in liblease-config.cmake liblease-config-version.cmake; do \
+	  $(call substitute,$(PREFIX),$(subst $(space),;,$(patsubst -l%,%,$(STATIC_LIBS)))) cmake/$$file.in > $(DESTDIR)$(LIBDIR)/cmake/liblease/$$file; \
+	done
