@@ -47,17 +47,24 @@ release:
 	echo $(SQLITE) > $(RELEASE_DIR)/liblease-sqlite
 
 # What the static library needs beside it: the Rust standard library's system libraries (rustc
-# --print native-static-libs, less libc), and with SQLITE=system libsqlite3, taken from the note
-# of the build that `make install` installs.
+# --print native-static-libs, less libc), and with SQLITE=system (as the note of the build that
+# `make install` installs says) libsqlite3, and the linker's --gc-sections: the archive keeps
+# rusqlite functions that liblease never calls, which call functions of SQLite 3.41 to 3.44
+# (sqlite3_is_interrupted, sqlite3_set_clientdata) that an older libsqlite3 lacks. The linker then
+# drops them, as it does when rustc links liblease.so, instead of failing.
 BUILT_SQLITE = $(shell cat $(RELEASE_DIR)/liblease-sqlite 2>/dev/null)
 STATIC_LIBS = $(if $(filter system,$(BUILT_SQLITE)),-lsqlite3 )-lgcc_s -lutil -lrt -lpthread -lm -ldl
+STATIC_LINK_OPTIONS = $(if $(filter system,$(BUILT_SQLITE)),--gc-sections)
+comma := ,
 space := $(subst ,, )
-# $(call substitute,DIR,LIBS): a sed filling in a template. DIR is how its directories under PREFIX
-# begin: ${prefix} in the .pc, so that pkg-config --define-prefix can move them, PREFIX itself in
-# the CMake package (which finds its place otherwise). LIBS is STATIC_LIBS as the file spells it.
+# $(call substitute,DIR,LIBS,OPTIONS): a sed filling in a template. DIR is how its directories
+# under PREFIX begin: ${prefix} in the .pc, so that pkg-config --define-prefix can move them,
+# PREFIX itself in the CMake package (which finds its place otherwise). LIBS and OPTIONS are
+# STATIC_LIBS and STATIC_LINK_OPTIONS as the file spells them (the .pc has both in LIBS).
 substitute = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@MAJOR@|$(MAJOR)|' \
 	-e 's|@MINOR@|$(MINOR)|' -e 's|@LIBDIR@|$(patsubst $(PREFIX)/%,$(1)/%,$(LIBDIR))|' \
-	-e 's|@INCLUDEDIR@|$(patsubst $(PREFIX)/%,$(1)/%,$(INCLUDEDIR))|' -e 's|@STATIC_LIBS@|$(2)|'
+	-e 's|@INCLUDEDIR@|$(patsubst $(PREFIX)/%,$(1)/%,$(INCLUDEDIR))|' -e 's|@STATIC_LIBS@|$(2)|' \
+	-e 's|@STATIC_LINK_OPTIONS@|$(3)|'
 
 # Installs what `make release` built, under PREFIX (default /usr/local): the shared library as
 # LIBDIR/liblease.so.$(VERSION) with the links liblease.so.$(MAJOR) (its soname) and liblease.so,
@@ -75,7 +82,9 @@ install:
 	ln -sf liblease.so.$(VERSION) $(DESTDIR)$(LIBDIR)/liblease.so.$(MAJOR)
 	ln -sf liblease.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/liblease.so
 	install -m 644 $(RELEASE_DIR)/liblease.a $(DESTDIR)$(LIBDIR)/
-	$(call substitute,$${prefix},$(STATIC_LIBS)) liblease.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/liblease.pc
+	$(call substitute,$${prefix},$(strip $(patsubst %,-Wl$(comma)%,$(STATIC_LINK_OPTIONS)) $(STATIC_LIBS))) \
+	  liblease.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/liblease.pc
 	for file in liblease-config.cmake liblease-config-version.cmake; do \
-	  $(call substitute,$(PREFIX),$(subst $(space),;,$(patsubst -l%,%,$(STATIC_LIBS)))) cmake/$$file.in > $(DESTDIR)$(LIBDIR)/cmake/liblease/$$file; \
+	  $(call substitute,$(PREFIX),$(subst $(space),;,$(patsubst -l%,%,$(STATIC_LIBS))),$(patsubst %,LINKER:%,$(STATIC_LINK_OPTIONS))) \
+	    cmake/$$file.in > $(DESTDIR)$(LIBDIR)/cmake/liblease/$$file; \
 	done
