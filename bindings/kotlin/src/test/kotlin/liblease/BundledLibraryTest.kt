@@ -43,7 +43,7 @@ class BundledLibraryTest {
         assertNull(System.getProperty("jna.library.path"), "the tests must not point JNA at a directory")
         assertNull(System.getProperty("liblease.library"))
         val loaded = LeaseNative.library.file.canonicalFile
-        val packaged = File(System.getProperty("liblease.dir"), System.mapLibraryName("lease")).canonicalFile
+        val packaged = File(System.getProperty("liblease.packaged.dir"), System.mapLibraryName("lease")).canonicalFile
         assertNotEquals(packaged.parentFile, loaded.parentFile, "loaded $loaded")
         assertTrue(loaded.name.startsWith("jna"), "not a file that JNA extracted: $loaded")
         val bytes = LeaseNative::class.java.classLoader.getResourceAsStream(resource)!!.use { it.readBytes() }
