@@ -30,9 +30,15 @@ Libs: -L$target/debug -llease
 Cflags: -I$root/include
 PC
 export PKG_CONFIG_PATH="$pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-# The tests and their child process load liblease.so / liblease.dylib from the cargo build.
-export LD_LIBRARY_PATH="$target/debug${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-export DYLD_LIBRARY_PATH="$target/debug${DYLD_LIBRARY_PATH:+:$DYLD_LIBRARY_PATH}"
+# The tests and their child process load liblease from the cargo build, under the name the
+# library gives itself (build.rs), which cargo does not make: liblease.so.<major> on Linux (its
+# soname), liblease.<major>.dylib on macOS (the leaf of its install name, @rpath/...). A link of
+# that name goes beside the .pc file.
+major=${version%%.*}
+ln -sf "$target/debug/liblease.so" "$pkgconfig/liblease.so.$major"
+ln -sf "$target/debug/liblease.dylib" "$pkgconfig/liblease.$major.dylib"
+export LD_LIBRARY_PATH="$pkgconfig:$target/debug${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export DYLD_LIBRARY_PATH="$pkgconfig:$target/debug${DYLD_LIBRARY_PATH:+:$DYLD_LIBRARY_PATH}"
 # On macOS too: the system library through pkg-config, not the XCFramework.
 export LIBLEASE_SYSTEM_LIBRARY=1
 

@@ -8,6 +8,7 @@ import com.sun.jna.NativeLibrary
 import com.sun.jna.Pointer
 import com.sun.jna.Structure
 import com.sun.jna.ptr.PointerByReference
+import java.io.IOException
 
 /**
  * The C functions of include/lease.h, bound by JNA direct mapping.
@@ -24,10 +25,11 @@ import com.sun.jna.ptr.PointerByReference
  * so that nothing depends on the platform's default charset.
  */
 internal object LeaseNative {
+    /** The liblease these functions are bound to: see [loadLibrary]. */
+    val library: NativeLibrary = loadLibrary()
+
     init {
-        // -Dliblease.library=/path/to/liblease.so overrides the name; otherwise "lease" is looked up
-        // in jna.library.path, then the system's library path (on Android: the APK's jniLibs).
-        Native.register(LeaseNative::class.java, NativeLibrary.getInstance(System.getProperty("liblease.library", "lease")))
+        Native.register(LeaseNative::class.java, library)
     }
 
     @JvmStatic external fun lease_status_str(status: Int): Pointer
@@ -81,6 +83,26 @@ internal object LeaseNative {
     @JvmStatic external fun lease_tx_maybe_commit(tx: Pointer, outCommitted: ByteArray): Int
     @JvmStatic external fun lease_tx_commit(tx: Pointer): Int
     @JvmStatic external fun lease_tx_rollback(tx: Pointer)
+}
+
+/**
+ * Finds liblease, the first of:
+ * 1. `-Dliblease.library=NAME-OR-PATH`, a library of one's own choosing;
+ * 2. the library that the binding's jar carries for this platform, as a resource under JNA's
+ *    prefix (`linux-x86-64/liblease.so`, `darwin-aarch64/liblease.dylib`,
+ *    `win32-x86-64/lease.dll`), which JNA extracts to a temporary file: the build that the
+ *    binding was packaged and tested with, whatever other liblease the system has;
+ * 3. "lease" by name: in jna.library.path, then the system's library path (on Android, the APK's
+ *    jniLibs, where an AAR puts it).
+ */
+private fun loadLibrary(): NativeLibrary {
+    System.getProperty("liblease.library")?.let { return NativeLibrary.getInstance(it) }
+    val bundled = try {
+        Native.extractFromResourcePath("lease", LeaseNative::class.java.classLoader)
+    } catch (_: IOException) {
+        null // no resource for this platform
+    }
+    return NativeLibrary.getInstance(bundled?.absolutePath ?: "lease")
 }
 
 /** `size_t`: 8 bytes on 64-bit platforms, 4 on 32-bit Android. */

@@ -56,14 +56,12 @@ class Child private constructor(private val process: Process) : AutoCloseable {
     }
 
     companion object {
-        /** Starts `ChildMain args...` in a new JVM with the same classpath and library path. */
+        /** Starts `ChildMain args...` in a new JVM with the same classpath, and so the same liblease. */
         fun start(vararg args: String): Child {
             val java = File(System.getProperty("java.home"), "bin/java").path
             val command = listOf(
                 java,
                 "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xshare:auto",
-                "-Djna.library.path=" + System.getProperty("jna.library.path"),
-                "-Djna.nosys=true",
                 "-cp", System.getProperty("java.class.path"),
                 ChildMain::class.java.name,
             ) + args
