@@ -10,6 +10,10 @@
 //   steal DB KEY PID WAIT_MS   stops process PID (SIGSTOP), waits WAIT_MS, takes the lease, writes
 //                              a row ('thief') into table work in a fenced transaction, reports
 //                              "stole GENERATION", continues PID (SIGCONT), releases when told
+//   write DB                   runs each order on stdin through one LeaseDatabase and reports
+//                              "done" after it, until "end": "tx TABLE..." a row into each table,
+//                              in one transaction; "burst TABLE N" N rows, each its own commit;
+//                              "sql SQL" one statement (execute)
 
 #if canImport(Darwin)
 import Darwin
@@ -95,6 +99,30 @@ func steal(_ db: String, _ key: String, victim: pid_t, waitMs: Int) throws {
     report("released")
 }
 
+func writeOnOrder(_ db: String) throws {
+    let database = try LeaseDatabase(path: db)
+    while let order = readLine(), order != "end" {
+        let words = order.split(separator: " ").map { String($0) }
+        switch (words.first ?? "", words.count) {
+        case ("tx", _):
+            try database.transaction { tx in
+                for table in words.dropFirst() {
+                    try tx.execute("INSERT INTO \(table) VALUES (1)")
+                }
+            }
+        case ("burst", 3):
+            for row in 0..<Int(words[2])! {
+                try database.execute("INSERT INTO \(words[1]) VALUES (?)", SQLValue(row))
+            }
+        case ("sql", _):
+            try database.execute(String(order.dropFirst("sql ".count)))
+        default:
+            throw LeaseError.invalidArgument("unknown order \(order)")
+        }
+        report("done")
+    }
+}
+
 let arguments = Array(CommandLine.arguments.dropFirst())
 do {
     switch (arguments.first ?? "", arguments.count) {
@@ -103,6 +131,7 @@ do {
         try holdAndWait(arguments[1], held: arguments[2], wanted: arguments[3], leaseMs: Int(arguments[4])!)
     case ("probe", 3): try probe(arguments[1], arguments[2])
     case ("steal", 5): try steal(arguments[1], arguments[2], victim: pid_t(arguments[3])!, waitMs: Int(arguments[4])!)
+    case ("write", 2): try writeOnOrder(arguments[1])
     default:
         FileHandle.standardError.write(Data("unknown role \(arguments)\n".utf8))
         exit(2)
