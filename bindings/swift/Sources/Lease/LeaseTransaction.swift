@@ -12,27 +12,37 @@ import CLease
 /// (a chunked one: its current chunk): its next call throws `LeaseError.suspended`, later ones
 /// `LeaseError.misuse`; `rollback()` frees it.
 public final class LeaseTransaction {
-    /// The native transaction, until `commit()` or `rollback()` hands it to the library, which
-    /// frees it whatever it returns (rolling it back when it is not committed). Never touched
-    /// after that: nil.
-    private var pointer: OpaquePointer?
+    /// The native transaction, and who may end it. Each case says what this object may do with
+    /// the pointer; none is ever touched once the state has left it.
+    private enum State {
+        /// Ours, until `commit()` or `rollback()` hands it to the library, which frees it whatever
+        /// it returns (rolling it back when it is not committed); the last reference rolls back.
+        case owned(OpaquePointer)
+        /// Ended by `commit()` or `rollback()`: the library has it.
+        case ended
+    }
+
+    private var state: State
 
     init(pointer: OpaquePointer) {
-        self.pointer = pointer
+        state = .owned(pointer)
     }
 
     deinit {
-        if let pointer {
+        if case .owned(let pointer) = state {
             lease_tx_rollback(pointer)
         }
     }
 
     /// Whether neither `commit()` nor `rollback()` has been called yet. (A transaction that SQL or
     /// a failed `maybeCommit()` ended in the library counts as open until one of them frees it.)
-    public var isOpen: Bool { pointer != nil }
+    public var isOpen: Bool {
+        if case .owned = state { return true }
+        return false
+    }
 
     private func use<Result>(_ function: String, _ body: (OpaquePointer) throws -> Result) throws -> Result {
-        guard let current = pointer else {
+        guard case .owned(let current) = state else {
             throw LeaseError.misuse("\(function): the transaction has ended")
         }
         // A call from a row callback of this transaction's own query reaches the library, which
@@ -102,11 +112,11 @@ public final class LeaseTransaction {
     /// - Throws: `LeaseError.database` when the commit failed; `LeaseError.misuse` when the
     ///   transaction had ended already, or when called from a row callback of its own query.
     public func commit() throws {
-        guard let current = pointer else {
+        guard case .owned(let current) = state else {
             throw LeaseError.misuse("lease_tx_commit: the transaction has ended")
         }
         // lease_tx_commit consumes the transaction on every path: from here on it is the library's.
-        pointer = nil
+        state = .ended
         try throwIfFailed(lease_tx_commit(current))
     }
 
@@ -114,9 +124,9 @@ public final class LeaseTransaction {
     /// Idempotent. Called from a row callback of this transaction's own query, it ends the
     /// transaction too: the library rolls it back when that query returns.
     public func rollback() {
-        guard let current = pointer else { return }
+        guard case .owned(let current) = state else { return }
         // lease_tx_rollback consumes the transaction on every path, as lease_tx_commit does.
-        pointer = nil
+        state = .ended
         lease_tx_rollback(current)
     }
 }
