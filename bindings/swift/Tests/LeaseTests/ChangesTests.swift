@@ -27,7 +27,7 @@ final class ChangesTests: XCTestCase {
 
     func testACommitInAnotherProcessReachesTheStreamWithTheTablesItChanged() throws {
         let told = LineQueue()
-        let iterating = iterate(try database.changes(), into: told)
+        let iterating = try iterate(database.changes(), into: told)
         defer { iterating.cancel() }
         let writer = try Child("write", path)
         writer.order("tx a b")
@@ -42,7 +42,7 @@ final class ChangesTests: XCTestCase {
 
     func testAWriteThatNamesNoTableIsAChangeOfUnknownTables() throws {
         let told = LineQueue()
-        let iterating = iterate(try database.changes(), into: told)
+        let iterating = try iterate(database.changes(), into: told)
         defer { iterating.cancel() }
         let writer = try Child("write", path)
         // Recorded by no one: the observer sees a commit it has no record of.
@@ -55,7 +55,7 @@ final class ChangesTests: XCTestCase {
 
     func testAfterABurstOfCommitsAnElementComesThatCoversTheLast() throws {
         let told = LineQueue()
-        let iterating = iterate(try database.changes(), into: told)
+        let iterating = try iterate(database.changes(), into: told)
         defer { iterating.cancel() }
         let writer = try Child("write", path)
         writer.order("burst a 300")
