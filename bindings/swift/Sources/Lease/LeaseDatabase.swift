@@ -12,7 +12,9 @@ import Foundation
 /// served, and takes turns fairly with the other processes that use liblease: `execute` for one
 /// statement, `begin()` for a transaction, `beginChunked(chunk:)` for a long job,
 /// `beginFenced(_:)` for writes that must happen only while a lease is held. Reads (`query`) use a
-/// connection of their own and never wait for writers.
+/// connection of their own and never wait for writers. `changes()` (or `observe(_:)`) tells what
+/// any process committed to the file; `migrate(to:timeout:step:)` brings the schema to the
+/// program's version, each step run once across the processes.
 ///
 /// Calls block (up to the busy timeout, 5 s by default, for writes): keep them off the main thread
 /// and off Swift concurrency's cooperative pool, on a dispatch queue or a thread of your own.

@@ -16,8 +16,9 @@ public enum LeaseLibrary {
     /// that needs it starts it again. Call it before unloading the library, or at the end of a
     /// program checked for leaks; not from a callback.
     ///
-    /// - Throws: `LeaseError.misuse` while a guard is still held or an asynchronous acquisition has
-    ///   not been called back yet (the thread keeps running).
+    /// - Throws: `LeaseError.misuse` while a guard is still held, an observer is not cancelled
+    ///   (`LeaseObserver.cancel()`, or a `changes()` stream still iterated or kept), or an
+    ///   asynchronous acquisition has not been called back yet (the thread keeps running).
     public static func shutdown() throws {
         try throwIfFailed(lease_shutdown())
     }

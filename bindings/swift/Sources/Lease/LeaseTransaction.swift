@@ -11,28 +11,73 @@ import CLease
 /// A suspension of the process (`LeaseLibrary.suspend(timeout:)`) rolls an open transaction back
 /// (a chunked one: its current chunk): its next call throws `LeaseError.suspended`, later ones
 /// `LeaseError.misuse`; `rollback()` frees it.
+///
+/// The transaction a migration step is given (`LeaseDatabase.migrate(to:timeout:step:)`) is not
+/// the step's to end: `migrate` commits it when the step returns. Its `commit()` throws
+/// `LeaseError.misuse` and leaves it open; its `rollback()` rolls the step back (and `migrate`
+/// throws); once the step has returned, its calls throw `LeaseError.misuse`.
 public final class LeaseTransaction {
-    /// The native transaction, until `commit()` or `rollback()` hands it to the library, which
-    /// frees it whatever it returns (rolling it back when it is not committed). Never touched
-    /// after that: nil.
-    private var pointer: OpaquePointer?
+    /// The native transaction, and who may end it. Each case says what this object may do with
+    /// the pointer; none is ever touched once the state has left it.
+    private enum State {
+        /// Ours, until `commit()` or `rollback()` hands it to the library, which frees it whatever
+        /// it returns (rolling it back when it is not committed); the last reference rolls back.
+        case owned(OpaquePointer)
+        /// Lent by `lease_db_migrate` to a migration step, which the library commits or rolls back
+        /// when the step returns (it refuses to end it before). So it is never ended nor freed
+        /// here: `commit()` throws, `rollback()` only marks it, and `endLoan()` lets go of it before
+        /// the step returns to the library.
+        case lent(OpaquePointer)
+        /// Lent, and `rollback()` was called: the step is rolled back when it returns.
+        case lentRolledBack
+        /// Ended by `commit()` or `rollback()`, or lent and given back: the library has it.
+        case ended
+    }
+
+    private var state: State
 
     init(pointer: OpaquePointer) {
-        self.pointer = pointer
+        state = .owned(pointer)
+    }
+
+    /// A view of the transaction `lease_db_migrate` lends a step, to be given back with `endLoan()`.
+    init(lent pointer: OpaquePointer) {
+        state = .lent(pointer)
+    }
+
+    /// Lets go of a lent transaction as its step returns to the library, which takes it back: the
+    /// view never reaches it again, wherever the step kept it. Returns whether the step called
+    /// `rollback()`.
+    func endLoan() -> Bool {
+        defer { state = .ended }
+        if case .lentRolledBack = state { return true }
+        return false
     }
 
     deinit {
-        if let pointer {
+        if case .owned(let pointer) = state {
             lease_tx_rollback(pointer)
         }
     }
 
     /// Whether neither `commit()` nor `rollback()` has been called yet. (A transaction that SQL or
-    /// a failed `maybeCommit()` ended in the library counts as open until one of them frees it.)
-    public var isOpen: Bool { pointer != nil }
+    /// a failed `maybeCommit()` ended in the library counts as open until one of them frees it. A
+    /// migration step's is open until the step calls `rollback()` or returns.)
+    public var isOpen: Bool {
+        switch state {
+        case .owned, .lent: return true
+        case .lentRolledBack, .ended: return false
+        }
+    }
 
     private func use<Result>(_ function: String, _ body: (OpaquePointer) throws -> Result) throws -> Result {
-        guard let current = pointer else {
+        let current: OpaquePointer
+        switch state {
+        case .owned(let pointer), .lent(let pointer):
+            current = pointer
+        case .lentRolledBack:
+            throw LeaseError.misuse("\(function): the migration step rolled its transaction back (rollback())")
+        case .ended:
             throw LeaseError.misuse("\(function): the transaction has ended")
         }
         // A call from a row callback of this transaction's own query reaches the library, which
@@ -99,25 +144,48 @@ public final class LeaseTransaction {
     /// back. Called from a row callback of this transaction's own query, it commits nothing,
     /// throws `LeaseError.misuse`, and the transaction is rolled back when that query returns.
     ///
+    /// A migration step's transaction is not committed here: `migrate(to:timeout:step:)` commits
+    /// it when the step returns.
+    ///
     /// - Throws: `LeaseError.database` when the commit failed; `LeaseError.misuse` when the
-    ///   transaction had ended already, or when called from a row callback of its own query.
+    ///   transaction had ended already, when called from a row callback of its own query, or on a
+    ///   migration step's transaction (which stays open: the step may go on).
     public func commit() throws {
-        guard let current = pointer else {
+        switch state {
+        case .owned(let current):
+            // lease_tx_commit consumes the transaction on every path: from here on it is the
+            // library's.
+            state = .ended
+            try throwIfFailed(lease_tx_commit(current))
+        case .lent:
+            throw LeaseError.misuse(
+                "lease_tx_commit: this transaction belongs to LeaseDatabase.migrate, which commits it when "
+                    + "the step returns; return from the step instead (throw to roll the step back)")
+        case .lentRolledBack, .ended:
             throw LeaseError.misuse("lease_tx_commit: the transaction has ended")
         }
-        // lease_tx_commit consumes the transaction on every path: from here on it is the library's.
-        pointer = nil
-        try throwIfFailed(lease_tx_commit(current))
     }
 
     /// Rolls back (a chunked transaction: its current chunk only) and ends the transaction.
     /// Idempotent. Called from a row callback of this transaction's own query, it ends the
     /// transaction too: the library rolls it back when that query returns.
+    ///
+    /// On a migration step's transaction it rolls the step back when the step returns, and
+    /// `migrate(to:timeout:step:)` then throws `LeaseError.misuse` (the file is not at its target);
+    /// the step's later calls on it throw `LeaseError.misuse`. Throwing from the step is the way to
+    /// roll a step back.
     public func rollback() {
-        guard let current = pointer else { return }
-        // lease_tx_rollback consumes the transaction on every path, as lease_tx_commit does.
-        pointer = nil
-        lease_tx_rollback(current)
+        switch state {
+        case .owned(let current):
+            // lease_tx_rollback consumes the transaction on every path, as lease_tx_commit does.
+            state = .ended
+            lease_tx_rollback(current)
+        case .lent:
+            // Not ours to end: the library rolls it back when the step returns a failure.
+            state = .lentRolledBack
+        case .lentRolledBack, .ended:
+            return
+        }
     }
 }
 

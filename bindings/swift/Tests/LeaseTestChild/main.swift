@@ -10,6 +10,14 @@
 //   steal DB KEY PID WAIT_MS   stops process PID (SIGSTOP), waits WAIT_MS, takes the lease, writes
 //                              a row ('thief') into table work in a fenced transaction, reports
 //                              "stole GENERATION", continues PID (SIGCONT), releases when told
+//   write DB                   runs each order on stdin through one LeaseDatabase and reports
+//                              "done" after it, until "end": "tx TABLE..." a row into each table,
+//                              in one transaction; "burst TABLE N" N rows, each its own commit;
+//                              "sql SQL" one statement (execute)
+//   migrate DB TARGET          reports "ready", waits for an order, brings DB to version TARGET
+//                              (1: tables step_log and items; 2: a column; 3: an index; each step
+//                              logs its version and this pid in step_log, and takes 50 ms), and
+//                              reports "migrated VERSION", the file's version after
 
 #if canImport(Darwin)
 import Darwin
@@ -95,6 +103,54 @@ func steal(_ db: String, _ key: String, victim: pid_t, waitMs: Int) throws {
     report("released")
 }
 
+func writeOnOrder(_ db: String) throws {
+    let database = try LeaseDatabase(path: db)
+    while let order = readLine(), order != "end" {
+        let words = order.split(separator: " ").map { String($0) }
+        switch (words.first ?? "", words.count) {
+        case ("tx", _):
+            try database.transaction { tx in
+                for table in words.dropFirst() {
+                    try tx.execute("INSERT INTO \(table) VALUES (1)")
+                }
+            }
+        case ("burst", 3):
+            for row in 0..<Int(words[2])! {
+                try database.execute("INSERT INTO \(words[1]) VALUES (?)", SQLValue(row))
+            }
+        case ("sql", _):
+            try database.execute(String(order.dropFirst("sql ".count)))
+        default:
+            throw LeaseError.invalidArgument("unknown order \(order)")
+        }
+        report("done")
+    }
+}
+
+func migrateItems(_ db: String, to target: UInt32) throws {
+    let database = try LeaseDatabase(path: db)
+    report("ready")
+    _ = readLine()
+    try database.migrate(to: target) { tx, version in
+        switch version {
+        case 1:
+            try tx.execute("CREATE TABLE step_log (version INTEGER NOT NULL, pid INTEGER NOT NULL)")
+            try tx.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+        case 2:
+            try tx.execute("ALTER TABLE items ADD COLUMN done INTEGER NOT NULL DEFAULT 0")
+        case 3:
+            try tx.execute("CREATE INDEX items_by_done ON items (done)")
+        default:
+            throw LeaseError.invalidArgument("no step to version \(version)")
+        }
+        try tx.execute("INSERT INTO step_log (version, pid) VALUES (?, ?)", SQLValue(Int64(version)), SQLValue(Int64(getpid())))
+        // Long enough that the other migrators are at the door meanwhile.
+        sleep(milliseconds: 50)
+    }
+    let version = try database.queryFirst("PRAGMA user_version")?[0].int64 ?? -1
+    report("migrated \(version)")
+}
+
 let arguments = Array(CommandLine.arguments.dropFirst())
 do {
     switch (arguments.first ?? "", arguments.count) {
@@ -103,6 +159,8 @@ do {
         try holdAndWait(arguments[1], held: arguments[2], wanted: arguments[3], leaseMs: Int(arguments[4])!)
     case ("probe", 3): try probe(arguments[1], arguments[2])
     case ("steal", 5): try steal(arguments[1], arguments[2], victim: pid_t(arguments[3])!, waitMs: Int(arguments[4])!)
+    case ("write", 2): try writeOnOrder(arguments[1])
+    case ("migrate", 3): try migrateItems(arguments[1], to: UInt32(arguments[2])!)
     default:
         FileHandle.standardError.write(Data("unknown role \(arguments)\n".utf8))
         exit(2)
