@@ -16,6 +16,8 @@ import kotlin.time.Duration.Companion.milliseconds
  * for writers. While the process is suspended ([LeaseLibrary.suspend]) every write throws
  * [LeaseException.Suspended] and reads go on.
  *
+ * [observe] tells what other processes (and this one) commit to the file.
+ *
  * Calls block (up to the busy timeout, 5 s by default, for writes): on Android and in coroutines,
  * make them from a background thread or `Dispatchers.IO`. A thread that has a transaction open on
  * the file must not write through another handle or begin another transaction on the same file:
@@ -115,6 +117,46 @@ class LeaseDatabase private constructor(pointer: Pointer) : AutoCloseable {
         val result = block(tx)
         tx.commit()
         result
+    }
+
+    /**
+     * Calls [listener] after every commit to the file, by any connection of any process, with the
+     * tables changed, or null when they are not known: a writer that does not use liblease (the
+     * sqlite3 shell, another SQLite library) committed, and anything may have changed; a write that
+     * names no table (`PRAGMA user_version = N` through [execute]) is told so too, and liblease may
+     * say null whenever it cannot tell: take it to mean "reload everything". liblease's own tables
+     * are never named, and a commit that changed only them (a lease's renewal) calls nobody. Returns
+     * once the observer is in place, so a commit after it returns is told. Calls may be coalesced
+     * (one call for several commits, naming every table they changed), never dropped: after the last
+     * commit there is always a call that comes after it.
+     *
+     * [listener] runs on the library's thread ("liblease"), one call at a time. It must return
+     * promptly and must not block: the leases' renewals and other callbacks wait meanwhile. It may
+     * read the database (this handle's [query], or another's), but must not wait for anything that
+     * needs the library's thread (no [LeaseLock.acquireBlocking], no `runBlocking` on an
+     * acquisition). An exception it throws goes to the thread's uncaught-exception handler, and the
+     * observer goes on.
+     *
+     * The observer keeps [listener] until it is closed (see [LeaseObserver]): close it. This handle
+     * may be closed first; the observer goes on.
+     *
+     * @throws LeaseException.Database when the observer's connection cannot be opened, or the file
+     *   was deleted, renamed or replaced since this handle opened it.
+     * @throws LeaseException.Misuse when the library's thread could not be started.
+     */
+    fun observe(listener: (tables: Set<String>?) -> Unit): LeaseObserver {
+        val subscription = Subscription(listener)
+        val context = Subscription.subscriptions.add(subscription)
+        val out = PointerByReference()
+        try {
+            handle.use { db ->
+                checkStatus(LeaseNative.lease_db_observe(db, Subscription.callback, context, Subscription.destroy, out))
+            }
+        } catch (error: Throwable) {
+            Subscription.subscriptions.remove(context) // refused: the library never took it
+            throw error
+        }
+        return LeaseObserver(out.value, subscription)
     }
 
     private inline fun begin(name: String, start: (Pointer, PointerByReference) -> Int): LeaseTransaction {

@@ -16,6 +16,9 @@ import kotlin.time.Duration.Companion.seconds
  *   wait DB KEY HELD_KEY       takes HELD_KEY, reports "holding GENERATION"; finds KEY held elsewhere
  *                              and reports "waiting"; waits up to 50 s for KEY, reports "took
  *                              GENERATION"; releases both when told. Both leases last 60 s.
+ *   write DB SQL...            runs each SQL statement through execute, each its own commit;
+ *                              reports "wrote N"
+ *   transaction DB SQL...      runs the statements in one transaction; reports "committed"
  */
 object ChildMain {
     @JvmStatic
@@ -26,6 +29,8 @@ object ChildMain {
                 "probe" -> probe(args[1], args[2])
                 "steal" -> steal(args[1], args[2], args[3].toLong(), args[4].toLong())
                 "wait" -> waitForLease(args[1], args[2], args[3])
+                "write" -> write(args[1], args.drop(2))
+                "transaction" -> transaction(args[1], args.drop(2))
                 else -> error("unknown role ${args.toList()}")
             }
             LeaseLibrary.shutdown()
@@ -111,6 +116,18 @@ object ChildMain {
             }
             report("released")
         }
+    }
+
+    private fun write(db: String, statements: List<String>) {
+        LeaseDatabase.open(db).use { database -> statements.forEach { database.execute(it) } }
+        report("wrote ${statements.size}")
+    }
+
+    private fun transaction(db: String, statements: List<String>) {
+        LeaseDatabase.open(db).use { database ->
+            database.transaction { tx -> statements.forEach { tx.execute(it) } }
+        }
+        report("committed")
     }
 
     private fun signal(name: String, pid: Long) {
