@@ -2,6 +2,7 @@ package liblease
 
 import com.sun.jna.Pointer
 import com.sun.jna.ptr.PointerByReference
+import kotlinx.coroutines.flow.Flow
 import kotlin.time.Duration
 import kotlin.time.Duration.Companion.milliseconds
 
@@ -16,7 +17,7 @@ import kotlin.time.Duration.Companion.milliseconds
  * for writers. While the process is suspended ([LeaseLibrary.suspend]) every write throws
  * [LeaseException.Suspended] and reads go on.
  *
- * [observe] tells what other processes (and this one) commit to the file.
+ * [changes] and [observe] tell what other processes (and this one) commit to the file.
  *
  * Calls block (up to the busy timeout, 5 s by default, for writes): on Android and in coroutines,
  * make them from a background thread or `Dispatchers.IO`. A thread that has a transaction open on
@@ -120,13 +121,49 @@ class LeaseDatabase private constructor(pointer: Pointer) : AutoCloseable {
     }
 
     /**
+     * The tables changed by commits to the file, by any connection of any process: a cold flow.
+     * Each collection observes the file (lease_db_observe) while it runs, and frees its observer
+     * (lease_observer_free) when it ends, normally, by an exception or by cancellation; observing and
+     * freeing run on Dispatchers.IO, so collecting on the main thread is fine.
+     *
+     * Each emission is a set of table names, or null when they are not known: a writer that does not
+     * use liblease (the sqlite3 shell, another SQLite library) committed, and anything may have
+     * changed; a write that names no table (`PRAGMA user_version = N` through [execute]) arrives as
+     * null too, and liblease may say null whenever it cannot tell. So take null to mean "reload
+     * everything". liblease's own tables are never named, and a commit that changed only them (a
+     * lease's renewal) emits nothing.
+     *
+     * Nothing is dropped, and the library's thread never waits for the collector: changes are
+     * merged while the collector is busy, and the next emission is their union (or null, if any of
+     * them was unknown: null absorbs every set). So after any commit there is always an emission that
+     * comes after it, even for a collector slower than the writers, or a process that was stopped
+     * meanwhile; but one emission may stand for many commits, and a collector that wants the state
+     * reads it then. The flow keeps no buffer of its own beyond that one merged value: `buffer()`,
+     * `conflate()` or a slow `flowOn` upstream are not needed, and `buffer` would only queue sets
+     * that could have been merged.
+     *
+     * Emissions come in the collector's context; the library's thread only wakes it. Avoid
+     * Dispatchers.Unconfined, which would run the collector on that thread, holding up the leases'
+     * renewals. Nothing is emitted when the collection starts: a commit made while it is starting
+     * may be missed, one made after its observer is in place is not (use [observe], which returns
+     * once the observer is in place, to read a state and follow it with no gap).
+     *
+     * @throws LeaseException.Database (from the collection) when the observer's connection cannot be
+     *   opened, or the file was deleted, renamed or replaced since this handle opened it.
+     * @throws IllegalStateException (from the collection) when this handle is closed when it starts;
+     *   a collection already running goes on after close.
+     */
+    fun changes(): Flow<Set<String>?> = changeFlow(::observe)
+
+    /**
      * Calls [listener] after every commit to the file, by any connection of any process, with the
      * tables changed, or null when they are not known: a writer that does not use liblease (the
      * sqlite3 shell, another SQLite library) committed, and anything may have changed; a write that
      * names no table (`PRAGMA user_version = N` through [execute]) is told so too, and liblease may
      * say null whenever it cannot tell: take it to mean "reload everything". liblease's own tables
      * are never named, and a commit that changed only them (a lease's renewal) calls nobody. Returns
-     * once the observer is in place, so a commit after it returns is told. Calls may be coalesced
+     * once the observer is in place, so a commit after it returns is told. [changes] is the same as a
+     * flow. Calls may be coalesced
      * (one call for several commits, naming every table they changed), never dropped: after the last
      * commit there is always a call that comes after it.
      *

@@ -9,8 +9,9 @@ import java.util.concurrent.CountDownLatch
  *
  * The observer is the subscription itself: it is not freed by the garbage collector, and goes on
  * calling its listener until it is closed, even when nothing refers to it any more (so a listener
- * never stops at a moment the collector chooses): close it. While one is open,
- * [LeaseLibrary.shutdown] throws [LeaseException.Misuse].
+ * never stops at a moment the collector chooses). Close it, or use [LeaseDatabase.changes], whose
+ * collection closes its own. While one is open, [LeaseLibrary.shutdown] throws
+ * [LeaseException.Misuse].
  */
 class LeaseObserver internal constructor(pointer: Pointer, private val subscription: Subscription) : AutoCloseable {
     private val handle = NativeHandle(pointer, "LeaseObserver", LeaseNative::lease_observer_free)
@@ -36,7 +37,8 @@ class LeaseObserver internal constructor(pointer: Pointer, private val subscript
  * One listener that the library may call, until its destroy callback says it no longer will.
  *
  * Reached from the static table strongly: the library's context must lead to the listener for as
- * long as the library may call it, whether or not anything else refers to the observer.
+ * long as the library may call it, whether or not anything else refers to the observer (a
+ * `changes()` collector's channel and coroutine are reachable only through here while it waits).
  */
 internal class Subscription(private val listener: (Set<String>?) -> Unit) {
     /** The thread running the listener now, if any: the library's. */

@@ -19,6 +19,8 @@ import kotlin.time.Duration.Companion.seconds
  *   write DB SQL...            runs each SQL statement through execute, each its own commit;
  *                              reports "wrote N"
  *   transaction DB SQL...      runs the statements in one transaction; reports "committed"
+ *   burst DB N                 inserts N rows into table burst (n), each its own commit; reports
+ *                              "done N"
  */
 object ChildMain {
     @JvmStatic
@@ -31,6 +33,7 @@ object ChildMain {
                 "wait" -> waitForLease(args[1], args[2], args[3])
                 "write" -> write(args[1], args.drop(2))
                 "transaction" -> transaction(args[1], args.drop(2))
+                "burst" -> burst(args[1], args[2].toInt())
                 else -> error("unknown role ${args.toList()}")
             }
             LeaseLibrary.shutdown()
@@ -128,6 +131,13 @@ object ChildMain {
             database.transaction { tx -> statements.forEach { tx.execute(it) } }
         }
         report("committed")
+    }
+
+    private fun burst(db: String, n: Int) {
+        LeaseDatabase.open(db).use { database ->
+            repeat(n) { database.execute("INSERT INTO burst (n) VALUES (?)", it) }
+        }
+        report("done $n")
     }
 
     private fun signal(name: String, pid: Long) {
