@@ -82,6 +82,7 @@ internal object LeaseNative {
         outObserver: PointerByReference,
     ): Int
     @JvmStatic external fun lease_observer_free(observer: Pointer)
+    @JvmStatic external fun lease_db_migrate(db: Pointer, targetVersion: Int, step: MigrationStepCallback, context: Pointer?, timeoutMs: Int): Int
     @JvmStatic external fun lease_db_free(db: Pointer)
 
     @JvmStatic external fun lease_tx_execute(tx: Pointer, sql: ByteArray, params: Pointer?, nParams: SizeT, outChanges: LongArray): Int
@@ -142,6 +143,11 @@ internal fun interface RowCallback : Callback {
  */
 internal fun interface ChangeCallback : Callback {
     fun invoke(context: Pointer?, tables: Pointer?, count: SizeT)
+}
+
+/** `LeaseMigrationStep`, on the thread that called lease_db_migrate: returns a `LeaseStatus`. */
+internal fun interface MigrationStepCallback : Callback {
+    fun invoke(context: Pointer?, tx: Pointer?, version: Int): Int
 }
 
 /** Decodes a NUL-terminated UTF-8 string owned by the library. */

@@ -21,6 +21,9 @@ import kotlin.time.Duration.Companion.seconds
  *   transaction DB SQL...      runs the statements in one transaction; reports "committed"
  *   burst DB N                 inserts N rows into table burst (n), each its own commit; reports
  *                              "done N"
+ *   migrate DB TARGET STEP_MS  reports "ready"; when told, migrates to TARGET with steps that each
+ *                              record (version, pid) in table migration_steps (made by step 1)
+ *                              and take STEP_MS; reports "migrated VERSION", the version after
  */
 object ChildMain {
     @JvmStatic
@@ -34,6 +37,7 @@ object ChildMain {
                 "write" -> write(args[1], args.drop(2))
                 "transaction" -> transaction(args[1], args.drop(2))
                 "burst" -> burst(args[1], args[2].toInt())
+                "migrate" -> migrate(args[1], args[2].toInt(), args[3].toLong())
                 else -> error("unknown role ${args.toList()}")
             }
             LeaseLibrary.shutdown()
@@ -138,6 +142,20 @@ object ChildMain {
             repeat(n) { database.execute("INSERT INTO burst (n) VALUES (?)", it) }
         }
         report("done $n")
+    }
+
+    private fun migrate(db: String, target: Int, stepMs: Long) {
+        val pid = ProcessHandle.current().pid()
+        LeaseDatabase.open(db).use { database ->
+            report("ready")
+            awaitOrder()
+            database.migrate(target) { tx, version ->
+                if (version == 1) tx.execute("CREATE TABLE migration_steps (version INTEGER, pid INTEGER)")
+                tx.execute("INSERT INTO migration_steps VALUES (?, ?)", version, pid)
+                Thread.sleep(stepMs)
+            }
+            report("migrated ${database.queryFirst("PRAGMA user_version")!!.getLong(0)}")
+        }
     }
 
     private fun signal(name: String, pid: Long) {
