@@ -44,7 +44,12 @@ internal class NativeHandle(
     fun exit() {
         val last = synchronized(this) {
             calls--
-            if (calls == 0 && closed) pointer.also { pointer = null } else null
+            if (calls == 0 && closed) {
+                wakeRevoker()
+                pointer.also { pointer = null }
+            } else {
+                null
+            }
         }
         last?.let(free)
     }
@@ -69,6 +74,33 @@ internal class NativeHandle(
         check(!closed) { "$type is closed" }
         closeLocked()
     }
+
+    /**
+     * Closes a handle that the library lent for the length of a callback (a migration step's
+     * transaction) before the callback returns it: later calls throw [IllegalStateException], and
+     * this waits for the calls in flight (made from other threads) to return, so that no call
+     * reaches the library after it took the handle back. Its free function is not called: the
+     * library ends the handle itself. Must not be called while this thread has a call on it in flight.
+     */
+    fun revoke() = synchronized(this) {
+        closed = true
+        var interrupted = false
+        while (calls > 0) {
+            try {
+                waitForExit()
+            } catch (_: InterruptedException) {
+                interrupted = true // the wait is what keeps the library's handle safe: finish it
+            }
+        }
+        pointer = null
+        if (interrupted) Thread.currentThread().interrupt()
+    }
+
+    @Suppress("PLATFORM_CLASS_MAPPED_TO_KOTLIN")
+    private fun waitForExit() = (this as Object).wait()
+
+    @Suppress("PLATFORM_CLASS_MAPPED_TO_KOTLIN")
+    private fun wakeRevoker() = (this as Object).notifyAll()
 
     /** Marks the handle closed; returns its pointer if no call is in flight, for the caller to end. */
     private fun closeLocked(): Pointer? {

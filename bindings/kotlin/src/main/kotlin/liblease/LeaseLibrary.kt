@@ -16,8 +16,9 @@ object LeaseLibrary {
      * needs it starts it again. Call it before unloading the library, or at the end of a program
      * checked for leaks. Not from a callback.
      *
-     * @throws LeaseException.Misuse while a guard is still held or an asynchronous acquisition has
-     *   not been called back yet (the thread keeps running).
+     * @throws LeaseException.Misuse while a guard is still held, an observer is open (a
+     *   [LeaseDatabase.observe] not closed, a [LeaseDatabase.changes] collection running) or an
+     *   asynchronous acquisition has not been called back yet (the thread keeps running).
      */
     fun shutdown() = checkStatus(LeaseNative.lease_shutdown())
 

@@ -4,8 +4,8 @@ import com.sun.jna.Pointer
 
 /**
  * An open write transaction, begun by [LeaseDatabase.begin], [LeaseDatabase.beginChunked] or
- * [LeaseDatabase.beginFenced]. Not thread-safe: one thread at a time may use it (it may move
- * between threads).
+ * [LeaseDatabase.beginFenced], or lent to a migration step by [LeaseDatabase.migrate]. Not
+ * thread-safe: one thread at a time may use it (it may move between threads).
  *
  * End it with [commit] or [rollback], which end it whatever their outcome: afterwards it is closed,
  * and the library's transaction is never touched again. [close] rolls back a transaction that was
@@ -13,18 +13,41 @@ import com.sun.jna.Pointer
  * so does the Cleaner, for one that was forgotten (which also keeps other writers out until then:
  * don't).
  *
+ * A migration step's transaction belongs to [LeaseDatabase.migrate], which commits it when the step
+ * returns and rolls it back when the step throws: its [commit], [rollback] and [close] throw
+ * [LeaseException.Misuse] and leave it open (the step may go on), and once the step has returned
+ * every call on it throws [IllegalStateException].
+ *
  * Suspending the process ([LeaseLibrary.suspend]) rolls back a transaction that is open (a chunked
  * one: its current chunk): its next call, [commit] included, throws [LeaseException.Suspended], and
  * any later one [LeaseException.Misuse]. Close it as usual.
  */
-class LeaseTransaction internal constructor(pointer: Pointer, private val name: String) : AutoCloseable {
-    private val handle = NativeHandle(pointer, name, LeaseNative::lease_tx_rollback)
-    private val cleanup = HandleCleaner.register(this, handle)
+class LeaseTransaction private constructor(pointer: Pointer, private val name: String, lent: Boolean) : AutoCloseable {
+    internal constructor(pointer: Pointer, name: String) : this(pointer, name, lent = false)
+
+    // A lent transaction is the library's to end: this object never frees it, whatever is called.
+    private val handle = NativeHandle(pointer, name, if (lent) { _ -> } else LeaseNative::lease_tx_rollback)
+    private val ending: Ending = if (lent) Ending.Lent else Ending.Owned(HandleCleaner.register(this, handle))
     private val statements = Statements(
         handle,
         "lease_tx_execute", LeaseNative::lease_tx_execute,
         "lease_tx_query", LeaseNative::lease_tx_query,
     )
+
+    /** Who ends the library's transaction. */
+    private sealed interface Ending {
+        /**
+         * This object: [commit] consumes the handle; [rollback], [close] and the Cleaner roll it back.
+         * [cleanup] runs the Cleaner's action now (and unregisters it).
+         */
+        class Owned(val cleanup: () -> Unit) : Ending
+
+        /**
+         * lease_db_migrate, which lent it for one step: the handle is revoked (never freed) before
+         * the step returns to the library, which then commits or rolls it back.
+         */
+        data object Lent : Ending
+    }
 
     /** Runs one statement in the transaction; returns SQLite's count of changed rows. */
     fun execute(sql: String, vararg params: Any?): Long = statements.execute(sql, params)
@@ -65,9 +88,11 @@ class LeaseTransaction internal constructor(pointer: Pointer, private val name: 
      * @throws LeaseException.Suspended when the process was suspended since the transaction (or
      *   chunk) began: it was rolled back then, and nothing was committed now.
      * @throws LeaseException.Misuse when the transaction had already ended by itself, or another
-     *   call on it was running.
+     *   call on it was running; or, leaving it open, when it is a migration step's, which
+     *   [LeaseDatabase.migrate] commits when the step returns.
      */
     fun commit() {
+        val cleanup = owned("lease_tx_commit")
         val tx = handle.take()
         cleanup() // the handle is closed already: this only unregisters the Cleaner
         if (tx == null) {
@@ -83,15 +108,49 @@ class LeaseTransaction internal constructor(pointer: Pointer, private val name: 
     /**
      * Rolls back (a chunked transaction: its current chunk only) and ends the transaction; while
      * another call on it runs, when that call returns.
+     *
+     * @throws LeaseException.Misuse on a migration step's transaction: throw from the step instead.
      */
-    fun rollback() = close()
+    fun rollback() = owned("lease_tx_rollback")()
 
-    /** Rolls the transaction back unless it was committed or rolled back already. Idempotent. */
-    override fun close() = cleanup()
+    /**
+     * Rolls the transaction back unless it was committed or rolled back already. Idempotent.
+     *
+     * @throws LeaseException.Misuse on a migration step's transaction, which is not this object's to
+     *   end (so `use {}` does not fit it).
+     */
+    override fun close() = owned("lease_tx_rollback")()
 
-    /** Whether the transaction was committed or rolled back (by this object). */
+    /**
+     * The Cleaner's action of a transaction this object ends; for one lent to a migration step,
+     * throws: [IllegalStateException] once the step has returned, else [LeaseException.Misuse].
+     */
+    private fun owned(function: String): () -> Unit = when (val ending = ending) {
+        is Ending.Owned -> ending.cleanup
+        Ending.Lent -> {
+            check(!handle.isClosed) { "$name is closed: its migration step has returned" }
+            throw LeaseException.Misuse(
+                "$function: $name belongs to LeaseDatabase.migrate, which commits it when the step " +
+                    "returns: return from the step instead (throw to roll the step back)",
+            )
+        }
+    }
+
+    /** The end of a lent transaction's step: see [NativeHandle.revoke]. */
+    internal fun revoke() = handle.revoke()
+
+    /**
+     * Whether the transaction was committed or rolled back (by this object); for a migration step's,
+     * whether the step has returned.
+     */
     val isClosed: Boolean
         get() = handle.isClosed
 
     override fun toString() = name
+
+    internal companion object {
+        /** A view of the transaction lease_db_migrate lends to the step to [version]. */
+        fun lent(pointer: Pointer, version: Int) =
+            LeaseTransaction(pointer, "LeaseTransaction (migration to version $version)", lent = true)
+    }
 }

@@ -76,6 +76,15 @@ internal object LeaseNative {
     @JvmStatic external fun lease_db_begin(db: Pointer, outTx: PointerByReference): Int
     @JvmStatic external fun lease_db_begin_chunked(db: Pointer, chunkMs: Int, outTx: PointerByReference): Int
     @JvmStatic external fun lease_db_begin_fenced(db: Pointer, guard: Pointer, outTx: PointerByReference): Int
+    @JvmStatic external fun lease_db_observe(
+        db: Pointer,
+        callback: ChangeCallback,
+        context: Pointer?,
+        destroy: DestroyCallback?,
+        outObserver: PointerByReference,
+    ): Int
+    @JvmStatic external fun lease_observer_free(observer: Pointer)
+    @JvmStatic external fun lease_db_migrate(db: Pointer, targetVersion: Int, step: MigrationStepCallback, context: Pointer?, timeoutMs: Int): Int
     @JvmStatic external fun lease_db_free(db: Pointer)
 
     @JvmStatic external fun lease_tx_execute(tx: Pointer, sql: ByteArray, params: Pointer?, nParams: SizeT, outChanges: LongArray): Int
@@ -148,6 +157,19 @@ internal fun interface DestroyCallback : Callback {
 /** `LeaseRowCallback`, on the thread that called the query. */
 internal fun interface RowCallback : Callback {
     fun invoke(context: Pointer?, columns: Pointer?, count: SizeT): Int
+}
+
+/**
+ * `LeaseChangeCallback`, on the library's thread: [tables] points at [count] NUL-terminated names,
+ * valid only during the call, or is NULL when the tables are not known.
+ */
+internal fun interface ChangeCallback : Callback {
+    fun invoke(context: Pointer?, tables: Pointer?, count: SizeT)
+}
+
+/** `LeaseMigrationStep`, on the thread that called lease_db_migrate: returns a `LeaseStatus`. */
+internal fun interface MigrationStepCallback : Callback {
+    fun invoke(context: Pointer?, tx: Pointer?, version: Int): Int
 }
 
 /** Decodes a NUL-terminated UTF-8 string owned by the library. */

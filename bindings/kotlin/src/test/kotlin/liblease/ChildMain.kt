@@ -16,6 +16,14 @@ import kotlin.time.Duration.Companion.seconds
  *   wait DB KEY HELD_KEY       takes HELD_KEY, reports "holding GENERATION"; finds KEY held elsewhere
  *                              and reports "waiting"; waits up to 50 s for KEY, reports "took
  *                              GENERATION"; releases both when told. Both leases last 60 s.
+ *   write DB SQL...            runs each SQL statement through execute, each its own commit;
+ *                              reports "wrote N"
+ *   transaction DB SQL...      runs the statements in one transaction; reports "committed"
+ *   burst DB N                 inserts N rows into table burst (n), each its own commit; reports
+ *                              "done N"
+ *   migrate DB TARGET STEP_MS  reports "ready"; when told, migrates to TARGET with steps that each
+ *                              record (version, pid) in table migration_steps (made by step 1)
+ *                              and take STEP_MS; reports "migrated VERSION", the version after
  */
 object ChildMain {
     @JvmStatic
@@ -26,6 +34,10 @@ object ChildMain {
                 "probe" -> probe(args[1], args[2])
                 "steal" -> steal(args[1], args[2], args[3].toLong(), args[4].toLong())
                 "wait" -> waitForLease(args[1], args[2], args[3])
+                "write" -> write(args[1], args.drop(2))
+                "transaction" -> transaction(args[1], args.drop(2))
+                "burst" -> burst(args[1], args[2].toInt())
+                "migrate" -> migrate(args[1], args[2].toInt(), args[3].toLong())
                 else -> error("unknown role ${args.toList()}")
             }
             LeaseLibrary.shutdown()
@@ -110,6 +122,39 @@ object ChildMain {
                 }
             }
             report("released")
+        }
+    }
+
+    private fun write(db: String, statements: List<String>) {
+        LeaseDatabase.open(db).use { database -> statements.forEach { database.execute(it) } }
+        report("wrote ${statements.size}")
+    }
+
+    private fun transaction(db: String, statements: List<String>) {
+        LeaseDatabase.open(db).use { database ->
+            database.transaction { tx -> statements.forEach { tx.execute(it) } }
+        }
+        report("committed")
+    }
+
+    private fun burst(db: String, n: Int) {
+        LeaseDatabase.open(db).use { database ->
+            repeat(n) { database.execute("INSERT INTO burst (n) VALUES (?)", it) }
+        }
+        report("done $n")
+    }
+
+    private fun migrate(db: String, target: Int, stepMs: Long) {
+        val pid = ProcessHandle.current().pid()
+        LeaseDatabase.open(db).use { database ->
+            report("ready")
+            awaitOrder()
+            database.migrate(target) { tx, version ->
+                if (version == 1) tx.execute("CREATE TABLE migration_steps (version INTEGER, pid INTEGER)")
+                tx.execute("INSERT INTO migration_steps VALUES (?, ?)", version, pid)
+                Thread.sleep(stepMs)
+            }
+            report("migrated ${database.queryFirst("PRAGMA user_version")!!.getLong(0)}")
         }
     }
 
