@@ -464,3 +464,25 @@ fn an_observer_killed_leaves_a_registration_that_the_next_observer_clears() {
     db.execute("INSERT INTO x VALUES (2)", &[]).unwrap();
     assert_eq!(recorded_commits(&path), Some(recorded), "nobody observes any more");
 }
+
+#[test]
+fn an_observer_made_after_another_was_dropped_is_told_the_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("again.db");
+    let db = Database::open(&path).unwrap();
+    db.execute("CREATE TABLE a (x)", &[]).unwrap();
+    let mut writer = Child::spawn("writer", "writer", &[path.to_str().unwrap()]);
+    for round in 0..5 {
+        let (told, calls) = mpsc::channel();
+        let told = Mutex::new(told);
+        let observer = db
+            .observe(Box::new(move |tables| drop(told.lock().unwrap().send(tables.map(<[String]>::to_vec)))))
+            .unwrap();
+        writer.send("ONE a");
+        writer.expect("DONE");
+        let call = calls.recv_timeout(PATIENCE).expect("the commit was told");
+        assert_eq!(call, Some(vec!["a".to_owned()]), "round {round}");
+        drop(observer);
+    }
+    writer.finish();
+}
