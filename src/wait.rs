@@ -2,8 +2,10 @@
 //!
 //! A waiter sleeps until one of these happens, or its timeout (the polling fallback) passes:
 //! - the database's WAL file is written: every commit appends to it, a release included
-//!   (Linux and Android: inotify on `<database>-wal`, which needs no file of our own beside the
-//!   database);
+//!   (Linux and Android: inotify on `<database>-wal`). Its first write comes before the commit is
+//!   visible, so the waiter may look too early: it is also woken by the board's bell, which a
+//!   liblease writer rings once its commit is visible (see
+//!   [`WriterBoard::ring`](crate::writer_board::WriterBoard::ring));
 //! - the holder's process ends (Linux 5.3+: a pidfd becomes readable when the process exits);
 //! - this process is suspended (an eventfd of `suspension`, readable while it is).
 //!
@@ -67,7 +69,7 @@ impl ChangeWait {
 mod linux {
     use std::ffi::CString;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
     use std::path::Path;
     use std::task::Poll;
     use std::time::Duration;
@@ -203,11 +205,13 @@ mod linux {
         }
     }
 
-    /// An inotify descriptor that becomes readable when `<database>-wal` is written.
+    /// An inotify descriptor that becomes readable when `<database>-wal` is written, or the bell
+    /// of the database's board is rung.
     fn watch_wal(database: &Path) -> Option<OwnedFd> {
         let mut wal = database.as_os_str().as_bytes().to_vec();
         wal.extend_from_slice(b"-wal");
         let wal = CString::new(wal).ok()?;
+        let bell = CString::new(crate::writer_board::path_of(database).into_os_string().into_vec()).ok()?;
         // SAFETY: plain syscalls with valid arguments; the descriptor is owned below.
         let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
         if fd < 0 {
@@ -217,6 +221,9 @@ mod linux {
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         // SAFETY: `wal` is NUL-terminated.
         let watch = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), wal.as_ptr(), libc::IN_MODIFY) };
+        // Without the bell (no board, or a foreign one) the WAL's event still wakes the waiter.
+        // SAFETY: `bell` is NUL-terminated.
+        let _ = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), bell.as_ptr(), libc::IN_MODIFY) };
         (watch >= 0).then_some(fd)
     }
 }

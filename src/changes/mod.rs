@@ -61,6 +61,15 @@ pub(crate) const UNKNOWN_TABLES: &str = "*";
 const COUNT: &str = "INSERT INTO liblease_change (name, seq) VALUES ('', 1)
     ON CONFLICT (name) DO UPDATE SET seq = seq + 1 RETURNING seq";
 
+/// Counts one more commit, for a writer that records no table (the lease's).
+const COUNT_ONLY: &str = "UPDATE liblease_change SET seq = seq + 1 WHERE name = ''";
+
+/// Counts the commit of the open transaction in the change record (which the lease table's
+/// schema makes, with its count's row).
+pub(crate) fn count_commit(connection: &Connection) -> rusqlite::Result<()> {
+    connection.prepare_cached(COUNT_ONLY)?.execute([]).map(|_| ())
+}
+
 /// Marks a table changed by the commit counted `?2`.
 const MARK: &str = "INSERT INTO liblease_change (name, seq) VALUES (?1, ?2)
     ON CONFLICT (name) DO UPDATE SET seq = excluded.seq";

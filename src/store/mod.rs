@@ -15,6 +15,7 @@ use rusqlite::Connection;
 
 pub use lease_table::LeaseRow;
 
+use crate::changes;
 use crate::clock::{BootClock, Clock};
 use crate::error::Result;
 use crate::file::{self, Cache, OpenFile, OPEN_BUSY_LIMIT};
@@ -216,6 +217,13 @@ impl StoreInner {
             if !matches!(entering, Entering::Suspending) {
                 suspension::check()?;
             }
+            // While some process observes the file, each of the lease's commits counts itself
+            // in the change record, in a transaction with its statement: observers must not
+            // take it for a foreign writer's (see `changes`). Otherwise it is one statement,
+            // one page.
+            if self.path.is_some() && queue.is_observed() {
+                return counted(&connection, &mut *f);
+            }
             f(&connection).map_err(crate::Error::from)
         };
         // The statement is its own transaction: the write turn ends as soon as it returns.
@@ -226,6 +234,8 @@ impl StoreInner {
         };
         let (turn, value) = entered.map_err(|e| e.in_file(self.path.as_deref()))?;
         drop(turn);
+        // Waiters of this lease (and observers) look at once, now that the write is visible.
+        queue.committed();
         if queue.take_checkpoint() {
             self.checkpoint_in_background();
         }
@@ -275,4 +285,19 @@ impl Drop for StoreInner {
 /// Creates (or migrates) the lease table on a bare connection: for the benchmark's floor.
 pub(crate) fn create_lease_table(connection: &Connection) -> Result<()> {
     schema::migrate(connection, || Ok(connection.execute_batch("BEGIN IMMEDIATE")?))
+}
+
+/// Runs the lease's statements `f` and counts the commit in the change record, in one write
+/// transaction (`Busy` at its `BEGIN` goes back to the writer queue, which tries again in turn).
+fn counted<T>(connection: &Connection, f: &mut dyn FnMut(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+    connection.execute_batch("BEGIN IMMEDIATE")?;
+    let done = f(connection).and_then(|value| {
+        changes::count_commit(connection)?;
+        connection.execute_batch("COMMIT")?;
+        Ok(value)
+    });
+    if done.is_err() && !connection.is_autocommit() {
+        let _ = connection.execute_batch("ROLLBACK");
+    }
+    done.map_err(crate::Error::from)
 }

@@ -31,24 +31,12 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE liblease_lease ADD COLUMN pid INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE liblease_lease ADD COLUMN started INTEGER NOT NULL DEFAULT 0; -- holder's start time
      ALTER TABLE liblease_lease ADD COLUMN pid_namespace TEXT NOT NULL DEFAULT '';",
-    // 2 -> 3: the change record (see `changes`), in which each commit to the lease table counts
-    // itself (liblease's statements change one row each, so each commit once), so that
-    // observers do not take the lease's commits for a foreign writer's.
+    // 2 -> 3: the change record (see `changes`), with its count of commits, which the lease's
+    // own commits bump while the file is observed.
     concat!(
         crate::changes::create_change_table!(),
         ";
-         -- The count's row is made here: a trigger's INSERT OR IGNORE would take the conflict
-         -- policy of the statement that fires it.
-         INSERT OR IGNORE INTO liblease_change (name, seq) VALUES ('', 0);
-         CREATE TRIGGER liblease_lease_inserted AFTER INSERT ON liblease_lease BEGIN
-             UPDATE liblease_change SET seq = seq + 1 WHERE name = '';
-         END;
-         CREATE TRIGGER liblease_lease_updated AFTER UPDATE ON liblease_lease BEGIN
-             UPDATE liblease_change SET seq = seq + 1 WHERE name = '';
-         END;
-         CREATE TRIGGER liblease_lease_deleted AFTER DELETE ON liblease_lease BEGIN
-             UPDATE liblease_change SET seq = seq + 1 WHERE name = '';
-         END;"
+         INSERT OR IGNORE INTO liblease_change (name, seq) VALUES ('', 0);"
     ),
 ];
 
