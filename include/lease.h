@@ -150,6 +150,28 @@
 #define LEASE_VERSION_STRING "0.2.0"
 
 /**
+ * A log message's level: something failed.
+ */
+#define LEASE_LOG_ERROR 1
+
+/**
+ * Something went wrong that the library copes with: a lease lost, a renewal that came late, a
+ * second SQLite in the process, a board file that is not liblease's.
+ */
+#define LEASE_LOG_WARN 2
+
+/**
+ * What the locks do: a lease acquired (after how long, dirty or clean, its generation),
+ * released, taken over from a holder that died or whose lease ran out.
+ */
+#define LEASE_LOG_INFO 3
+
+/**
+ * Wake-ups, renewals, checkpoints.
+ */
+#define LEASE_LOG_DEBUG 4
+
+/**
  * A NULL value (LeaseValue.kind).
  */
 #define LEASE_VALUE_NULL 0
@@ -282,6 +304,31 @@ typedef struct LeaseStore LeaseStore;
 typedef struct LeaseTx LeaseTx;
 
 /**
+ * Called with each of the library's log messages (see lease_set_log_callback): level is one of
+ * LEASE_LOG_ERROR ... LEASE_LOG_DEBUG, message is English text naming the lease's key or the
+ * database file, NUL-terminated and valid only during the call. context is the pointer given to
+ * lease_set_log_callback.
+ *
+ * It runs on the thread where the event happened: the caller's (during one of its lease_*
+ * calls) or the library's ("liblease"), and on several threads at once. It must return soon and
+ * must not call back into liblease in a way that could wait (no lease_lock_acquire with a
+ * timeout, no lease_db_execute); a message that liblease would log from inside the callback is
+ * dropped.
+ */
+typedef void (*LeaseLogCallback)(void *context, uint32_t level, const char *message);
+
+/**
+ * Called exactly once when the library no longer needs a callback's context: after the last
+ * call of the callback that was given with it has returned, when that callback is replaced or
+ * removed, or when its handle is freed. Runs on the thread that replaced the callback or freed
+ * the handle, or on the library's thread ("liblease") when a call of the callback was still
+ * running then (it runs right after that call returns). It may free liblease handles (a
+ * binding's last reference to the lock, say) but must not wait (no lease_lock_acquire with a
+ * timeout). context is the pointer given with the callback.
+ */
+typedef void (*LeaseDestroyCallback)(void *context);
+
+/**
  * The timing of a lock, in milliseconds: give it to lease_lock_new. Set it up with
  * lease_lock_options_init, which fills in the defaults, then change what you need.
  *
@@ -335,17 +382,6 @@ typedef void (*LeaseAcquireCallback)(void *context,
  * during the call. context is the pointer given to lease_lock_set_lost_callback.
  */
 typedef void (*LeaseLostCallback)(void *context, const char *key);
-
-/**
- * Called exactly once when the library no longer needs a callback's context: after the last
- * call of the callback that was given with it has returned, when that callback is replaced or
- * removed, or when its handle is freed. Runs on the thread that replaced the callback or freed
- * the handle, or on the library's thread ("liblease") when a call of the callback was still
- * running then (it runs right after that call returns). It may free liblease handles (a
- * binding's last reference to the lock, say) but must not wait (no lease_lock_acquire with a
- * timeout). context is the pointer given with the callback.
- */
-typedef void (*LeaseDestroyCallback)(void *context);
 
 /**
  * One SQL value: a statement's parameter, or a column of a result row.
@@ -458,6 +494,26 @@ const char *lease_status_str(uint32_t status);
  * asynchronous acquisition that failed, that is the callback's thread.
  */
 const char *lease_last_error_message(void);
+
+/**
+ * Sets the process's log callback: messages at max_level and more severe (LEASE_LOG_ERROR is the
+ * most severe, LEASE_LOG_DEBUG the most verbose) are given to callback; a NULL callback turns
+ * logging off (the default). Process-wide: it replaces the callback set before, whose destroy
+ * (if not NULL) runs, with its context, once that callback can no longer be called: at once, or
+ * when its last call running then returns. With logging off no message is even formatted.
+ *
+ * On LEASE_OK, context belongs to the library until destroy (if not NULL) is called with it,
+ * exactly once. On any other status nothing changes, and destroy is not called. Any thread.
+ *
+ * Returns:
+ * - LEASE_OK: the callback is set (or logging is off).
+ * - LEASE_INVALID_ARGUMENT: max_level is not LEASE_LOG_ERROR, LEASE_LOG_WARN, LEASE_LOG_INFO or
+ *   LEASE_LOG_DEBUG.
+ */
+enum LeaseStatus lease_set_log_callback(uint32_t max_level,
+                                        LeaseLogCallback callback,
+                                        void *context,
+                                        LeaseDestroyCallback destroy);
 
 /**
  * Suspends liblease in this process, for an app about to be suspended by its system (iOS

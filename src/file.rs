@@ -171,6 +171,7 @@ fn new_enough(loaded: i32, name: &str) -> rusqlite::Result<()> {
 
 fn connect(path: &Path, cache: Cache, busy_timeout: Duration) -> rusqlite::Result<Connection> {
     check_sqlite_version()?;
+    crate::log::warn_of_another_sqlite();
     let flags =
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     // liblease's own VFS: SQLite's default, with the WAL index guarded against truncation.

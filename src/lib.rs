@@ -30,6 +30,7 @@ pub mod inspect;
 pub mod lifecycle;
 mod liveness;
 mod lock;
+pub mod log;
 pub mod runtime;
 mod sigbus;
 mod store;

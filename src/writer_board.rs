@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::liveness;
+use crate::log::log;
 use crate::sigbus::Region;
 use crate::sync::MutexExt;
 
@@ -121,12 +122,15 @@ impl WriterBoard {
         let path = path_of(database);
         // The board is as private as the database it serves.
         let mode = std::fs::metadata(database).map(|m| m.permissions().mode() & 0o666).unwrap_or(0o600);
-        let file = OpenOptions::new().read(true).write(true).create(true).mode(mode).open(path).ok()?;
+        let file = OpenOptions::new().read(true).write(true).create(true).mode(mode).open(&path).ok()?;
         // Only a file this code made (empty, then sized) or a board already is used: a shorter
         // file is someone else's and stays untouched.
         match file.metadata().ok()?.len() {
             0 => file.set_len(SIZE as u64).ok()?,
-            len if len < SIZE as u64 => return None,
+            len if len < SIZE as u64 => {
+                log!(Warn, "{}: {len} bytes, shorter than a board: left alone; the database's writers go without fair turns", path.display());
+                return None;
+            }
             _ => {}
         }
         // SAFETY: maps SIZE bytes of a file that has at least that many; checked below.
@@ -152,7 +156,11 @@ impl WriterBoard {
         // A new file is all zeros, which is an empty board.
         let magic = &board.layout().magic;
         let _ = magic.compare_exchange(0, MAGIC, Ordering::AcqRel, Ordering::Acquire);
-        (magic.load(Ordering::Acquire) == MAGIC).then_some(board)
+        if magic.load(Ordering::Acquire) != MAGIC {
+            log!(Warn, "{}: not a liblease board (another program's, or another version's): left alone; the database's writers go without fair turns", path.display());
+            return None;
+        }
+        Some(board)
     }
 
     /// Says that this process observes the database, until the returned registration is

@@ -81,6 +81,25 @@ static void sleep_ms(long ms)
     sleep_us(ms * 1000);
 }
 
+/* liblease's log: its warnings (a lease lost, a renewal that came late) into this process's
+ * lines; LEASE_SAMPLE_LOG=info (or debug) in the environment shows what the locks do too. */
+static void on_log(void *context, uint32_t level, const char *message)
+{
+    static const char *const names[] = {"?", "error", "warn", "info", "debug"};
+    (void)context;
+    say("(liblease %s) %s", names[level <= LEASE_LOG_DEBUG ? level : 0], message);
+}
+
+static uint32_t log_level(void)
+{
+    const char *wanted = getenv("LEASE_SAMPLE_LOG");
+    if (wanted != NULL && strcmp(wanted, "debug") == 0)
+        return LEASE_LOG_DEBUG;
+    if (wanted != NULL && strcmp(wanted, "info") == 0)
+        return LEASE_LOG_INFO;
+    return LEASE_LOG_WARN;
+}
+
 static void check(LeaseStatus status, const char *what)
 {
     if (status != LEASE_OK) {
@@ -477,10 +496,12 @@ int main(int argc, char **argv)
     if (argc == 4 && strcmp(argv[1], "--extension") == 0) {
         me = "extension";
         started_ms = atoll(argv[3]);
+        check(lease_set_log_callback(log_level(), on_log, NULL, NULL), "lease_set_log_callback");
         extension(argv[2]);
         return 0;
     }
     started_ms = now_ms();
+    check(lease_set_log_callback(log_level(), on_log, NULL, NULL), "lease_set_log_callback");
     printf("liblease %s: an app and an extension share %s\n", lease_version(),
            argc > 1 ? argv[1] : "lease-sample.db");
     app(argv[0], argc > 1 ? argv[1] : "lease-sample.db");

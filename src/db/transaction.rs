@@ -13,7 +13,11 @@ use super::inner::{self, prepare_writing, roll_back, DbInner, OpenTransaction, W
 use super::value::{self, Value};
 use crate::error::{Error, Result};
 use crate::lock::Fence;
+use crate::log::log;
 use crate::suspension;
+
+/// A wait for the database this long is worth a warning.
+const LONG_WAIT: Duration = Duration::from_secs(1);
 
 /// When a chunked transaction commits and lets other writers in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,7 +119,17 @@ impl Transaction {
             suspension::check()?;
             Ok(writer.connection.execute_batch("BEGIN IMMEDIATE")?)
         };
+        let asked = Instant::now();
         let (turn, ()) = db.queue().enter(Some(deadline), begin).map_err(|e| db.named(e))?;
+        let waited = asked.elapsed();
+        if waited >= LONG_WAIT {
+            log!(
+                Warn,
+                "{}: a transaction waited {} ms for the database (other writers had it)",
+                db.path.display(),
+                waited.as_millis()
+            );
+        }
         let mut writer = db.writer();
         // A suspension that came since the BEGIN has rolled it back, or finds it open now.
         if let Err(suspended) = suspension::check() {

@@ -1,10 +1,13 @@
 //! The library as a whole: its version, statuses and messages, and its background thread.
 
-use std::ffi::{c_char, CStr};
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::time::Duration;
 
+use super::context::{LeaseDestroyCallback, OwnedContext};
 use super::panic::{catch_status, catch_value};
 use super::status::{self, LeaseStatus};
+use crate::log::{self, Level};
+use crate::Error;
 
 const VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
     Ok(version) => version,
@@ -41,6 +44,69 @@ pub extern "C" fn lease_status_str(status: u32) -> *const c_char {
 #[no_mangle]
 pub extern "C" fn lease_last_error_message() -> *const c_char {
     catch_value("lease_last_error_message", c"".as_ptr(), || Ok(status::last_error()))
+}
+
+/// A log message's level: something failed.
+pub const LEASE_LOG_ERROR: u32 = 1;
+/// Something went wrong that the library copes with: a lease lost, a renewal that came late, a
+/// second SQLite in the process, a board file that is not liblease's.
+pub const LEASE_LOG_WARN: u32 = 2;
+/// What the locks do: a lease acquired (after how long, dirty or clean, its generation),
+/// released, taken over from a holder that died or whose lease ran out.
+pub const LEASE_LOG_INFO: u32 = 3;
+/// Wake-ups, renewals, checkpoints.
+pub const LEASE_LOG_DEBUG: u32 = 4;
+
+/// Called with each of the library's log messages (see lease_set_log_callback): level is one of
+/// LEASE_LOG_ERROR ... LEASE_LOG_DEBUG, message is English text naming the lease's key or the
+/// database file, NUL-terminated and valid only during the call. context is the pointer given to
+/// lease_set_log_callback.
+///
+/// It runs on the thread where the event happened: the caller's (during one of its lease_*
+/// calls) or the library's ("liblease"), and on several threads at once. It must return soon and
+/// must not call back into liblease in a way that could wait (no lease_lock_acquire with a
+/// timeout, no lease_db_execute); a message that liblease would log from inside the callback is
+/// dropped.
+pub type LeaseLogCallback =
+    Option<unsafe extern "C" fn(context: *mut c_void, level: u32, message: *const c_char)>;
+
+/// Sets the process's log callback: messages at max_level and more severe (LEASE_LOG_ERROR is the
+/// most severe, LEASE_LOG_DEBUG the most verbose) are given to callback; a NULL callback turns
+/// logging off (the default). Process-wide: it replaces the callback set before, whose destroy
+/// (if not NULL) runs, with its context, once that callback can no longer be called: at once, or
+/// when its last call running then returns. With logging off no message is even formatted.
+///
+/// On LEASE_OK, context belongs to the library until destroy (if not NULL) is called with it,
+/// exactly once. On any other status nothing changes, and destroy is not called. Any thread.
+///
+/// Returns:
+/// - LEASE_OK: the callback is set (or logging is off).
+/// - LEASE_INVALID_ARGUMENT: max_level is not LEASE_LOG_ERROR, LEASE_LOG_WARN, LEASE_LOG_INFO or
+///   LEASE_LOG_DEBUG.
+#[no_mangle]
+pub extern "C" fn lease_set_log_callback(
+    max_level: u32,
+    callback: LeaseLogCallback,
+    context: *mut c_void,
+    destroy: LeaseDestroyCallback,
+) -> LeaseStatus {
+    catch_status("lease_set_log_callback", || {
+        let level = Level::from_number(max_level).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "max_level {max_level} is none of LEASE_LOG_ERROR to LEASE_LOG_DEBUG (1 to 4)"
+            ))
+        })?;
+        let sink = callback.map(|callback| -> Box<log::Sink> {
+            let context = OwnedContext::new(context, destroy);
+            Box::new(move |level: Level, message: &str| {
+                let message = CString::new(message.replace('\0', " ")).unwrap_or_default();
+                // SAFETY: the caller's callback, with its context, as its contract says.
+                unsafe { callback(context.get(), level as u32, message.as_ptr()) }
+            })
+        });
+        log::set_sink(level, sink);
+        Ok(())
+    })
 }
 
 /// Suspends liblease in this process, for an app about to be suspended by its system (iOS

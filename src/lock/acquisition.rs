@@ -8,6 +8,7 @@ use super::attempt::Attempt;
 use super::guard::Guard;
 use super::inner::LockInner;
 use crate::error::{Error, Result};
+use crate::log::log;
 use crate::sync::MutexExt;
 use crate::wait::ChangeWait;
 
@@ -24,6 +25,7 @@ pub(super) enum Step {
 pub(super) struct Acquisition {
     inner: Arc<LockInner>,
     timeout: Duration,
+    asked: Instant,
     deadline: Instant,
     /// How long one attempt may wait in the writer queue: `None`, until the deadline (a blocking
     /// acquisition); otherwise a short stay, so that the library's thread is not held up.
@@ -37,6 +39,7 @@ impl Acquisition {
         Acquisition {
             inner,
             timeout,
+            asked: Instant::now(),
             deadline: Instant::now() + timeout,
             queue_stay,
             backoff: FIRST_BACKOFF,
@@ -53,7 +56,7 @@ impl Acquisition {
                 None => self.deadline,
                 Some(stay) => (Instant::now() + stay).min(self.deadline),
             };
-            let held = match self.inner.attempt(Some(write_deadline)) {
+            let held = match self.inner.attempt(Some(write_deadline), self.asked) {
                 Ok(Attempt::Taken(guard)) => return Step::Done(Ok(guard)),
                 Ok(Attempt::Held(held)) => held,
                 Err(e) => return Step::Done(Err(e)),
@@ -90,6 +93,9 @@ impl Acquisition {
     /// not be visible yet when the waiter looks: so after one the next look comes soon, and
     /// only quiet sleeps grow longer.
     pub(super) fn waited(&mut self, woken: bool) {
+        if woken {
+            log!(Debug, "{}: '{}': woken, looking again", self.inner.store.inner.name(), self.inner.key);
+        }
         self.backoff =
             if woken { FIRST_BACKOFF } else { (self.backoff * 2).min(self.inner.options.max_backoff) };
     }

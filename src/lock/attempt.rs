@@ -11,6 +11,7 @@ use super::hold::{Hold, KeySlot, LeaseSlots, SlotState, Taken};
 use super::inner::LockInner;
 use crate::error::{Error, Result};
 use crate::liveness::Identity;
+use crate::log::log;
 use crate::store::lease_table::{self, Claim, DeadHold, HoldName};
 use crate::suspension;
 
@@ -32,10 +33,14 @@ pub(super) struct Held {
 
 /// What the lease row says.
 enum Look {
-    /// Free, expired, of another boot, or this holder's own: take it.
-    Free,
+    /// Free, expired, of another boot, or this holder's own: take it. `from` names another
+    /// holder whose lease ran out, for the log.
+    Free {
+        from: Option<String>,
+    },
     /// Held by a holder that is certainly dead: take that exact hold over.
     Dead {
+        from: String,
         holder_id: String,
         hold: u64,
     },
@@ -45,7 +50,12 @@ enum Look {
 impl LockInner {
     /// One attempt; waits for the database's write lock until `write_deadline` (`None`: not at
     /// all), never for another holder's lease.
-    pub(super) fn attempt(self: &Arc<Self>, write_deadline: Option<Instant>) -> Result<Attempt> {
+    /// `asked` is when the acquisition began, for the log.
+    pub(super) fn attempt(
+        self: &Arc<Self>,
+        write_deadline: Option<Instant>,
+        asked: Instant,
+    ) -> Result<Attempt> {
         let store = &self.store.inner;
         store.check_fork()?;
         let slot = store.file.leases::<LeaseSlots>().slot(&self.key);
@@ -56,14 +66,30 @@ impl LockInner {
         if let Some(guard) = self.join(&mut state) {
             return Ok(Attempt::Taken(guard));
         }
-        let dead = match self.look()? {
-            Look::Free => None,
-            Look::Dead { holder_id, hold } => Some((holder_id, hold)),
+        let (dead, from) = match self.look()? {
+            Look::Free { from } => (None, from.map(|from| format!("from {from}, whose lease ran out"))),
+            Look::Dead { from, holder_id, hold } => {
+                (Some((holder_id, hold)), Some(format!("from {from}, whose process ended")))
+            }
             Look::Held(held) => return Ok(Attempt::Held(held)),
         };
         let dead = dead.as_ref().map(|(holder_id, hold)| DeadHold { holder_id, hold: *hold });
         match self.take(write_deadline, dead.as_ref())? {
-            Ok(taken) => self.install(&slot, state, taken).map(Attempt::Taken),
+            Ok(taken) => {
+                let generation = taken.generation;
+                let guard = self.install(&slot, state, taken)?;
+                log!(
+                    Info,
+                    "{}: '{}': acquired by '{}' after waiting {} ms: generation {generation}, {}{}",
+                    self.store.inner.name(),
+                    self.key,
+                    self.label,
+                    asked.elapsed().as_millis(),
+                    if guard.is_dirty() { "dirty" } else { "clean" },
+                    from.map(|from| format!(", taken over {from}")).unwrap_or_default()
+                );
+                Ok(Attempt::Taken(guard))
+            }
             Err(held) => Ok(Attempt::Held(held)),
         }
     }
@@ -86,19 +112,21 @@ impl LockInner {
     fn look(&self) -> Result<Look> {
         let store = &self.store.inner;
         let Some(row) = store.read(|connection| lease_table::read(connection, &self.key))? else {
-            return Ok(Look::Free);
+            return Ok(Look::Free { from: None });
         };
         let now_ms = store.clock.now_ms();
-        let kept = row.holder_id != store.holder.id()
-            && *row.boot == *store.clock.boot_id()
-            && row.expires_ms > now_ms;
-        if !kept {
-            return Ok(Look::Free);
+        let others = row.holder_id != store.holder.id() && *row.boot == *store.clock.boot_id();
+        let described = || format!("'{}' (pid {})", row.label, row.pid);
+        if !others || row.expires_ms == 0 {
+            return Ok(Look::Free { from: None });
+        }
+        if row.expires_ms <= now_ms {
+            return Ok(Look::Free { from: Some(described()) });
         }
         let holder = row.identity();
         if holder.is_certainly_dead(store.holder.identity()) {
             // The holder crashed: its lease may be taken now rather than when it expires.
-            return Ok(Look::Dead { holder_id: row.holder_id, hold: row.hold });
+            return Ok(Look::Dead { from: described(), holder_id: row.holder_id, hold: row.hold });
         }
         Ok(Look::Held(Held {
             retry_in: Duration::from_millis(row.expires_ms - now_ms + 1),

@@ -13,11 +13,15 @@ use tokio::sync::Notify;
 
 use super::hold::Hold;
 use crate::error::{Error, Result};
+use crate::log::log;
 use crate::runtime;
 use crate::store::lease_table;
 
 /// The pause between renewal attempts while another connection holds the write lock.
 const BUSY_PAUSE: Duration = Duration::from_millis(5);
+
+/// How late a renewal may come, in ms, before it is worth a warning (or a tenth of the period).
+const LATE: u64 = 250;
 
 /// The longest one renewal attempt waits in the writer queue.
 const QUEUE_STAY: Duration = Duration::from_millis(100);
@@ -76,6 +80,28 @@ async fn renew(hold: &Hold) -> Result<(), String> {
         });
         match renewed {
             Ok(true) => {
+                // Due when `renew_every` of the lease had passed, so that this much was left.
+                let options = hold.options();
+                let due_left = options.lease.saturating_sub(options.renew_every).as_millis() as u64;
+                let late = due_left.saturating_sub(remaining.as_millis() as u64);
+                if late > LATE.max(options.renew_every.as_millis() as u64 / 10) {
+                    log!(
+                        Warn,
+                        "{}: '{}': a renewal came {late} ms late, with {} ms of the lease left (was the \
+                         process stopped, or the database busy?)",
+                        store.name(),
+                        hold.key(),
+                        remaining.as_millis()
+                    );
+                } else {
+                    log!(
+                        Debug,
+                        "{}: '{}': renewed for {} ms",
+                        store.name(),
+                        hold.key(),
+                        options.lease.as_millis()
+                    );
+                }
                 hold.confirm(expires_ms);
                 return Ok(());
             }
@@ -87,7 +113,16 @@ async fn renew(hold: &Hold) -> Result<(), String> {
                 ))
             }
             // A busy database, or any other failure, may pass: try again until the lease runs out.
-            Err(Error::Busy(message)) | Err(Error::Database(message)) => last_failure = Some(message),
+            Err(Error::Busy(message)) => last_failure = Some(message),
+            Err(Error::Database(message)) => {
+                log!(
+                    Error,
+                    "{}: '{}': renewing the lease failed (trying again): {message}",
+                    store.name(),
+                    hold.key()
+                );
+                last_failure = Some(message);
+            }
             Err(other) => return Err(other.to_string()),
         }
         tokio::time::sleep(BUSY_PAUSE).await;

@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 use super::lost::{LostSlot, Watchers};
 use super::options::LockOptions;
 use crate::error::{Error, Result};
+use crate::log::log;
 use crate::runtime;
 use crate::store::lease_table::{self, HoldName};
 use crate::store::StoreInner;
@@ -252,6 +253,7 @@ impl Hold {
         }
         self.lost.store(true, Ordering::SeqCst);
         self.stop.notify_one();
+        log!(Warn, "{}: '{}': the lease is lost: {}", self.store.name(), self.key, self.lost_reason());
         self.watchers.tell(self.key.clone());
     }
 
@@ -309,6 +311,21 @@ impl Hold {
     }
 
     fn give_back(&self, place: &Place, deadline: Option<Instant>) -> Result<()> {
+        let given = self.give_back_once(place, deadline);
+        match &given {
+            Ok(()) => log!(Info, "{}: '{}': released", self.store.name(), self.key),
+            Err(Error::Busy(_)) => {}
+            Err(e) => log!(
+                Error,
+                "{}: '{}': giving the lease back failed (it runs out instead): {e}",
+                self.store.name(),
+                self.key
+            ),
+        }
+        given
+    }
+
+    fn give_back_once(&self, place: &Place, deadline: Option<Instant>) -> Result<()> {
         let release = |connection: &rusqlite::Connection| lease_table::release(connection, &self.name());
         self.store.write_at(place, deadline, release).map(|_| ())
     }

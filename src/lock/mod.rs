@@ -76,7 +76,7 @@ impl Lock {
     /// Takes the lease if it is free, expired, or already held by this process; never waits.
     /// `Err(Busy)` when another process holds it or the database's write lock is taken.
     pub fn try_acquire(&self) -> Result<Guard> {
-        match self.inner.attempt(None)? {
+        match self.inner.attempt(None, std::time::Instant::now())? {
             Attempt::Taken(guard) => Ok(guard),
             Attempt::Held(held) => Err(Error::Busy(held.why)),
         }

@@ -21,6 +21,7 @@ use crate::error::Result;
 use crate::file::{self, Cache, OpenFile, OPEN_BUSY_LIMIT};
 use crate::fork::{self, Epoch};
 use crate::holder::Holder;
+use crate::log::log;
 use crate::runtime;
 use crate::suspension;
 use crate::sync::MutexExt;
@@ -237,9 +238,19 @@ impl StoreInner {
         // Waiters of this lease (and observers) look at once, now that the write is visible.
         queue.committed();
         if queue.take_checkpoint() {
+            log!(
+                Debug,
+                "{}: the WAL is past its limit: checkpointing it on the library's thread",
+                self.name()
+            );
             self.checkpoint_in_background();
         }
         Ok(value)
+    }
+
+    /// The file, for log messages: its path, or `:memory:`.
+    pub(crate) fn name(&self) -> std::borrow::Cow<'_, str> {
+        self.path.as_deref().map_or(":memory:".into(), |path| path.to_string_lossy())
     }
 
     /// The lease's writes are waited for by their callers (a release may come from an app's main

@@ -922,6 +922,81 @@ static void test_shutdown(void)
     CHECK(library_threads() == 0);
 }
 
+/* ---- The log callback -------------------------------------------------------------------------- */
+
+/* What a log callback heard: the lines, joined, and the most verbose level; and its destroys. */
+typedef struct {
+    pthread_mutex_t mutex;
+    char lines[4096];
+    uint32_t most_verbose;
+    int destroys;
+} Heard;
+
+static void on_log(void *context, uint32_t level, const char *message)
+{
+    Heard *heard = context;
+    pthread_mutex_lock(&heard->mutex);
+    if (level > heard->most_verbose)
+        heard->most_verbose = level;
+    size_t used = strlen(heard->lines);
+    snprintf(heard->lines + used, sizeof heard->lines - used, "%u %s\n", level, message);
+    pthread_mutex_unlock(&heard->mutex);
+}
+
+static void on_log_destroy(void *context)
+{
+    Heard *heard = context;
+    pthread_mutex_lock(&heard->mutex);
+    heard->destroys++;
+    pthread_mutex_unlock(&heard->mutex);
+}
+
+static void test_log_callback(void)
+{
+    Heard heard = {.mutex = PTHREAD_MUTEX_INITIALIZER};
+    LeaseStore *store = NULL;
+    LeaseLock *lock = NULL;
+    LeaseGuard *guard = NULL;
+
+    /* Levels outside 1..4 are refused, and nothing is taken. */
+    CHECK_STATUS(lease_set_log_callback(0, on_log, &heard, on_log_destroy), LEASE_INVALID_ARGUMENT);
+    CHECK(error_mentions("max_level 0"));
+    CHECK_STATUS(lease_set_log_callback(LEASE_LOG_DEBUG + 1, on_log, &heard, on_log_destroy),
+                 LEASE_INVALID_ARGUMENT);
+    CHECK(heard.destroys == 0);
+
+    REQUIRE(CHECK_STATUS(lease_set_log_callback(LEASE_LOG_INFO, on_log, &heard, on_log_destroy), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_store_open(db_path("log"), &store), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_new(store, "sync", "c-test", NULL, &lock), LEASE_OK));
+    REQUIRE(CHECK_STATUS(lease_lock_try_acquire(lock, &guard), LEASE_OK));
+    lease_guard_release(guard);
+    guard = NULL;
+
+    /* Turning logging off lets the callback go: its destroy runs, once. */
+    CHECK_STATUS(lease_set_log_callback(LEASE_LOG_DEBUG, NULL, NULL, NULL), LEASE_OK);
+    pthread_mutex_lock(&heard.mutex);
+    CHECK(strstr(heard.lines, "3 ") != NULL);
+    CHECK(strstr(heard.lines, "'sync': acquired by 'c-test'") != NULL);
+    CHECK(strstr(heard.lines, "generation 1, dirty") != NULL);
+    CHECK(strstr(heard.lines, "'sync': released") != NULL);
+    CHECK(strstr(heard.lines, db_path("log")) != NULL); /* the file is named */
+    CHECK(heard.most_verbose <= LEASE_LOG_INFO);
+    CHECK(heard.destroys == 1);
+    size_t heard_before = strlen(heard.lines);
+    pthread_mutex_unlock(&heard.mutex);
+
+    /* Off: nothing more is heard. */
+    REQUIRE(CHECK_STATUS(lease_lock_try_acquire(lock, &guard), LEASE_OK));
+    lease_guard_release(guard);
+    pthread_mutex_lock(&heard.mutex);
+    CHECK(strlen(heard.lines) == heard_before);
+    CHECK(heard.destroys == 1);
+    pthread_mutex_unlock(&heard.mutex);
+
+    lease_lock_free(lock);
+    lease_store_free(store);
+}
+
 const TestCase lock_cases[] = {
     {"version_and_status_text", test_version_and_status_text},
     {"open_stores", test_open_stores},
@@ -935,5 +1010,6 @@ const TestCase lock_cases[] = {
     {"fork_child_cannot_use_parent_handles", test_fork_child_cannot_use_parent_handles},
     {"bad_arguments", test_bad_arguments},
     {"shutdown", test_shutdown},
+    {"log_callback", test_log_callback},
 };
 const size_t lock_case_count = sizeof lock_cases / sizeof lock_cases[0];
