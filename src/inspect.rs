@@ -308,6 +308,22 @@ pub fn break_lease(path: &Path, key: &str, seen: &LeaseRow) -> Result<Option<u64
     })
 }
 
+/// Wakes a watcher of a database when it may have changed: a commit (its WAL written, or its
+/// board's bell rung), on Linux and Android through inotify; elsewhere only when its timeout
+/// passes. Watches without opening the database.
+pub struct CommitWait(crate::wait::ChangeWait);
+
+impl CommitWait {
+    pub fn new(database: &Path) -> CommitWait {
+        CommitWait(crate::wait::ChangeWait::new(Some(database)))
+    }
+
+    /// Blocks until the database may have changed, or `timeout`; true when woken by a change.
+    pub fn wait(&mut self, timeout: Duration) -> bool {
+        self.0.wait(timeout)
+    }
+}
+
 /// What the board file beside a database holds, read without mapping or changing it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Board {

@@ -220,11 +220,20 @@ mod linux {
         // SAFETY: the kernel just returned this descriptor to us alone.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         // SAFETY: `wal` is NUL-terminated.
-        let watch = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), wal.as_ptr(), libc::IN_MODIFY) };
+        let add = |path: &CString, mask: u32| {
+            // SAFETY: a live inotify descriptor and a NUL-terminated path.
+            unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), mask) >= 0 }
+        };
+        let wal_watched = add(&wal, libc::IN_MODIFY);
         // Without the bell (no board, or a foreign one) the WAL's event still wakes the waiter.
-        // SAFETY: `bell` is NUL-terminated.
-        let _ = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), bell.as_ptr(), libc::IN_MODIFY) };
-        (watch >= 0).then_some(fd)
+        let bell_watched = add(&bell, libc::IN_MODIFY);
+        if !wal_watched {
+            // No WAL yet (nobody has the database open): its making, in the directory, wakes too.
+            let directory = database.parent().filter(|parent| !parent.as_os_str().is_empty());
+            let directory = CString::new(directory.unwrap_or(Path::new(".")).as_os_str().as_bytes()).ok()?;
+            add(&directory, libc::IN_CREATE | libc::IN_MOVED_TO);
+        }
+        (wal_watched || bell_watched).then_some(fd)
     }
 }
 

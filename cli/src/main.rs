@@ -1,12 +1,13 @@
 //! `lease`: looks at a liblease database from outside. `lease status` shows its leases and the
-//! writers waiting, `lease release` breaks a stuck lease, `lease check` checks the file and the
-//! files beside it. Reading never makes, writes or locks anything for writing (see
-//! `lease::inspect`); only `release` writes.
+//! writers waiting (`lease watch`, again at each change), `lease release` breaks a stuck lease,
+//! `lease check` checks the file and the files beside it. Reading never makes, writes or locks
+//! anything for writing (see `lease::inspect`); only `release` writes.
 
 mod check;
 mod human;
 mod release;
 mod status;
+mod watch;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -109,6 +110,23 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Shows the status, again whenever it changes, until interrupted.
+    ///
+    /// What `lease status` shows, shown again when the database may have changed: woken by its
+    /// commits (a lease taken, renewed or released; any write), through inotify on Linux and
+    /// Android, and at least every --every, so that the times shown stay true. Reads as `status`
+    /// does: makes, writes and locks nothing.
+    #[command(after_help = STATUS_EXIT)]
+    Watch {
+        /// The database file.
+        db: PathBuf,
+        /// The longest time between two frames, in seconds.
+        #[arg(long, default_value_t = 1.0, value_parser = positive_seconds)]
+        every: f64,
+        /// Stop after this many frames (for scripts and tests).
+        #[arg(long)]
+        count: Option<u64>,
+    },
     /// Checks the database and the files beside it.
     ///
     /// SQLite's integrity check, the lease table's schema version, the board, and the files
@@ -154,6 +172,9 @@ fn main() -> ExitCode {
         Command::Status { db, json } => status::run(&db, json),
         Command::Release { db, key, force } => release::run(&db, &key, force),
         Command::Check { db } => check::run(&db),
+        Command::Watch { db, every, count } => {
+            watch::run(&db, std::time::Duration::from_secs_f64(every), count)
+        }
     };
     let exit = match ran {
         Ok(report) => match std::io::stdout().lock().write_all(report.text.as_bytes()) {
@@ -170,6 +191,16 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(exit as u8)
+}
+
+/// A number of seconds above zero, and not absurdly large.
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text.parse().map_err(|_| format!("not a number of seconds: {text}"))?;
+    if seconds > 0.0 && seconds <= 86_400.0 {
+        Ok(seconds)
+    } else {
+        Err("a number of seconds above 0, at most a day".into())
+    }
 }
 
 /// One line on stderr, after `lease: `.
