@@ -73,12 +73,7 @@ impl Database {
 
     /// The file's `user_version`, read outside any transaction.
     fn user_version(&self) -> Result<u32> {
-        let mut version = None;
-        self.query("PRAGMA user_version", &[], |row| {
-            version = Some(integer(row));
-            false
-        })?;
-        as_version(version)
+        read_version(|on_row| self.query("PRAGMA user_version", &[], on_row))
     }
 }
 
@@ -94,8 +89,13 @@ fn compare(version: u32, target: u32) -> Result<bool> {
 }
 
 fn read_user_version(tx: &mut Transaction) -> Result<u32> {
+    read_version(|on_row| tx.query("PRAGMA user_version", &[], on_row))
+}
+
+/// The version that `query` (`PRAGMA user_version`, run with the row callback it is given) reads.
+fn read_version(query: impl FnOnce(&mut dyn FnMut(&[Value]) -> bool) -> Result<()>) -> Result<u32> {
     let mut version = None;
-    tx.query("PRAGMA user_version", &[], |row| {
+    query(&mut |row| {
         version = Some(integer(row));
         false
     })?;

@@ -19,7 +19,13 @@ use crate::callbacks::{GuardInfo, NULL_CONTEXT};
 use crate::contract::{self, violation};
 use crate::locked;
 
-use lease::ffi::LeaseStatus::{LEASE_INVALID_ARGUMENT as INVALID, LEASE_MISUSE as MISUSE, LEASE_OK as OK};
+use lease::ffi::LeaseStatus::{
+    self, LEASE_BUSY as BUSY, LEASE_DATABASE as DATABASE, LEASE_INVALID_ARGUMENT as INVALID,
+    LEASE_MISUSE as MISUSE, LEASE_OK as OK, LEASE_SUSPENDED as SUSPENDED,
+};
+use std::sync::atomic::Ordering;
+
+use crate::files::Opens;
 
 /// The longest acquisition timeout, busy timeout and pause, in milliseconds.
 const LONGEST_MS: u8 = 10;
@@ -31,6 +37,27 @@ const LONGEST_SUSPEND_MS: u8 = 200;
 /// How long the end of an input waits for asynchronous acquisitions to call back: far more than
 /// their timeouts; past it, one never called back.
 const CALLBACK_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The statuses an open of a store or a database may return: usually, and while the process is
+/// suspended.
+pub(super) type OpenStatuses = (&'static [LeaseStatus], &'static [LeaseStatus]);
+
+impl Actor<'_> {
+    /// What lease_store_open and lease_db_open may return for a path that `opens`. While
+    /// suspended (the second list) a file that needs no write opens all the same: each input's
+    /// files are in WAL mode with their lease table until SQL writes them.
+    pub(super) fn open_statuses(&self, opens: Opens, null_out: bool) -> OpenStatuses {
+        match opens {
+            _ if null_out => (&[INVALID], &[INVALID]),
+            Opens::Invalid => (&[INVALID], &[INVALID]),
+            Opens::Fails => (&[DATABASE], &[DATABASE, SUSPENDED]),
+            Opens::File(index) if self.input.touched[index].load(Ordering::SeqCst) => {
+                (&[OK, DATABASE, BUSY], &[OK, DATABASE, BUSY, SUSPENDED])
+            }
+            Opens::File(_) => (&[OK], &[OK]),
+        }
+    }
+}
 
 /// One thread's part of an input: its own handles, and those it shares with another thread.
 pub(super) struct Actor<'a> {

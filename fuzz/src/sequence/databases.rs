@@ -25,17 +25,7 @@ const NO_CHANGES: u64 = u64::MAX - 0x5eed;
 impl Actor<'_> {
     pub(super) fn db_open(&mut self, path: PathArg, null_out: bool, slot: u8, busy_timeout_ms: u8) {
         let (path, opens) = self.input.files.c_path(path);
-        // While suspended (the second list), a file in WAL mode opens all the same: each input's
-        // files are, until SQL writes them.
-        let (usual, suspended): (&[LeaseStatus], &[LeaseStatus]) = match opens {
-            _ if null_out => (&[INVALID], &[INVALID]),
-            Opens::Invalid => (&[INVALID], &[INVALID]),
-            Opens::Fails => (&[DATABASE], &[DATABASE, SUSPENDED]),
-            Opens::File(index) if self.input.touched[index].load(Ordering::SeqCst) => {
-                (&[OK, DATABASE, BUSY], &[OK, DATABASE, BUSY, SUSPENDED])
-            }
-            Opens::File(_) => (&[OK], &[OK]),
-        };
+        let (usual, suspended) = self.open_statuses(opens, null_out);
         let mut out = out_slot();
         let out_ptr = if null_out { null_mut() } else { &mut out };
         let mark = suspension::mark();
