@@ -1,5 +1,8 @@
 import CLease
 import Foundation
+#if canImport(os)
+import os
+#endif
 
 /// How severe one of liblease's log messages is (`LeaseLibrary.setLogHandler(level:_:)`). A
 /// handler set at a level is given that level's messages and the more severe ones: `error` is the
@@ -33,6 +36,9 @@ extension LeaseLibrary {
     /// A message is English text for people, not to be parsed, naming the database file's path
     /// and the lease's key: "/data/app.db: 'sync': acquired by 'app' after waiting 3 ms:
     /// generation 7, dirty, taken over from 'share-extension' (pid 812), whose process ended".
+    /// Where the unified logging system exists (Apple platforms),
+    /// `logToOSLog(level:subsystem:category:)` sends the messages there; elsewhere (Linux) this
+    /// closure is the way: to standard error, a file, or a logging library of your own.
     ///
     /// Process-wide: one handler for every store, lock and database of the process; the last call
     /// wins. Any thread may call this, the handler too (a handler that replaces itself is released
@@ -109,3 +115,88 @@ private func releaseLogHandler(context: UnsafeMutableRawPointer?) {
     guard let context else { return }
     Unmanaged<LogHandlerBox>.fromOpaque(context).release()
 }
+
+#if canImport(os)
+extension LeaseLogLevel {
+    /// The unified logging system's type for this level: `.error` for `error`, `.default` (that
+    /// of `Logger.notice(_:)`) for `warning`, `.info` for `info` and `.debug` for `debug`.
+    ///
+    /// A warning is something the library copes with, not a failure, so it is not `.error` (which
+    /// `Logger.warning(_:)` would give it): filtering on errors shows liblease's failures alone.
+    /// `.default` is still written to the log store, as errors are; what the system keeps of
+    /// `.info` and `.debug` messages is its configuration's choice.
+    public var osLogType: OSLogType {
+        switch self {
+        case .error: return .error
+        case .warning: return .default
+        case .info: return .info
+        case .debug: return .debug
+        }
+    }
+}
+
+extension LeaseLibrary {
+    /// Sends liblease's log messages at `level` and more severe to the unified logging system,
+    /// through an `os.Logger` of `subsystem` and `category`, each with its level's `osLogType`.
+    /// It is `setLogHandler(level:_:)` with a handler of its own: it replaces the handler set
+    /// before, and `setLogHandler(nil)` turns it off. What is said there holds here too
+    /// (process-wide, any thread); its handler returns quickly, as logging to the system does not
+    /// wait for the system's log store.
+    ///
+    /// ```swift
+    /// try LeaseLibrary.logToOSLog(level: .info, subsystem: "com.example.notes")
+    /// ```
+    ///
+    /// Privacy: the message is logged as private, the unified logging system's default for a
+    /// string. It names the database file by its path, which holds the user's account name on
+    /// macOS (`/Users/<name>/Library/Group Containers/...`) and the container's identifier on
+    /// iOS, and the lease's key and label, which are the app's to choose: liblease cannot vouch
+    /// that none of them is personal. So without a debugger attached or a logging profile
+    /// installed, Console and a sysdiagnose show `<private>` in its place; the level, subsystem,
+    /// category, time and process remain. An app that knows its keys and labels say nothing
+    /// personal, and accepts the path in its logs, logs the text publicly with a handler of its
+    /// own:
+    ///
+    /// ```swift
+    /// try LeaseLibrary.setLogHandler(level: .info) { level, message in
+    ///     Logger(subsystem: "com.example.notes", category: "liblease")
+    ///         .log(level: level.osLogType, "\(message, privacy: .public)")
+    /// }
+    /// ```
+    ///
+    /// Elsewhere (Linux) there is no unified logging system, and no such function: give
+    /// `setLogHandler(level:_:)` a closure that writes where the program logs.
+    ///
+    /// - Parameters:
+    ///   - level: the most verbose level wanted (`.info` unless given). The system's own filtering
+    ///     comes after: a `.debug` message is formatted even when the system discards it.
+    ///   - subsystem: the app's subsystem, usually its bundle identifier.
+    ///   - category: the category, "liblease" unless given.
+    /// - Throws: as `setLogHandler(level:_:)`.
+    @available(iOS 14, macOS 11, tvOS 14, watchOS 7, *)
+    public static func logToOSLog(
+        level: LeaseLogLevel = .info, subsystem: String, category: String = "liblease"
+    ) throws {
+        let sink = OSLogSink(Logger(subsystem: subsystem, category: category))
+        try setLogHandler(level: level) { messageLevel, message in sink.log(messageLevel, message) }
+    }
+}
+
+/// An `os.Logger` for a handler that runs on several threads at once. `Sendable` by assertion:
+/// `Logger` is an immutable wrapper of an `os_log_t`, which may be used from any thread, but SDKs
+/// before it was marked `Sendable` would refuse to let a `@Sendable` closure capture it.
+@available(iOS 14, macOS 11, tvOS 14, watchOS 7, *)
+private final class OSLogSink: @unchecked Sendable {
+    private let logger: Logger
+
+    init(_ logger: Logger) {
+        self.logger = logger
+    }
+
+    func log(_ level: LeaseLogLevel, _ message: String) {
+        // Private: see logToOSLog. (The privacy must be a literal: the os module builds the
+        // message's format at compile time.)
+        logger.log(level: level.osLogType, "\(message, privacy: .private)")
+    }
+}
+#endif

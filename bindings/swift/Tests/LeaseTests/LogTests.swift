@@ -1,6 +1,9 @@
 import Foundation
 import Lease
 import XCTest
+#if canImport(os)
+import os
+#endif
 
 /// The library's log (`LeaseLibrary.setLogHandler`), with a child process for the holder that is
 /// killed.
@@ -96,6 +99,20 @@ final class LogTests: XCTestCase {
         let acquired = heard.said(.info, db, "'sync': acquired by 'app'", "dirty", from)
         XCTAssertEqual(acquired.count, 1, "\(heard.all)")
     }
+
+    #if canImport(os)
+    func testEachLevelHasItsOSLogTypeAndTheUnifiedLogTakesTheMessages() throws {
+        XCTAssertEqual(LeaseLogLevel.error.osLogType, .error)
+        XCTAssertEqual(LeaseLogLevel.warning.osLogType, .default)
+        XCTAssertEqual(LeaseLogLevel.info.osLogType, .info)
+        XCTAssertEqual(LeaseLogLevel.debug.osLogType, .debug)
+        // What reaches the system is not read back here: this shows that the handler is set, called
+        // (an acquisition and a release log at .info) and removed (tearDown) without trouble.
+        try LeaseLibrary.logToOSLog(level: .debug, subsystem: "liblease.tests")
+        let lock = try LeaseStore(path: TestFiles.db()).lock("sync", label: "app")
+        try XCTUnwrap(try lock.tryAcquire()).release()
+    }
+    #endif
 }
 
 /// What a log handler heard, from any thread. `Sendable` because it is thread-safe: `heard` is
