@@ -50,9 +50,9 @@ extension LeaseLibrary {
     /// return soon and must not block: the call that logged waits for it, and on the library's
     /// thread so do the renewals of every lease of the process, which a slow handler can make
     /// late, then lost. Nor may it call into liblease in a way that could wait: no
-    /// `acquireBlocking` or `acquire(timeout:)`, no database call (they wait for other writers),
-    /// no `suspend(timeout:)`. A message liblease would log from inside the handler is dropped.
-    /// Hand anything slow to a queue of your own.
+    /// `acquireBlocking`, no database call (they wait for other writers), no `suspend(timeout:)`.
+    /// A message liblease would log from inside the handler is dropped. Hand anything slow to a
+    /// queue of your own.
     ///
     /// Ownership: the library keeps the handler until it is replaced or removed, then releases it
     /// once no call of it is running: at once, or right after the last call that was still running
