@@ -204,16 +204,3 @@ private func text(of change: Set<String>?) -> String {
     guard let change else { return "unknown" }
     return change.sorted().joined(separator: ",")
 }
-
-/// Says "released" when it is freed: captured by a handler, it tells when the handler is released.
-private final class ReleaseToken: Sendable {
-    private let released: LineQueue
-
-    init(_ released: LineQueue) {
-        self.released = released
-    }
-
-    deinit {
-        released.put("released")
-    }
-}

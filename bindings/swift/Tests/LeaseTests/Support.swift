@@ -142,6 +142,20 @@ final class LineQueue: @unchecked Sendable {
     }
 }
 
+/// Says "released" when it is freed: captured by a handler, it tells when the handler is released.
+/// `Sendable`: its one property is.
+final class ReleaseToken: Sendable {
+    private let released: LineQueue
+
+    init(_ released: LineQueue) {
+        self.released = released
+    }
+
+    deinit {
+        released.put("released")
+    }
+}
+
 /// A running LeaseTestChild: another OS process that uses the same liblease. Not `Sendable`: one
 /// test uses it, on one thread at a time; its reading thread shares only `lines`.
 final class Child {
