@@ -1,7 +1,7 @@
 //! The library's diagnostics: one process-wide sink that the host sets (`lease_set_log_callback`,
 //! [`set_sink`]), told what the locks, writers and observers do.
 //!
-//! A message is built only when its level is wanted: [`log!`] asks [`enabled`] first, one atomic
+//! A message is built only when its level is wanted: `log!` asks `enabled` first, one atomic
 //! load, so logging costs nothing on any path while it is off (the default). Messages go to the
 //! sink on the thread where the event happened (a caller's, or the library's own). A message
 //! logged from inside the sink (the host's callback called back into liblease) is dropped, not

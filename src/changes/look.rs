@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension};
 
+use super::record::{is_application_table, TABLE, UNKNOWN_TABLES};
 use super::wal_index::WalIndex;
-use super::{is_application_table, TABLE, UNKNOWN_TABLES};
 use crate::error::Result;
 use crate::file::{self, Cache};
 
