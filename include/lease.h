@@ -498,9 +498,12 @@ const char *lease_last_error_message(void);
 /**
  * Sets the process's log callback: messages at max_level and more severe (LEASE_LOG_ERROR is the
  * most severe, LEASE_LOG_DEBUG the most verbose) are given to callback; a NULL callback turns
- * logging off (the default). Process-wide: it replaces the callback set before, whose destroy
- * (if not NULL) runs, with its context, once that callback can no longer be called: at once, or
- * when its last call running then returns. With logging off no message is even formatted.
+ * logging off (the default; max_level is checked all the same). Process-wide: it replaces the
+ * callback set before. Calls of the old callback that began before this returns may still be
+ * running (on other threads), and none begins after; its destroy (if not NULL) runs, with its
+ * context, once the last of them has returned: here, at once, when none runs, or else on the
+ * thread of that last call, whichever thread that is. With logging off no message is even
+ * formatted.
  *
  * On LEASE_OK, context belongs to the library until destroy (if not NULL) is called with it,
  * exactly once. On any other status nothing changes, and destroy is not called. Any thread.
