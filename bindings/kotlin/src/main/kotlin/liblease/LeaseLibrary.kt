@@ -12,6 +12,34 @@ object LeaseLibrary {
         get() = LeaseNative.lease_version().utf8()
 
     /**
+     * Sets the process's log listener: liblease's messages at [level] and more severe ones
+     * ([LeaseLogLevel.ERROR] is the most severe, [LeaseLogLevel.DEBUG] the most verbose) are given
+     * to [listener], with their level and English text naming the database file and the lease's
+     * key, for people (do not parse it). It replaces the listener set before; null turns logging off
+     * (the default; [level] is then ignored), and with logging off no message is even formatted.
+     * Process-wide: every store, lock and database of the process logs to it.
+     *
+     * Threads: the listener runs on the thread where the event happened, and on several threads at
+     * once: the caller's, inside the call that logged (an acquisition, a release, a transaction that
+     * waited), or the library's own thread, "liblease" (a lost lease, a late renewal, renewals and
+     * checkpoints). So it must be thread-safe, return soon and never block: it delays the work that
+     * logged. It must not call back into liblease in a way that could wait: no
+     * [LeaseLock.acquireBlocking] with a timeout, no [LeaseDatabase] call. A message that liblease
+     * would log from inside the listener is dropped. Hand the message to a logger and return.
+     *
+     * An exception thrown by the listener is caught and dropped, with the message: it never reaches
+     * the call that logged, native code, or an uncaught-exception handler (which would often end the
+     * process, for a log line). Catch inside the listener what must not go unnoticed.
+     *
+     * The listener set here is kept until it is replaced: nothing else need refer to it. The one it
+     * replaces is not waited for: a call of it that had begun on another thread may still be running
+     * when this returns. Once the last such call has returned, it is never called again and neither
+     * the library nor the binding refers to it any more. Any thread, the listener included.
+     */
+    fun setLogListener(level: LeaseLogLevel, listener: ((level: LeaseLogLevel, message: String) -> Unit)?) =
+        LogListeners.set(level, listener)
+
+    /**
      * Stops the library's background thread ("liblease") and waits for it to end; a later call that
      * needs it starts it again. Call it before unloading the library, or at the end of a program
      * checked for leaks. Not from a callback.

@@ -39,6 +39,12 @@ internal object LeaseNative {
     @JvmStatic external fun lease_suspend(timeoutMs: Int): Int
     @JvmStatic external fun lease_resume()
     @JvmStatic external fun lease_is_suspended(): Byte
+    @JvmStatic external fun lease_set_log_callback(
+        maxLevel: Int,
+        callback: LogCallback?,
+        context: Pointer?,
+        destroy: DestroyCallback?,
+    ): Int
 
     @JvmStatic external fun lease_store_open(path: ByteArray, outStore: PointerByReference): Int
     @JvmStatic external fun lease_store_open_memory(outStore: PointerByReference): Int
@@ -149,6 +155,14 @@ internal fun interface LostCallback : Callback {
     fun invoke(context: Pointer?, key: Pointer?)
 }
 
+/**
+ * `LeaseLogCallback`, on whichever thread the event happened: [message] is valid only during the
+ * call.
+ */
+internal fun interface LogCallback : Callback {
+    fun invoke(context: Pointer?, level: Int, message: Pointer?)
+}
+
 /** `LeaseDestroyCallback`: the library no longer needs a context. */
 internal fun interface DestroyCallback : Callback {
     fun invoke(context: Pointer?)
@@ -188,10 +202,12 @@ internal fun String.toCString(what: String, function: String): ByteArray {
 }
 
 /**
- * How JNA runs Kotlin code on the library's thread. Every callback of liblease runs on its one
- * thread, "liblease"; JNA attaches it to the JVM on its first callback and, with detach = false,
- * keeps it attached (instead of attaching and detaching around every call) until the thread ends.
- * Daemon, so that it never keeps the JVM from exiting.
+ * How JNA runs Kotlin code on the library's thread. The callbacks that liblease calls from its own
+ * code run on its one thread, "liblease"; JNA attaches it to the JVM on its first callback and,
+ * with detach = false, keeps it attached (instead of attaching and detaching around every call)
+ * until the thread ends. Daemon, so that it never keeps the JVM from exiting. A callback called on
+ * a thread of the JVM's, inside one of its calls into liblease (a query's rows, a log message),
+ * runs on that thread as it is: JNA applies this only to the threads it attaches.
  */
 internal fun <T : Callback> T.onLibraryThread(): T {
     Native.setCallbackThreadInitializer(this, CallbackThreadInitializer(true, false, "liblease"))

@@ -44,6 +44,15 @@ class LibraryTest {
     }
 
     @Test
+    fun `the log levels are the header's LEASE_LOG constants, all of them`() {
+        val header = File(System.getProperty("liblease.header")).readText()
+        val defines = Regex("""#define LEASE_LOG_([A-Z]+) (\d+)""").findAll(header)
+            .associate { it.groupValues[1] to it.groupValues[2].toInt() }
+        assertEquals(defines, LeaseLogLevel.entries.associate { it.name to it.number })
+        for ((name, number) in defines) assertEquals(LeaseLogLevel.valueOf(name), LeaseLogLevel.of(number))
+    }
+
+    @Test
     fun `every status has the library's description, unknown ones too`() {
         val names = listOf(
             "LEASE_OK", "LEASE_BUSY", "LEASE_TIMEOUT", "LEASE_LOST", "LEASE_INVALID_ARGUMENT",
