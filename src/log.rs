@@ -90,14 +90,16 @@ pub(crate) use log;
 
 /// Says once per process that another copy of SQLite is loaded beside liblease's own (see the
 /// header's ONE SQLITE PER PROCESS): the two would not see each other's locks on one file.
+/// Looked for at each connection while warnings are wanted (a lookup of one symbol), so that a
+/// SQLite loaded after the first connection is seen too.
 pub(crate) fn warn_of_another_sqlite() {
-    use std::sync::Once;
-    static ONCE: Once = Once::new();
-    if !enabled(Level::Warn) {
+    use std::sync::atomic::AtomicBool;
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !enabled(Level::Warn) || WARNED.load(Ordering::Relaxed) {
         return;
     }
-    ONCE.call_once(|| {
-        if let Some(other) = another_sqlite() {
+    if let Some(other) = another_sqlite() {
+        if !WARNED.swap(true, Ordering::Relaxed) {
             log!(
                 Warn,
                 "another SQLite ({other}) is loaded in this process beside liblease's own: the two do not \
@@ -105,7 +107,7 @@ pub(crate) fn warn_of_another_sqlite() {
                  from other processes, or build liblease against that SQLite (the system-sqlite build)"
             );
         }
-    });
+    }
 }
 
 /// The version of a SQLite loaded in this process that is not the one liblease calls, if any.

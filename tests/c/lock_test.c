@@ -11,6 +11,7 @@
 #include "harness.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -997,6 +998,36 @@ static void test_log_callback(void)
     lease_store_free(store);
 }
 
+/* Another SQLite in the process (the platform's, loaded at run time, as GRDB, Core Data or
+ * CPython would bring it): with liblease's bundled copy, the first connection opened afterwards
+ * while warnings are wanted says so once. In the system-SQLite build, liblease uses that very
+ * library (it is loaded already, with liblease), and nothing is said. */
+static void test_another_sqlite_is_warned_of(void)
+{
+    Heard heard = {.mutex = PTHREAD_MUTEX_INITIALIZER};
+    LeaseStore *store = NULL;
+    void *already = dlopen("libsqlite3.so.0", RTLD_NOW | RTLD_NOLOAD);
+    void *sqlite = dlopen("libsqlite3.so.0", RTLD_NOW | RTLD_GLOBAL);
+    REQUIRE(CHECK(sqlite != NULL)); /* scripts/setup installs it (libsqlite3-dev) */
+    REQUIRE(CHECK_STATUS(lease_set_log_callback(LEASE_LOG_WARN, on_log, &heard, NULL), LEASE_OK));
+    CHECK_STATUS(lease_store_open(db_path("two-sqlites"), &store), LEASE_OK);
+    lease_store_free(store);
+    store = NULL;
+    CHECK_STATUS(lease_store_open(db_path("two-sqlites"), &store), LEASE_OK); /* said once only */
+    lease_store_free(store);
+    CHECK_STATUS(lease_set_log_callback(LEASE_LOG_WARN, NULL, NULL, NULL), LEASE_OK);
+    const char *said = strstr(heard.lines, "another SQLite");
+    if (already == NULL) {
+        CHECK(said != NULL);
+        CHECK(said != NULL && strstr(said + 1, "another SQLite") == NULL);
+        CHECK(strstr(heard.lines, "2 ") == heard.lines); /* a warning */
+    } else {
+        CHECK(said == NULL);
+        dlclose(already);
+    }
+    dlclose(sqlite);
+}
+
 const TestCase lock_cases[] = {
     {"version_and_status_text", test_version_and_status_text},
     {"open_stores", test_open_stores},
@@ -1011,5 +1042,6 @@ const TestCase lock_cases[] = {
     {"bad_arguments", test_bad_arguments},
     {"shutdown", test_shutdown},
     {"log_callback", test_log_callback},
+    {"another_sqlite_is_warned_of", test_another_sqlite_is_warned_of},
 };
 const size_t lock_case_count = sizeof lock_cases / sizeof lock_cases[0];
