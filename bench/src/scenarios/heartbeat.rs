@@ -68,8 +68,10 @@ pub fn run(config: &Config, _plots: &mut Vec<Plot>) -> Section {
     section.note(format!(
         "one holder process per lock, idle (blocked on stdin) after taking the lease; measured over \
          one {seconds:.0} s window starting {} ms after it took the lease (samples = windows); liblease \
-         with its default options (a 6 s lease renewed every 2 s).",
-        SETTLE.as_millis()
+         with its default options (a {} ms lease renewed every {} ms).",
+        SETTLE.as_millis(),
+        lease::LockOptions::DEFAULT.lease.as_millis(),
+        lease::LockOptions::DEFAULT.renew_every.as_millis()
     ));
     section.note(
         "WAL bytes are counted from the wal-index (-shm) header: frames appended (following WAL \
