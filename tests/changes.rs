@@ -73,7 +73,9 @@ fn writer(args: &[String]) {
 /// not use liblease) and says `DONE`.
 fn plain(args: &[String]) {
     let connection = rusqlite::Connection::open(&args[0]).unwrap();
-    connection.busy_timeout(Duration::from_secs(10)).unwrap();
+    // The pragma, not rusqlite's busy_timeout, which needs SQLite 3.44 (the system-sqlite
+    // build links the platform's, older on Debian 12).
+    connection.pragma_update(None, "busy_timeout", 10_000).unwrap();
     for command in std::io::stdin().lock().lines() {
         let command = command.unwrap();
         let table = command.strip_prefix("WRITE ").expect("WRITE <table>");
