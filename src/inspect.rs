@@ -237,6 +237,9 @@ pub struct Lease {
     /// Milliseconds until it runs out, negative once it has; `None` once given back, or for a
     /// lease of another boot (whose clock cannot be read now).
     pub expires_in_ms: Option<i64>,
+    /// Milliseconds since its hold took it, while it is held; `None` otherwise, and where the
+    /// row does not say (taken before schema version 4, or in another boot).
+    pub held_for_ms: Option<u64>,
 }
 
 impl Lease {
@@ -253,8 +256,10 @@ impl Lease {
         };
         let expires_in_ms =
             (this_boot && state != LeaseState::Released).then(|| row.expires_ms as i64 - now_ms as i64);
+        let held_for_ms =
+            (state == LeaseState::Held && row.taken_ms != 0).then(|| now_ms.saturating_sub(row.taken_ms));
         let holder = if this_boot { liveness_of(&row.identity()) } else { Liveness::Unknown };
-        Lease { key, row, state, holder, expires_in_ms }
+        Lease { key, row, state, holder, expires_in_ms, held_for_ms }
     }
 }
 
@@ -409,6 +414,7 @@ mod tests {
             pid: me.pid,
             started: me.started,
             pid_namespace: me.pid_namespace,
+            taken_ms: 500,
         }
     }
 
@@ -416,9 +422,17 @@ mod tests {
     fn a_lease_is_judged_as_a_waiter_judges_it() {
         let clock = ManualClock::new(10_000, "boot-a");
         let held = Lease::judge("k".into(), row("boot-a", 12_500), &*clock);
-        assert_eq!((held.state, held.expires_in_ms), (LeaseState::Held, Some(2_500)));
+        assert_eq!(
+            (held.state, held.expires_in_ms, held.held_for_ms),
+            (LeaseState::Held, Some(2_500), Some(9_500))
+        );
+        let untimed = LeaseRow { taken_ms: 0, ..row("boot-a", 12_500) };
+        assert_eq!(Lease::judge("k".into(), untimed, &*clock).held_for_ms, None, "taken before schema 4");
         let expired = Lease::judge("k".into(), row("boot-a", 10_000), &*clock);
-        assert_eq!((expired.state, expired.expires_in_ms), (LeaseState::Expired, Some(0)));
+        assert_eq!(
+            (expired.state, expired.expires_in_ms, expired.held_for_ms),
+            (LeaseState::Expired, Some(0), None)
+        );
         let released = Lease::judge("k".into(), row("boot-a", 0), &*clock);
         assert_eq!((released.state, released.expires_in_ms), (LeaseState::Released, None));
         // Another boot's clock cannot be read, nor its pids compared.

@@ -156,21 +156,31 @@ fn check_after_kill(path: &Path, name: &str, said: &[String]) {
     // The lease table is of one version or the other, wholly.
     let version: i64 =
         connection.query_row("SELECT version FROM liblease_schema", [], |row| row.get(0)).unwrap();
-    let has_pid: bool = connection
-        .query_row(
-            "SELECT count(*) > 0 FROM pragma_table_info('liblease_lease') WHERE name = 'pid'",
-            [],
-            |row| row.get(0),
-        )
-        .unwrap();
+    let has_column = |column: &str| -> bool {
+        connection
+            .query_row(
+                "SELECT count(*) > 0 FROM pragma_table_info('liblease_lease') WHERE name = ?1",
+                [column],
+                |row| row.get(0),
+            )
+            .unwrap()
+    };
+    let (has_pid, has_taken) = (has_column("pid"), has_column("taken_ms"));
     let has_record: bool = connection
         .query_row("SELECT count(*) > 0 FROM sqlite_schema WHERE name = 'liblease_change'", [], |row| {
             row.get(0)
         })
         .unwrap();
     assert!(
-        matches!((version, has_pid, has_record), (1, false, false) | (2, true, false) | (3, true, true)),
-        "after killing '{name}': version {version}, pid column {has_pid}, change record {has_record}"
+        matches!(
+            (version, has_pid, has_record, has_taken),
+            (1, false, false, false)
+                | (2, true, false, false)
+                | (3, true, true, false)
+                | (4, true, true, true)
+        ),
+        "after killing '{name}': version {version}, pid column {has_pid}, change record {has_record}, \
+         taken_ms column {has_taken}"
     );
 
     // Every fenced write it reported is there.

@@ -89,7 +89,7 @@ enum Command {
         /// The database file.
         db: PathBuf,
         /// One JSON object instead of the table: `leases` (each with key, label, pid, alive
-        /// true/false/null, held, state, expires_in_ms, generation, holder), `writers`, `board`,
+        /// true/false/null, held, state, held_for_ms, expires_in_ms, generation, holder), `writers`, `board`,
         /// `wal_bytes`, `schema_version`.
         #[arg(long)]
         json: bool,

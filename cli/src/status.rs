@@ -69,7 +69,7 @@ fn as_text(db: &Path, status: &Status) -> String {
     if status.leases.is_empty() {
         text.push_str("no leases\n");
     } else {
-        let header = ["KEY", "LABEL", "PID", "ALIVE", "STATE", "EXPIRES", "GENERATION"];
+        let header = ["KEY", "LABEL", "PID", "ALIVE", "STATE", "HELD FOR", "EXPIRES", "GENERATION"];
         let mut rows = vec![header.map(String::from).to_vec()];
         rows.extend(status.leases.iter().map(|lease| {
             vec![
@@ -78,6 +78,7 @@ fn as_text(db: &Path, status: &Status) -> String {
                 pid(lease.row.pid),
                 alive(lease.holder).to_owned(),
                 state(lease.state).to_owned(),
+                lease.held_for_ms.map_or_else(|| "-".into(), duration_ms),
                 expires(lease),
                 lease.row.generation.to_string(),
             ]
@@ -147,6 +148,7 @@ fn as_json(db: &Path, status: &Status) -> String {
                 },
                 "held": lease.state == LeaseState::Held,
                 "state": state(lease.state),
+                "held_for_ms": lease.held_for_ms,
                 "expires_in_ms": lease.expires_in_ms,
                 "generation": lease.row.generation,
                 "holder": lease.row.holder_id,

@@ -18,8 +18,11 @@ fn child_process() {
 #[test]
 fn a_live_holder_is_alive_and_holds() {
     let (_dir, db) = scratch();
+    let before_hold = std::time::Instant::now();
     let (mut holder, generation) = hold(&db, "sync", "app", LONG, "1000");
     let entry = lease_entry(&db, "sync");
+    let held_for = entry["held_for_ms"].as_u64().expect("held_for_ms of a held lease");
+    assert!(held_for as u128 <= before_hold.elapsed().as_millis() + 1, "held since it was taken: {entry}");
     assert_eq!(entry["label"], "app");
     assert_eq!(entry["pid"], holder.pid());
     assert_eq!(entry["alive"], true);
@@ -33,6 +36,10 @@ fn a_live_holder_is_alive_and_holds() {
     let line = ran.stdout.lines().find(|line| line.starts_with("sync ")).expect("a line for the lease");
     let cells: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(&cells[..5], ["sync", "app", &holder.pid().to_string(), "yes", "held"], "{}", ran.stdout);
+    assert!(cells[5].ends_with("ms") || cells[5].ends_with('s'), "HELD FOR: {}", ran.stdout);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let later = lease_entry(&db, "sync")["held_for_ms"].as_u64().expect("still held");
+    assert!(later > held_for, "the time held grows while the holder renews: {held_for} then {later}");
     let schema = format!("schema    {}", lease::inspect::SCHEMA_VERSION);
     assert!(ran.stdout.contains(&schema), "{}", ran.stdout);
     holder.finish();
@@ -64,6 +71,7 @@ fn a_stopped_holder_is_alive_and_its_lease_runs_out() {
     assert_eq!(entry["alive"], true, "a stopped process is alive");
     assert_eq!(entry["state"], "expired");
     assert!(entry["expires_in_ms"].as_i64().is_some_and(|ms| ms <= 0), "{entry}");
+    assert!(entry["held_for_ms"].is_null(), "no longer held: {entry}");
     // Dropping the child kills it, stopped or not.
 }
 

@@ -25,6 +25,9 @@ pub struct LeaseRow {
     pub pid: u32,
     pub started: u64,
     pub pid_namespace: String,
+    /// Boot-clock milliseconds at which this hold took the lease (its renewals keep it); 0 where
+    /// not known (a row last taken before schema version 4).
+    pub taken_ms: u64,
 }
 
 impl LeaseRow {
@@ -60,10 +63,15 @@ pub(crate) struct DeadHold<'a> {
 
 /// The statement that takes a lease (see [`take`]); public, hidden, for the benchmark's floor.
 pub const TAKE: &str = "INSERT INTO liblease_lease
-         (key, holder, hold, label, boot, expires_ms, generation, pid, started, pid_namespace)
-     VALUES (:key, :holder, :hold, :label, :boot, :expires_ms, 1, :pid, :started, :pid_namespace)
+         (key, holder, hold, label, boot, expires_ms, generation, pid, started, pid_namespace,
+          taken_ms)
+     VALUES (:key, :holder, :hold, :label, :boot, :expires_ms, 1, :pid, :started, :pid_namespace,
+             :now_ms)
      ON CONFLICT (key) DO UPDATE SET
          generation = generation + (holder IS NOT excluded.holder),
+         taken_ms = CASE WHEN holder = excluded.holder AND hold = excluded.hold
+                              AND boot = excluded.boot AND expires_ms > :now_ms
+                         THEN taken_ms ELSE :now_ms END,
          holder = excluded.holder,
          hold = excluded.hold,
          label = excluded.label,
@@ -136,7 +144,8 @@ pub(crate) fn release(connection: &Connection, name: &HoldName) -> rusqlite::Res
 /// The row of `key`, if there is one.
 pub(crate) fn read(connection: &Connection, key: &str) -> rusqlite::Result<Option<LeaseRow>> {
     let mut statement = connection.prepare_cached(
-        "SELECT holder, hold, label, boot, expires_ms, generation, pid, started, pid_namespace
+        "SELECT holder, hold, label, boot, expires_ms, generation, pid, started, pid_namespace,
+                taken_ms
          FROM liblease_lease WHERE key = ?1",
     )?;
     statement
@@ -151,6 +160,7 @@ pub(crate) fn read(connection: &Connection, key: &str) -> rusqlite::Result<Optio
                 pid: row.get(6)?,
                 started: row.get::<_, i64>(7)? as u64,
                 pid_namespace: row.get(8)?,
+                taken_ms: row.get::<_, i64>(9)? as u64,
             })
         })
         .optional()
@@ -173,4 +183,53 @@ pub(crate) fn expiry_of_hold(
         )
         .optional()
         .map(|expires| expires.map(|e| e as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Connection {
+        let connection = Connection::open_in_memory().unwrap();
+        let begin = || Ok(connection.execute_batch("BEGIN IMMEDIATE")?);
+        crate::store::schema::migrate(&connection, begin).unwrap();
+        connection
+    }
+
+    fn claim<'a>(holder_id: &'a str, hold: u64, now_ms: u64) -> Claim<'a> {
+        Claim {
+            name: HoldName { key: "sync", holder_id, hold, boot: "boot" },
+            label: "app",
+            now_ms,
+            expires_ms: now_ms + 1_000,
+        }
+    }
+
+    fn taken_ms(connection: &Connection) -> u64 {
+        read(connection, "sync").unwrap().unwrap().taken_ms
+    }
+
+    #[test]
+    fn a_hold_keeps_the_time_it_took_the_lease_until_another_hold_takes_it() {
+        let connection = table();
+        let me = Identity::of_this_process();
+        assert_eq!(take(&connection, &claim("a", 1, 100), &me, None).unwrap(), Some(1));
+        assert_eq!(taken_ms(&connection), 100, "a new row");
+        let name = claim("a", 1, 0).name;
+        assert!(renew(&connection, &name, 600, 1_600).unwrap());
+        assert_eq!(take(&connection, &claim("a", 1, 700), &me, None).unwrap(), Some(1));
+        assert_eq!(taken_ms(&connection), 100, "renewed and taken again by the same hold");
+        assert!(release(&connection, &name).unwrap());
+        assert_eq!(take(&connection, &claim("a", 2, 800), &me, None).unwrap(), Some(1));
+        assert_eq!(taken_ms(&connection), 800, "the same holder's next hold");
+        assert_eq!(take(&connection, &claim("b", 1, 900), &me, None).unwrap(), None, "held by a");
+        assert_eq!(taken_ms(&connection), 800, "a refused take changes nothing");
+        assert_eq!(take(&connection, &claim("b", 1, 5_000), &me, None).unwrap(), Some(2));
+        assert_eq!(taken_ms(&connection), 5_000, "another holder, once a's lease ran out");
+        assert_eq!(take(&connection, &claim("b", 1, 5_100), &me, None).unwrap(), Some(2));
+        let mut expired = claim("b", 1, 9_000);
+        expired.expires_ms = 10_000;
+        assert_eq!(take(&connection, &expired, &me, None).unwrap(), Some(2));
+        assert_eq!(taken_ms(&connection), 9_000, "the same hold again after its lease ran out");
+    }
 }

@@ -11,7 +11,7 @@ use crate::error::{sqlite_error, Result};
 use crate::file::{self, OPEN_BUSY_LIMIT};
 
 /// The schema version this build writes and understands.
-pub(crate) const VERSION: i64 = 3;
+pub(crate) const VERSION: i64 = 4;
 
 /// Each step takes the schema from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -38,6 +38,8 @@ const MIGRATIONS: &[&str] = &[
         ";
          INSERT OR IGNORE INTO liblease_change (name, seq) VALUES ('', 0);"
     ),
+    // 3 -> 4: since when the hold has had the lease, for `lease status`.
+    "ALTER TABLE liblease_lease ADD COLUMN taken_ms INTEGER NOT NULL DEFAULT 0; -- 0: not known",
 ];
 
 /// Brings the schema to [`VERSION`]. Does not write when the schema is current, so read-only use
