@@ -160,6 +160,30 @@ fn a_lost_lease_and_a_late_renewal_are_warned_of() {
 }
 
 #[test]
+fn releasing_a_lease_taken_over_meanwhile_says_there_was_nothing_to_give_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("taken.db");
+    let clock = ManualClock::new(1_000_000, "boot");
+    let store = |label| {
+        let options = StoreOptions { clock: Some(clock.clone()), holder: Some(Holder::new().unwrap()) };
+        (Store::open_with(Some(&path), options).unwrap(), label)
+    };
+    let ((first, app), (second, extension)) = (store("app"), store("extension"));
+    let heard = Heard::at(Level::Info);
+    let guard = Lock::new(&first, "sync", app, QUICK).unwrap().try_acquire().unwrap();
+    clock.advance(Duration::from_secs(60));
+    let other = Lock::new(&second, "sync", extension, QUICK).unwrap().try_acquire().unwrap();
+    assert!(guard.check().is_err(), "taken over");
+    guard.release().unwrap_or_default();
+    let file = path.display().to_string();
+    let nothing =
+        heard.said(Level::Info, &[&file, "'sync'", "released a lost lease", "nothing to give back"]);
+    assert_eq!(nothing.len(), 1, "{:?}", heard.all());
+    other.release().unwrap();
+    assert_eq!(heard.said(Level::Info, &["'sync'", "released"]).len(), 2, "{:?}", heard.all());
+}
+
+#[test]
 fn a_foreign_board_file_is_warned_of() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("foreign.db");

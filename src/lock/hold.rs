@@ -313,7 +313,13 @@ impl Hold {
     fn give_back(&self, place: &Place, deadline: Option<Instant>) -> Result<()> {
         let given = self.give_back_once(place, deadline);
         match &given {
-            Ok(()) => log!(Info, "{}: '{}': released", self.store.name(), self.key),
+            Ok(true) => log!(Info, "{}: '{}': released", self.store.name(), self.key),
+            Ok(false) => log!(
+                Info,
+                "{}: '{}': released a lost lease: another holder has had it since, nothing to give back",
+                self.store.name(),
+                self.key
+            ),
             Err(Error::Busy(_)) => {}
             Err(e) => log!(
                 Error,
@@ -322,12 +328,13 @@ impl Hold {
                 self.key
             ),
         }
-        given
+        given.map(|_| ())
     }
 
-    fn give_back_once(&self, place: &Place, deadline: Option<Instant>) -> Result<()> {
+    /// Whether the row was still this hold's to give back.
+    fn give_back_once(&self, place: &Place, deadline: Option<Instant>) -> Result<bool> {
         let release = |connection: &rusqlite::Connection| lease_table::release(connection, &self.name());
-        self.store.write_at(place, deadline, release).map(|_| ())
+        self.store.write_at(place, deadline, release)
     }
 
     /// Retries giving the lease back until it succeeds or the lease would have run out anyway.
