@@ -82,6 +82,7 @@ const SCENARIOS: &[Scenario] = &[
     Scenario { number: 10, title: "suspension", run: scenarios::suspension::run },
     Scenario { number: 11, title: "change notification", run: scenarios::changes::run },
     Scenario { number: 12, title: "cost of a small write", run: scenarios::write_cost::run },
+    Scenario { number: 13, title: "processes contending for one key", run: scenarios::contention::run },
 ];
 
 const USAGE: &str = "\

@@ -68,8 +68,22 @@ pub fn cpu_seconds_precise(pid: u32) -> Result<f64> {
 
 /// Resident memory (VmRSS) of a process, in KiB.
 pub fn rss_kib(pid: u32) -> Result<u64> {
+    status_kib(pid, "VmRSS")
+}
+
+/// Resident anonymous memory (RssAnon: heap, stacks, private dirty pages; no code) of a process,
+/// in KiB.
+pub fn anon_kib(pid: u32) -> Result<u64> {
+    status_kib(pid, "RssAnon")
+}
+
+fn status_kib(pid: u32, field: &str) -> Result<u64> {
     let text = read(&format!("/proc/{pid}/status"))?;
-    let line = text.lines().find_map(|line| line.strip_prefix("VmRSS:")).ok_or("no VmRSS in status")?;
+    let prefix = format!("{field}:");
+    let line = text
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .ok_or_else(|| format!("no {field} in status"))?;
     Ok(line.trim().trim_end_matches("kB").trim().parse()?)
 }
 

@@ -16,8 +16,9 @@
 //!   waits for the lease, answers `acquired <t>`, releases and exits.
 //! - `writer design= db= id= txn_ms=`: answers `ready`; `go <end_t>` runs short transactions
 //!   back to back until `end_t`, then answers `result key=value...`.
-//! - `footprint kind= db= hold_ms=`: measures its own resident memory and threads before and
-//!   after opening a store, taking a lock and holding it; answers `footprint key=value...`.
+//! - `footprint kind= db= hold_ms=`: measures its own resident and anonymous memory and threads
+//!   before and after opening a store, taking a lock, holding it, and writing and reading a row
+//!   through a database; answers `footprint key=value...`.
 //! - `suspend db= key= lease_ms=`: holds the lease and runs a chunked import on a thread, rows
 //!   back to back; answers `ready` once the import runs; `suspend` suspends the process
 //!   (`lease::lifecycle::suspend`) and answers `suspended <t_called> <t_returned> <outcome>`.
@@ -25,6 +26,9 @@
 //!   `committed N <t>` with the time the commit returned.
 //! - `observe db=`: observes the database (`Database::observe`), answers `ready`, then for each
 //!   call `changed <t> <max>`: the time the callback began, and the largest N it then reads.
+//! - `contend kind= db= key= hold_ms=`: answers `ready`; `go <end_t>` loops until `end_t`:
+//!   acquire (10 s timeout), hold `hold_ms`, release; then answers `result acquisitions=
+//!   failures= cpu_s=`, the CPU time of the whole process over the loop.
 //! - `poll db= every_ms=`: the same with plain SQLite, looking at `PRAGMA data_version` every
 //!   `every_ms`.
 
@@ -65,6 +69,7 @@ pub fn main(args: &[String]) -> i32 {
             "commit" => commit(&args),
             "observe" => observe(&args),
             "poll" => poll(&args),
+            "contend" => contend(&args),
             other => Err(format!("no worker mode '{other}'").into()),
         }
     });
@@ -194,6 +199,32 @@ fn wait(args: &Args) -> Result<()> {
     lock.release()
 }
 
+fn contend(args: &Args) -> Result<()> {
+    let mut lock = contender::open(args.kind()?, &args.path("db")?, args.text("key")?, args.lock_options()?)?;
+    let hold = Duration::from_millis(args.number("hold_ms")?);
+    println!("ready");
+    let mut lines = std::io::stdin().lock().lines();
+    let end = match next_command(&mut lines).as_deref() {
+        Some([go, end]) if go == "go" => end.parse::<u64>()?,
+        other => return Err(format!("expected 'go <end>', got {other:?}").into()),
+    };
+    let me = std::process::id();
+    let cpu_before = procfs::cpu_seconds(me)?;
+    let (mut acquisitions, mut failures) = (0u64, 0u64);
+    while now_ns() < end {
+        if lock.acquire(ACQUIRE_TIMEOUT).is_err() {
+            failures += 1;
+            continue;
+        }
+        acquisitions += 1;
+        std::thread::sleep(hold);
+        lock.release()?;
+    }
+    let cpu = procfs::cpu_seconds(me)? - cpu_before;
+    println!("result acquisitions={acquisitions} failures={failures} cpu_s={cpu}");
+    Ok(())
+}
+
 fn writer(args: &Args) -> Result<()> {
     let design = Design::parse(args.text("design")?)?;
     let id = args.number("id")? as i64;
@@ -216,11 +247,14 @@ fn writer(args: &Args) -> Result<()> {
 
 fn footprint(args: &Args) -> Result<()> {
     let pid = std::process::id();
-    let sample = || -> Result<(u64, usize)> { Ok((procfs::rss_kib(pid)?, procfs::threads(pid)?)) };
+    let sample = || -> Result<[u64; 3]> {
+        Ok([procfs::rss_kib(pid)?, procfs::anon_kib(pid)?, procfs::threads(pid)? as u64])
+    };
     let path = args.path("db")?;
     let hold_for = Duration::from_millis(args.number("hold_ms")?);
     let start = sample()?;
-    let (opened, locked, held) = match args.kind()? {
+    // Each side: open, take the lock, hold it, then write a row and read it back.
+    let (opened, locked, held, used) = match args.kind()? {
         LockKind::Liblease => {
             let store = lease::Store::open(&path)?;
             let opened = sample()?;
@@ -229,8 +263,20 @@ fn footprint(args: &Args) -> Result<()> {
             let locked = sample()?;
             std::thread::sleep(hold_for);
             let held = sample()?;
+            let db = lease::Database::open(&path)?;
+            db.execute("CREATE TABLE note (text TEXT)", &[])?;
+            db.execute("INSERT INTO note VALUES ('footprint')", &[])?;
+            let mut rows = 0;
+            db.query("SELECT text FROM note", &[], |_| {
+                rows += 1;
+                true
+            })?;
+            if rows != 1 {
+                return Err(format!("read {rows} rows back, not 1").into());
+            }
+            let used = sample()?;
             guard.release()?;
-            (opened, locked, held)
+            (opened, locked, held, used)
         }
         LockKind::Predecessor => {
             let mut lock =
@@ -240,15 +286,26 @@ fn footprint(args: &Args) -> Result<()> {
             let locked = sample()?;
             std::thread::sleep(hold_for);
             let held = sample()?;
+            let connection = rusqlite::Connection::open(&path)?;
+            connection
+                .execute_batch("CREATE TABLE note (text TEXT); INSERT INTO note VALUES ('footprint')")?;
+            let text: String = connection.query_row("SELECT text FROM note", [], |row| row.get(0))?;
+            if text != "footprint" {
+                return Err("read back another row".into());
+            }
+            let used = sample()?;
             lock.release()?;
-            (opened, locked, held)
+            (opened, locked, held, used)
         }
     };
-    println!(
-        "footprint rss_start={} rss_open={} rss_lock={} rss_held={} threads_start={} threads_open={} \
-         threads_lock={} threads_held={}",
-        start.0, opened.0, locked.0, held.0, start.1, opened.1, locked.1, held.1
-    );
+    let mut fields = Vec::new();
+    for (step, sample) in
+        [("start", start), ("open", opened), ("lock", locked), ("held", held), ("used", used)]
+    {
+        fields
+            .push(format!("rss_{step}={} anon_{step}={} threads_{step}={}", sample[0], sample[1], sample[2]));
+    }
+    println!("footprint {}", fields.join(" "));
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! Scenario 8: footprint. The size of the stripped shared library; the resident memory that
-//! opening a store, taking a lock and holding it add to a fresh process; and the threads the
+//! opening a store, taking a lock, holding it, and writing and reading a row add to a fresh
+//! process; and the threads the
 //! library starts.
 //!
 //! The shared library is built first (`cargo build --release -p liblease --lib`, a no-op when it
@@ -60,11 +61,15 @@ pub fn run(config: &Config, _plots: &mut Vec<Plot>) -> Section {
     };
     let (liblease, predecessor) = (side(LockKind::Liblease), side(LockKind::Predecessor));
     let held = format!("open + take + hold {:.1} s", hold.as_secs_f64());
+    let used = "that, then a row written and read";
     let rows = [
         ("resident memory added: opening a store".to_owned(), "rss_open", "rss_start", "KiB"),
         ("resident memory added: taking the lock".to_owned(), "rss_lock", "rss_open", "KiB"),
         (format!("resident memory added: {held}"), "rss_held", "rss_start", "KiB"),
         (format!("threads started: {held}"), "threads_held", "threads_start", "threads"),
+        (format!("resident memory added (VmRSS): {used}"), "rss_used", "rss_start", "KiB"),
+        (format!("dirty memory added (RssAnon): {used}"), "anon_used", "anon_start", "KiB"),
+        (format!("threads started: {used}"), "threads_used", "threads_start", "threads"),
     ];
     for (metric, after, before, unit) in rows {
         let delta =
@@ -79,11 +84,13 @@ pub fn run(config: &Config, _plots: &mut Vec<Plot>) -> Section {
         section.note(format!("library: {}", sizes.path.display()));
     }
     section.note(
-        "memory and threads: VmRSS of /proc/self/status and the entries of /proc/self/task, read by a \
+        "memory and threads: VmRSS and RssAnon of /proc/self/status and the entries of /proc/self/task, read by a \
          fresh worker process (this benchmark's binary, SQLite linked in) before anything, after \
          opening (liblease: Store::open; baseline: its connection and table), after taking the lock \
          (liblease: Lock::new + try_acquire; baseline: its first acquire, which starts its heartbeat \
-         thread), and after holding it; one process each (samples = processes).",
+         thread), after holding it, and after writing a row and reading it back (liblease: \
+         Database::open, execute, query; baseline: a plain rusqlite connection); one process each \
+         (samples = processes). RssAnon counts the heap, stacks and private dirty pages, not code.",
     );
     section
 }

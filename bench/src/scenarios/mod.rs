@@ -2,6 +2,7 @@
 //! their baselines, notes on what was measured, and the parameters used. None asserts a time.
 
 pub mod changes;
+pub mod contention;
 pub mod failover;
 pub mod footprint;
 pub mod handover;

@@ -5,12 +5,13 @@
 //! what each commit changed (see `changes`, in the library), which this scenario exists to
 //! watch: run it at two commits to see what a change costs.
 
+use std::ffi::{CStr, CString};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::scenario_dir;
 use crate::child::Worker;
-use crate::report::{distribution, Section, Side};
+use crate::report::{distribution, Figure, Measure, Section, Side};
 use crate::stats::Stat;
 use crate::{Config, Result};
 
@@ -38,6 +39,38 @@ pub fn run(config: &Config, _plots: &mut Vec<crate::plot::Plot>) -> Section {
             &[Stat::Mean, Stat::P50, Stat::P99],
         ));
     }
+    let (rows, runs) = (config.pick(100_000, 2_000), config.pick(5, 2));
+    section.parameter("bulk_rows", rows);
+    section.parameter("bulk_runs", runs);
+    let bulk = |run: fn(&Path, usize) -> Result<f64>, name: &str| {
+        Side::of((0..runs).map(|i| run(&db(&format!("bulk-{name}-{i}")), rows)).collect::<Result<Vec<f64>>>())
+            .summary()
+    };
+    let (liblease, bare) = (bulk(bulk_through_c_abi, "liblease"), bulk(bulk_on_rusqlite, "rusqlite"));
+    let against = "the same inserts on a bare prepared rusqlite statement";
+    section.figures.push(
+        Figure::new(against, "bulk insert in one transaction, rows per s, median of runs", "rows/s")
+            .liblease(liblease.measure(|s| s.p50), liblease.count(|s| s.n))
+            .baseline(bare.measure(|s| s.p50), bare.count(|s| s.n)),
+    );
+    section.figures.push(
+        Figure::new(against, "bulk insert: liblease's rows per s, % of bare rusqlite's", "%")
+            .liblease(
+                match (liblease.measured(), bare.measured()) {
+                    (Some(l), Some(b)) => Measure::Value(l.p50 / b.p50 * 100.0),
+                    _ => Measure::Failed("a side failed".into()),
+                },
+                None,
+            )
+            .baseline(Measure::Text("100".into()), None),
+    );
+    section.note(format!(
+        "bulk insert: {rows} rows of (integer, {}-byte text) in one transaction on a fresh file, \
+         {runs} runs each; liblease through the C ABI (lease_db_begin, lease_tx_execute with two \
+         LeaseValue parameters per row, lease_tx_commit); rusqlite: BEGIN IMMEDIATE, one cached \
+         prepared statement executed per row, COMMIT.",
+        ROW.len()
+    ));
     section.note(format!(
         "{ops} writes of one {}-byte row into one table, each timed alone, one thread, a fresh file \
          in WAL mode with synchronous=NORMAL; liblease: Database::begin + Transaction::execute + \
@@ -114,4 +147,87 @@ fn sqlite_writes(db: &Path, ops: usize, write: Write) -> Result<Vec<f64>> {
         samples.push(began.elapsed().as_secs_f64() * 1e6);
     }
     Ok(samples)
+}
+
+/// Inserts `rows` rows in one transaction through the C ABI; returns rows per second.
+fn bulk_through_c_abi(db: &Path, rows: usize) -> Result<f64> {
+    use lease::ffi::{
+        lease_db_begin, lease_db_execute, lease_db_free, lease_db_open, lease_last_error_message,
+        lease_tx_commit, lease_tx_execute, LeaseDb, LeaseStatus, LeaseTx, LeaseValue, LEASE_VALUE_INTEGER,
+        LEASE_VALUE_TEXT,
+    };
+    let check = |status: LeaseStatus, call: &str| -> Result<()> {
+        if status == LeaseStatus::LEASE_OK {
+            return Ok(());
+        }
+        // SAFETY: the message of this thread's last failure, valid until its next call.
+        let message = unsafe { CStr::from_ptr(lease_last_error_message()) }.to_string_lossy().into_owned();
+        Err(format!("{call}: {message}").into())
+    };
+    let path = CString::new(db.to_str().ok_or("a path that is not UTF-8")?)?;
+    let (create, insert) = (
+        CString::new("CREATE TABLE bulk (n INTEGER, body TEXT)")?,
+        CString::new("INSERT INTO bulk (n, body) VALUES (?, ?)")?,
+    );
+    let mut handle: *mut LeaseDb = std::ptr::null_mut();
+    // Valid strings and out-pointers; each handle is freed once, below.
+    {
+        check(lease_db_open(path.as_ptr(), &mut handle), "lease_db_open")?;
+        let result = (|| -> Result<f64> {
+            check(
+                lease_db_execute(handle, create.as_ptr(), std::ptr::null(), 0, std::ptr::null_mut()),
+                "create",
+            )?;
+            let began = Instant::now();
+            let mut tx: *mut LeaseTx = std::ptr::null_mut();
+            check(lease_db_begin(handle, &mut tx), "lease_db_begin")?;
+            let mut params = [
+                LeaseValue {
+                    kind: LEASE_VALUE_INTEGER,
+                    integer: 0,
+                    real: 0.0,
+                    data: std::ptr::null(),
+                    len: 0,
+                },
+                LeaseValue {
+                    kind: LEASE_VALUE_TEXT,
+                    integer: 0,
+                    real: 0.0,
+                    data: ROW.as_ptr(),
+                    len: ROW.len(),
+                },
+            ];
+            for n in 0..rows {
+                params[0].integer = n as i64;
+                let status = lease_tx_execute(tx, insert.as_ptr(), params.as_ptr(), 2, std::ptr::null_mut());
+                if status != LeaseStatus::LEASE_OK {
+                    let failed = check(status, "lease_tx_execute");
+                    lease::ffi::lease_tx_rollback(tx);
+                    return failed.map(|()| 0.0);
+                }
+            }
+            check(lease_tx_commit(tx), "lease_tx_commit")?;
+            Ok(rows as f64 / began.elapsed().as_secs_f64())
+        })();
+        lease_db_free(handle);
+        result
+    }
+}
+
+/// The same inserts on a bare rusqlite connection; returns rows per second.
+fn bulk_on_rusqlite(db: &Path, rows: usize) -> Result<f64> {
+    let connection = rusqlite::Connection::open(db)?;
+    connection.pragma_update(None, "journal_mode", "wal")?;
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    connection.execute_batch("CREATE TABLE bulk (n INTEGER, body TEXT)")?;
+    let began = Instant::now();
+    connection.execute_batch("BEGIN IMMEDIATE")?;
+    {
+        let mut insert = connection.prepare_cached("INSERT INTO bulk (n, body) VALUES (?, ?)")?;
+        for n in 0..rows {
+            insert.execute(rusqlite::params![n as i64, ROW])?;
+        }
+    }
+    connection.execute_batch("COMMIT")?;
+    Ok(rows as f64 / began.elapsed().as_secs_f64())
 }
