@@ -130,3 +130,32 @@ impl Drop for Worker {
         }
     }
 }
+
+/// Runs workers that wait for `go <end>` and then answer `result key=value...`: waits for each
+/// one's `ready` (started from `spawn(index)`), tells all of them the same end, `duration` from
+/// now, and returns their results in order, each awaited up to `limit`; then lets them exit.
+pub fn run_to_deadline(
+    count: usize,
+    spawn: impl Fn(usize) -> Result<Worker>,
+    duration: Duration,
+    limit: Duration,
+) -> Result<Vec<std::collections::HashMap<String, f64>>> {
+    let mut workers = Vec::with_capacity(count);
+    for index in 0..count {
+        let mut worker = spawn(index)?;
+        worker.expect("ready", Duration::from_secs(15))?;
+        workers.push(worker);
+    }
+    let end = crate::clock::now_ns() + duration.as_nanos() as u64;
+    for worker in &mut workers {
+        worker.send(&format!("go {end}"))?;
+    }
+    let mut results = Vec::with_capacity(count);
+    for worker in &mut workers {
+        results.push(crate::worker::parse_fields(&worker.expect("result", limit)?)?);
+    }
+    for worker in workers {
+        worker.finish(Duration::from_secs(5))?;
+    }
+    Ok(results)
+}

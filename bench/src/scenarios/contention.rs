@@ -10,12 +10,10 @@ use std::time::Duration;
 
 use super::handover::PREDECESSOR;
 use super::scenario_dir;
-use crate::child::Worker;
-use crate::clock::now_ns;
+use crate::child::{run_to_deadline, Worker};
 use crate::contender::LockKind;
 use crate::plot::Plot;
 use crate::report::{Figure, Section, Side};
-use crate::worker::parse_fields;
 use crate::{Config, Result};
 
 const HOLD: Duration = Duration::from_millis(2);
@@ -87,9 +85,8 @@ pub fn run(config: &Config, _plots: &mut Vec<Plot>) -> Section {
 }
 
 fn contest(kind: LockKind, db: &Path, processes: usize, duration: Duration) -> Result<Vec<ProcessResult>> {
-    let mut workers = Vec::new();
-    for id in 0..processes {
-        let mut worker = Worker::spawn(
+    let spawn = |id: usize| {
+        Worker::spawn(
             &format!("contender {}", id + 1),
             "contend",
             &[
@@ -98,22 +95,8 @@ fn contest(kind: LockKind, db: &Path, processes: usize, duration: Duration) -> R
                 ("key", "sync".to_owned()),
                 ("hold_ms", HOLD.as_millis().to_string()),
             ],
-        )?;
-        worker.expect("ready", Duration::from_secs(15))?;
-        workers.push(worker);
-    }
-    let end = now_ns() + duration.as_nanos() as u64;
-    for worker in &mut workers {
-        worker.send(&format!("go {end}"))?;
-    }
+        )
+    };
     // A worker waiting when time is up gives up within its acquire timeout.
-    let limit = duration + Duration::from_secs(25);
-    let mut results = Vec::new();
-    for worker in &mut workers {
-        results.push(parse_fields(&worker.expect("result", limit)?)?);
-    }
-    for worker in workers {
-        worker.finish(Duration::from_secs(5))?;
-    }
-    Ok(results)
+    run_to_deadline(processes, spawn, duration, duration + Duration::from_secs(25))
 }

@@ -9,11 +9,9 @@ use std::time::Duration;
 
 use super::scenario_dir;
 use crate::baselines::plain_sqlite;
-use crate::child::Worker;
-use crate::clock::now_ns;
+use crate::child::{run_to_deadline, Worker};
 use crate::plot::Plot;
 use crate::report::{Figure, Section, Side};
-use crate::worker::parse_fields;
 use crate::writers::{create_schema, Design};
 use crate::{Config, Result};
 
@@ -100,9 +98,8 @@ pub fn run(config: &Config, _plots: &mut Vec<Plot>) -> Section {
 
 fn contest(design: Design, db: &Path, duration: Duration) -> Result<Vec<ProcessResult>> {
     create_schema(db)?;
-    let mut workers = Vec::new();
-    for id in 0..PROCESSES {
-        let mut worker = Worker::spawn(
+    let spawn = |id: usize| {
+        Worker::spawn(
             &format!("writer {}", id + 1),
             "writer",
             &[
@@ -111,22 +108,13 @@ fn contest(design: Design, db: &Path, duration: Duration) -> Result<Vec<ProcessR
                 ("id", id.to_string()),
                 ("txn_ms", TRANSACTION.as_millis().to_string()),
             ],
-        )?;
-        worker.expect("ready", Duration::from_secs(15))?;
-        workers.push(worker);
-    }
-    let end = now_ns() + duration.as_nanos() as u64;
-    for worker in &mut workers {
-        worker.send(&format!("go {end}"))?;
-    }
+        )
+    };
     // A writer stuck in begin when time is up gives up within its busy timeout.
-    let limit = duration + plain_sqlite::BUSY_TIMEOUT + Duration::from_secs(10);
-    let mut results = Vec::new();
-    for worker in &mut workers {
-        results.push(parse_fields(&worker.expect("result", limit)?)?);
-    }
-    for worker in workers {
-        worker.finish(Duration::from_secs(5))?;
-    }
-    Ok(results)
+    run_to_deadline(
+        PROCESSES,
+        spawn,
+        duration,
+        duration + plain_sqlite::BUSY_TIMEOUT + Duration::from_secs(10),
+    )
 }
