@@ -205,7 +205,9 @@ const NEVER_DUE: ChunkOptions = ChunkOptions { period: Duration::from_secs(3600)
 
 /// A long job inserts non-stop in a chunked transaction while three short writers each run
 /// transactions. Nobody starves: every short transaction gets in (within its 5 s busy timeout),
-/// and while it waits the job commits at most once.
+/// and while it waits the job commits at most twice: the chunk it waits through, and one that
+/// may end between the writer reading the count and joining the queue (the job commits and
+/// queues again in that gap when the machine is slow: it did under ThreadSanitizer).
 #[test]
 fn short_writers_are_let_in_by_a_chunked_job_after_its_slice() {
     let fixture = Fixture::new();
@@ -244,7 +246,7 @@ fn short_writers_are_let_in_by_a_chunked_job_after_its_slice() {
         })
         .collect();
     for writer in writers {
-        assert!(writer.join().unwrap() <= 1, "a short writer waited through more than one chunk");
+        assert!(writer.join().unwrap() <= 2, "a short writer waited through more than one chunk");
     }
     assert!(!job.is_finished(), "the short writers finished while the job kept running");
     stop.store(true, Ordering::SeqCst);
