@@ -776,7 +776,10 @@ fn queue_behind_a_holder(scratch: &Scratch) -> (lease::Transaction, Child, [Chil
     let mut victim = scratch.spawn("victim", "writer busy_ms=60000");
     victim.start();
     scratch.wait_until_queued(&[&victim]);
-    let mut others = ["second", "third"].map(|name| scratch.spawn(name, "writer"));
+    // Patient too: what shows that the victim holds nobody up is their writes coming (see
+    // `wait_for_writes`), not a busy timeout that a machine slowed by a sanitizer can pass while
+    // they only queue (ASan did, at 5 s).
+    let mut others = ["second", "third"].map(|name| scratch.spawn(name, "writer busy_ms=60000"));
     others.iter_mut().for_each(Child::start);
     scratch.wait_until_queued(&[&victim, &others[0], &others[1]]);
     (holder, victim, others)
