@@ -200,10 +200,9 @@ fn bulk_through_c_abi(db: &Path, rows: usize) -> Result<f64> {
             for n in 0..rows {
                 params[0].integer = n as i64;
                 let status = lease_tx_execute(tx, insert.as_ptr(), params.as_ptr(), 2, std::ptr::null_mut());
-                if status != LeaseStatus::LEASE_OK {
-                    let failed = check(status, "lease_tx_execute");
+                if let Err(failed) = check(status, "lease_tx_execute") {
                     lease::ffi::lease_tx_rollback(tx);
-                    return failed.map(|()| 0.0);
+                    return Err(failed);
                 }
             }
             check(lease_tx_commit(tx), "lease_tx_commit")?;
