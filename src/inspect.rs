@@ -320,7 +320,7 @@ pub struct CommitWait(crate::wait::ChangeWait);
 
 impl CommitWait {
     pub fn new(database: &Path) -> CommitWait {
-        CommitWait(crate::wait::ChangeWait::new(Some(database)))
+        CommitWait(crate::wait::ChangeWait::new(Some(database), None))
     }
 
     /// Blocks until the database may have changed, or `timeout`; true when woken by a change.

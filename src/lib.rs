@@ -38,6 +38,7 @@ mod suspension;
 mod sync;
 mod vfs;
 mod wait;
+mod wakeups;
 mod writer_board;
 mod writer_queue;
 

@@ -1,67 +1,142 @@
-//! Waiting for a lease to change hands, without polling where the system can say when.
+//! Waiting for a lease to change hands, without polling the database where something can say
+//! when to look.
 //!
-//! A waiter sleeps until one of these happens, or its timeout (the polling fallback) passes:
+//! A waiter sleeps until one of these happens, or its timeout (the polling fallback) passes.
+//! With the system's wake-ups (Linux and Android, see [`wakeups`](crate::wakeups)):
 //! - the database's WAL file is written: every commit appends to it, a release included
-//!   (Linux and Android: inotify on `<database>-wal`). Its first write comes before the commit is
-//!   visible, so the waiter may look too early: it is also woken by the board's bell, which a
-//!   liblease writer rings once its commit is visible (see
+//!   (inotify on `<database>-wal`). Its first write comes before the commit is visible, so the
+//!   waiter may look too early: it is also woken by the board's bell, which a liblease writer
+//!   rings once its commit is visible (see
 //!   [`WriterBoard::ring`](crate::writer_board::WriterBoard::ring));
 //! - the holder's process ends (Linux 5.3+: a pidfd becomes readable when the process exits);
 //! - this process is suspended (an eventfd of `suspension`, readable while it is).
 //!
+//! With the portable ones (Apple platforms, or `LIBLEASE_WAKEUPS=portable`), the waiter looks,
+//! between short sleeps ([`tick`](crate::wakeups::tick): 1 ms at first, longer as it keeps
+//! waiting), at memory and one system call: the board's wake word, which every liblease writer
+//! bumps once its write has ended; whether the holder's pid still names a process; whether this
+//! process was suspended. None of it reads the database.
+//!
 //! A wake-up only means "look again": the waiter reads the lease row and tries to take the lease
 //! in the database, where exclusion is decided. A missed or unavailable wake-up costs latency,
-//! never correctness. Elsewhere (Apple platforms, old kernels) the waiter polls with backoff.
+//! never correctness.
 
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::liveness::Identity;
+use crate::liveness::{self, Identity};
+use crate::wakeups;
+use crate::writer_board::WriterBoard;
 
-/// One waiter's wake-up sources. Made when an acquisition first has to wait; dropped with it.
+/// One waiter's wake-up sources. Made when an acquisition first has to wait; kept by its lock
+/// for the next one.
 pub(crate) struct ChangeWait {
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    inner: linux::Sources,
+    native: Option<linux::Sources>,
+    portable: Portable,
 }
 
 impl ChangeWait {
     /// Wake-ups for changes to the database at `path` (`None`: an in-memory store, where only
-    /// polling applies).
-    pub(crate) fn new(path: Option<&Path>) -> ChangeWait {
+    /// the timeout applies), whose writers bump the wake word of `board`.
+    pub(crate) fn new(path: Option<&Path>, board: Option<Arc<WriterBoard>>) -> ChangeWait {
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let _ = path;
+        let seen = board.as_ref().map(|board| board.wake_word());
         ChangeWait {
             #[cfg(any(target_os = "linux", target_os = "android"))]
-            inner: linux::Sources::new(path),
+            native: wakeups::native().then(|| linux::Sources::new(path)),
+            portable: Portable { board, seen, holder: None, since: Instant::now() },
         }
+    }
+
+    /// A new acquisition begins to wait on these sources (made for an earlier one, perhaps).
+    pub(crate) fn begin(&mut self) {
+        self.portable.since = Instant::now();
     }
 
     /// Also wake when the process named by `holder` ends.
     pub(crate) fn watch_holder(&mut self, holder: &Identity, me: &Identity) {
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        self.inner.watch_holder(holder, me);
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        let _ = (holder, me);
+        if let Some(native) = &mut self.native {
+            return native.watch_holder(holder, me);
+        }
+        self.portable.holder = (holder.pid != 0 && holder.pid != me.pid).then_some(holder.pid);
     }
 
     /// Blocks until a wake-up or `timeout`. Returns true when woken by an event.
     pub(crate) fn wait(&mut self, timeout: Duration) -> bool {
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        return self.inner.wait(timeout);
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        {
-            std::thread::sleep(timeout);
-            false
+        if let Some(native) = &mut self.native {
+            return native.wait(timeout);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.portable.woken() {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            std::thread::sleep(left.min(self.portable.tick()));
         }
     }
 
     /// Like [`ChangeWait::wait`], on the library's runtime, without blocking its thread.
     pub(crate) async fn wait_async(&mut self, timeout: Duration) -> bool {
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        return self.inner.wait_async(timeout).await;
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        {
-            tokio::time::sleep(timeout).await;
-            false
+        if let Some(native) = &mut self.native {
+            return native.wait_async(timeout).await;
         }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.portable.woken() {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            tokio::time::sleep(left.min(self.portable.tick())).await;
+        }
+    }
+}
+
+/// What a portable waiter looks at between its short sleeps.
+struct Portable {
+    board: Option<Arc<WriterBoard>>,
+    /// The board's wake word when last looked at.
+    seen: Option<u32>,
+    /// The pid of the holder's process, while it may still run.
+    holder: Option<u32>,
+    /// Since when the acquisition waits, which sets how often it looks.
+    since: Instant,
+}
+
+impl Portable {
+    fn tick(&self) -> Duration {
+        wakeups::tick(self.since.elapsed())
+    }
+
+    /// True when something moved since the last look: a write ended, the holder's process is
+    /// gone, or this process was suspended (the look then ends the acquisition).
+    fn woken(&mut self) -> bool {
+        if crate::suspension::is_suspended() {
+            return true;
+        }
+        if let Some(board) = &self.board {
+            let word = board.wake_word();
+            if self.seen.replace(word) != Some(word) {
+                return true;
+            }
+        }
+        if self.holder.is_some_and(liveness::is_gone) {
+            self.holder = None;
+            return true;
+        }
+        false
     }
 }
 
@@ -243,14 +318,42 @@ mod tests {
 
     const LONG: Duration = Duration::from_secs(30);
 
-    #[test]
-    fn a_commit_by_another_connection_wakes_the_waiter() {
-        let dir = tempfile::tempdir().unwrap();
+    /// The system's wake-ups, whatever the switch says.
+    fn native(path: Option<&Path>) -> ChangeWait {
+        ChangeWait {
+            native: Some(linux::Sources::new(path)),
+            portable: Portable { board: None, seen: None, holder: None, since: Instant::now() },
+        }
+    }
+
+    /// The portable wake-ups, whatever the switch says.
+    fn portable(board: Option<Arc<WriterBoard>>) -> ChangeWait {
+        let seen = board.as_ref().map(|board| board.wake_word());
+        ChangeWait { native: None, portable: Portable { board, seen, holder: None, since: Instant::now() } }
+    }
+
+    fn wal_database(dir: &tempfile::TempDir) -> (std::path::PathBuf, rusqlite::Connection) {
         let path = dir.path().join("wake.db");
         let writer = rusqlite::Connection::open(&path).unwrap();
         writer.pragma_update(None, "journal_mode", "wal").unwrap();
         writer.execute_batch("CREATE TABLE t (x)").unwrap();
-        let mut wait = ChangeWait::new(Some(&path));
+        (path, writer)
+    }
+
+    /// A process that the test ends; its identity as a holder.
+    fn holder_process() -> (std::process::Child, Identity, Identity) {
+        let child = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+        let me = Identity::of_this_process();
+        let started = liveness::start_time(child.id()).unwrap();
+        let holder = Identity { pid: child.id(), started, pid_namespace: me.pid_namespace.clone() };
+        (child, holder, me)
+    }
+
+    #[test]
+    fn a_commit_by_another_connection_wakes_the_waiter() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, writer) = wal_database(&dir);
+        let mut wait = native(Some(&path));
         let commit = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
             writer.execute_batch("INSERT INTO t VALUES (1)").unwrap();
@@ -265,13 +368,8 @@ mod tests {
 
     #[test]
     fn the_end_of_the_holders_process_wakes_the_waiter() {
-        let mut child = std::process::Command::new("sleep").arg("60").spawn().unwrap();
-        let me = Identity::of_this_process();
-        let started = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
-        let started =
-            started[started.rfind(')').unwrap() + 1..].split_whitespace().nth(19).unwrap().parse().unwrap();
-        let holder = Identity { pid: child.id(), started, pid_namespace: me.pid_namespace.clone() };
-        let mut wait = ChangeWait::new(None);
+        let (mut child, holder, me) = holder_process();
+        let mut wait = native(None);
         wait.watch_holder(&holder, &me);
         child.kill().unwrap();
         assert!(wait.wait(LONG), "woken by the death, not by the timeout");
@@ -282,17 +380,51 @@ mod tests {
     #[test]
     fn the_asynchronous_wait_is_woken_too() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("wake.db");
-        let writer = rusqlite::Connection::open(&path).unwrap();
-        writer.pragma_update(None, "journal_mode", "wal").unwrap();
-        writer.execute_batch("CREATE TABLE t (x)").unwrap();
+        let (path, writer) = wal_database(&dir);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let commit = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
             writer.execute_batch("INSERT INTO t VALUES (1)").unwrap();
         });
-        let woken = runtime.block_on(async { ChangeWait::new(Some(&path)).wait_async(LONG).await });
+        let woken = runtime.block_on(async { native(Some(&path)).wait_async(LONG).await });
         assert!(woken);
         commit.join().unwrap();
+    }
+
+    #[test]
+    fn a_portable_waiter_is_woken_when_another_mapping_of_the_board_ends_a_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _writer) = wal_database(&dir);
+        // Two mappings of one board, as two processes have.
+        let (mine, theirs) = (WriterBoard::open(&path).unwrap(), WriterBoard::open(&path).unwrap());
+        let mut wait = portable(Some(Arc::new(mine)));
+        assert!(!wait.wait(Duration::from_millis(20)), "nothing happened: the timeout ends the wait");
+        let write = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            theirs.wake_all();
+        });
+        assert!(wait.wait(LONG), "woken by the word, not by the timeout");
+        write.join().unwrap();
+        assert!(!wait.wait(Duration::from_millis(10)), "one write wakes once");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let theirs = WriterBoard::open(&path).unwrap();
+        let write = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            theirs.wake_all();
+        });
+        assert!(runtime.block_on(wait.wait_async(LONG)), "the asynchronous wait is woken too");
+        write.join().unwrap();
+    }
+
+    #[test]
+    fn a_portable_waiter_is_woken_when_the_holders_process_is_gone() {
+        let (mut child, holder, me) = holder_process();
+        let mut wait = portable(None);
+        wait.watch_holder(&holder, &me);
+        assert!(!wait.wait(Duration::from_millis(20)), "the holder runs");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(wait.wait(LONG), "woken by the death, not by the timeout");
+        assert!(!wait.wait(Duration::from_millis(10)), "a death wakes once");
     }
 }

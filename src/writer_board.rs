@@ -10,7 +10,8 @@
 //! without locks is as harmless as SQLite's own `-shm`. Each process posts at most one notice
 //! (its in-process queue's head writer) saying since when it waits; the oldest fresh notice has
 //! the turn and alone tries for SQLite's lock. A writer bumps the board's wake word when its
-//! write ends and wakes the sleepers (Linux: a futex on the shared page).
+//! write ends and wakes the sleepers (Linux: a futex on the shared page; elsewhere they look at
+//! the word between short sleeps, see [`wakeups`](crate::wakeups)).
 //!
 //! The board is also a bell: a writer that committed writes one byte of the file's last page
 //! with `pwrite` ([`WriterBoard::ring`]), which file-change notifications (Linux's inotify) see,
@@ -34,12 +35,13 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::liveness;
 use crate::log::log;
 use crate::sigbus::Region;
 use crate::sync::MutexExt;
+use crate::wakeups;
 
 /// How often a waiting writer refreshes its notice.
 pub(crate) const REFRESH: Duration = Duration::from_millis(10);
@@ -271,7 +273,7 @@ impl WriterBoard {
     /// Sleeps until the wake word moves on from `seen`, or `timeout`.
     pub(crate) fn sleep(&self, seen: u32, timeout: Duration) {
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        {
+        if wakeups::native() {
             let timeout = libc::timespec {
                 tv_sec: timeout.as_secs() as libc::time_t,
                 tv_nsec: timeout.subsec_nanos() as libc::c_long,
@@ -287,13 +289,18 @@ impl WriterBoard {
                     &timeout,
                 )
             };
+            return;
         }
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        {
-            // Apple platforms would wait with os_sync_wait_on_address(OS_SYNC_WAIT_ON_ADDRESS_SHARED);
-            // until that is built and tested there, poll.
-            let _ = seen;
-            std::thread::sleep(timeout.min(Duration::from_millis(1)));
+        // The portable wake-ups: look at the word between short sleeps. (Apple platforms could
+        // wait with os_sync_wait_on_address(OS_SYNC_WAIT_ON_ADDRESS_SHARED) once that is built
+        // and tested there.)
+        let deadline = Instant::now() + timeout;
+        while self.wake_word() == seen {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            std::thread::sleep(left.min(wakeups::FIRST_TICK));
         }
     }
 
@@ -301,8 +308,8 @@ impl WriterBoard {
     pub(crate) fn wake_all(&self) {
         let layout = self.layout();
         layout.wake.fetch_add(1, Ordering::AcqRel);
-        if self.others_waiting(None) {
-            #[cfg(any(target_os = "linux", target_os = "android"))]
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if wakeups::native() && self.others_waiting(None) {
             // SAFETY: wakes sleepers on a word of a live shared mapping.
             unsafe {
                 libc::syscall(libc::SYS_futex, &layout.wake as *const AtomicU32, libc::FUTEX_WAKE, i32::MAX)

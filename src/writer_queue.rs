@@ -329,6 +329,11 @@ impl WriterQueue {
         self.board.is_some()
     }
 
+    /// The file's board, whose wake word moves on whenever a liblease write ends.
+    pub(crate) fn board(&self) -> Option<&Arc<WriterBoard>> {
+        self.board.as_ref()
+    }
+
     /// True when a process may be observing the file, so that its writers must record what they
     /// change: some process says so on the board, or there is no board to say it.
     pub(crate) fn is_observed(&self) -> bool {

@@ -22,6 +22,16 @@ pub struct Worker {
 impl Worker {
     /// Starts `lease-bench worker <mode> key=value...`. `name` is for error messages.
     pub fn spawn(name: &str, mode: &str, args: &[(&str, String)]) -> Result<Worker> {
+        Worker::spawn_with_env(name, mode, args, &[])
+    }
+
+    /// Like [`Worker::spawn`], with `env` added to the worker's environment.
+    pub fn spawn_with_env(
+        name: &str,
+        mode: &str,
+        args: &[(&str, String)],
+        env: &[(&str, &str)],
+    ) -> Result<Worker> {
         let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
         let mut command = Command::new(exe);
         command.arg(crate::worker::SUBCOMMAND).arg(mode);
@@ -30,6 +40,7 @@ impl Worker {
             command.arg(format!("{key}={value}"));
         }
         let mut child = command
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

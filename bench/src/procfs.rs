@@ -66,6 +66,12 @@ pub fn cpu_seconds_precise(pid: u32) -> Result<f64> {
     Ok(total_ns as f64 / 1e9)
 }
 
+/// CPU time of the calling thread, in seconds, from /proc/thread-self/schedstat.
+pub fn cpu_seconds_of_this_thread() -> Result<f64> {
+    let text = read("/proc/thread-self/schedstat")?;
+    Ok(text.split_whitespace().next().ok_or("empty schedstat")?.parse::<u64>()? as f64 / 1e9)
+}
+
 /// Resident memory (VmRSS) of a process, in KiB.
 pub fn rss_kib(pid: u32) -> Result<u64> {
     status_kib(pid, "VmRSS")

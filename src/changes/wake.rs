@@ -1,10 +1,12 @@
-//! What wakes an observer to look: on Linux and Android, inotify on the board's bell, the WAL
-//! and the database file itself; elsewhere, a timer.
+//! What wakes an observer to look: with the system's wake-ups (Linux and Android, see
+//! [`wakeups`](crate::wakeups)), inotify on the board's bell, the WAL and the database file
+//! itself; with the portable ones, a timer.
 
 use std::path::Path;
 use std::time::Duration;
 
-/// How often an observer looks where it cannot be woken (not Linux or Android).
+/// How often an observer looks where it cannot be woken (the portable wake-ups, or inotify
+/// unavailable).
 pub(crate) const POLL: Duration = Duration::from_millis(50);
 
 /// What happened since the last wait.
@@ -20,6 +22,12 @@ pub(super) struct Woken {
 
 impl Woken {
     const ALL: Woken = Woken { bell: true, wal: true, moved: true };
+}
+
+/// The portable wake-up: a timer, after which the observer looks at everything.
+async fn timer() -> Woken {
+    tokio::time::sleep(POLL).await;
+    Woken::ALL
 }
 
 pub(super) use imp::Waker;
@@ -48,8 +56,12 @@ mod imp {
         /// Watches the bell at `bell` (if the file has a board), the WAL and the database file.
         /// Without inotify (or its watches) the waker falls back to the timer.
         pub(crate) fn new(database: &Path, bell: Option<&Path>) -> Waker {
-            // SAFETY: plain system calls; the descriptor is owned below.
-            let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+            let fd = if crate::wakeups::native() {
+                // SAFETY: a plain system call; the descriptor is owned below.
+                unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) }
+            } else {
+                -1 // the portable wake-ups: the timer below
+            };
             if fd < 0 {
                 return Waker { fd: None, registered: None, bell: None, wal: None, database: None };
             }
@@ -83,13 +95,11 @@ mod imp {
                 });
             }
             let Some(registered) = &self.registered else {
-                tokio::time::sleep(POLL).await;
-                return Woken::ALL;
+                return timer().await;
             };
             loop {
                 let Ok(mut ready) = registered.readable().await else {
-                    tokio::time::sleep(POLL).await;
-                    return Woken::ALL;
+                    return timer().await;
                 };
                 let mut buffer = [0u8; 4096];
                 match ready.try_io(|fd| {
@@ -143,8 +153,7 @@ mod imp {
         }
 
         pub(crate) async fn wait(&mut self) -> Woken {
-            tokio::time::sleep(POLL).await;
-            Woken::ALL
+            timer().await
         }
     }
 }

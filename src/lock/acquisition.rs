@@ -36,6 +36,11 @@ pub(super) struct Acquisition {
 
 impl Acquisition {
     pub(super) fn new(inner: Arc<LockInner>, timeout: Duration, queue_stay: Option<Duration>) -> Acquisition {
+        // The last waiting acquisition's sources, which have watched since it ended.
+        let mut wait = inner.idle_wait.locked().take();
+        if let Some(wait) = &mut wait {
+            wait.begin();
+        }
         Acquisition {
             inner,
             timeout,
@@ -43,7 +48,7 @@ impl Acquisition {
             deadline: Instant::now() + timeout,
             queue_stay,
             backoff: FIRST_BACKOFF,
-            wait: None,
+            wait,
         }
     }
 
@@ -73,7 +78,8 @@ impl Acquisition {
             let Some(wait) = self.wait.as_mut() else {
                 // Watch first, then look again: a release between the first look and the watch
                 // would otherwise go unnoticed. (A reused watch has been watching all along.)
-                self.wait = Some(ChangeWait::new(self.inner.store.path()));
+                let board = self.inner.store.inner.file.queue().board().cloned();
+                self.wait = Some(ChangeWait::new(self.inner.store.path(), board));
                 continue;
             };
             if let Some(holder) = &held.holder {

@@ -84,10 +84,10 @@ impl Lock {
 
     /// Takes the lease, waiting up to `timeout`; `Err(Timeout)` when it stays held.
     ///
-    /// The thread sleeps until the lease may have changed hands: the database was written (a
-    /// release is a write), or the holder's process ended; where the system cannot tell, it
-    /// polls with a backoff from 250 µs to `max_backoff`. It never sleeps past the holder's
-    /// expiry.
+    /// The thread sleeps until the lease may have changed hands: a liblease process wrote the
+    /// database (a release is a write), or the holder's process ended (see `wait.rs` for how
+    /// each platform tells). Between wake-ups it looks again with a backoff from 250 µs to
+    /// `max_backoff`, and never sleeps past the holder's expiry.
     pub fn acquire(&self, timeout: Duration) -> Result<Guard> {
         let mut acquisition = Acquisition::new(self.inner.clone(), timeout, None);
         loop {

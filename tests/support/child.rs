@@ -99,6 +99,11 @@ impl Child {
     /// Starts this test binary again as a child that plays `role` with `args`. `name` is what
     /// the test's messages call it.
     pub fn spawn(name: &str, role: &str, args: &[impl AsRef<str>]) -> Child {
+        Child::spawn_with_env(name, role, args, &[])
+    }
+
+    /// Like [`Child::spawn`], with `env` added to the child's environment.
+    pub fn spawn_with_env(name: &str, role: &str, args: &[impl AsRef<str>], env: &[(&str, &str)]) -> Child {
         let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
         assert!(
             !args.iter().any(|arg| arg.contains(SEPARATOR)),
@@ -109,6 +114,7 @@ impl Child {
             .args(["--exact", "child_process", "--ignored", "--nocapture", "--test-threads=1"])
             .env(ROLE, role)
             .env(ARGS, args.join(&SEPARATOR.to_string()))
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

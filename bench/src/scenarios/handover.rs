@@ -6,6 +6,11 @@
 //! a pause drawn from `HOLD_MS` (so the waiter has been waiting that long, and its backoff is at
 //! a different phase each time); the holder takes its timestamp just before releasing, the
 //! waiter just after its acquire returns, both on CLOCK_MONOTONIC.
+//!
+//! liblease is measured twice: with the system's wake-ups, and with the portable ones that Apple
+//! platforms run (`LIBLEASE_WAKEUPS=portable` in both workers' environment; see
+//! `src/wakeups.rs`). An idle waiter's cost is measured for each too: the CPU a process uses
+//! while it waits in acquire for a lease that another process holds and does not release.
 
 use std::ops::RangeInclusive;
 use std::path::Path;
@@ -16,7 +21,8 @@ use crate::child::Worker;
 use crate::clock::ms_between;
 use crate::contender::LockKind;
 use crate::plot::Plot;
-use crate::report::{distribution, Section, Side};
+use crate::procfs;
+use crate::report::{distribution, Figure, Section, Side};
 use crate::rng::Rng;
 use crate::stats::Stat;
 use crate::{Config, Result};
@@ -24,6 +30,8 @@ use crate::{Config, Result};
 /// How long the waiter waits in acquire before the holder releases, in ms.
 const HOLD_MS: RangeInclusive<u64> = 5..=100;
 const STEP_TIMEOUT: Duration = Duration::from_secs(15);
+/// The environment of a worker that runs the portable wake-ups.
+const PORTABLE: &[(&str, &str)] = &[("LIBLEASE_WAKEUPS", "portable")];
 
 pub const PREDECESSOR: &str = "the predecessor's lock: 500 ms lease, 50 ms renewal, polls 10 ms..1 s";
 
@@ -33,8 +41,11 @@ pub fn run(config: &Config, plots: &mut Vec<Plot>) -> Section {
     section.parameter("handovers", handovers);
     section.parameter("waiter_waits_ms", format!("{}..={}", HOLD_MS.start(), HOLD_MS.end()));
     let Some(dir) = scenario_dir(&mut section, "handover") else { return section };
-    let liblease = Side::of(measure(LockKind::Liblease, &dir.path().join("liblease.db"), handovers));
-    let predecessor = Side::of(measure(LockKind::Predecessor, &dir.path().join("predecessor.db"), handovers));
+    let liblease = Side::of(measure(LockKind::Liblease, &dir.path().join("liblease.db"), handovers, &[]));
+    let portable =
+        Side::of(measure(LockKind::Liblease, &dir.path().join("portable.db"), handovers, PORTABLE));
+    let predecessor =
+        Side::of(measure(LockKind::Predecessor, &dir.path().join("predecessor.db"), handovers, &[]));
 
     let mut plot = Plot::new(
         "handover.svg",
@@ -44,7 +55,9 @@ pub fn run(config: &Config, plots: &mut Vec<Plot>) -> Section {
     let latencies = (liblease.map(|h| h.latencies.clone()), predecessor.map(|h| h.latencies.clone()));
     let release_calls =
         (liblease.map(|h| h.release_calls.clone()), predecessor.map(|h| h.release_calls.clone()));
+    let portable_latencies = portable.map(|h| h.latencies.clone());
     plot.add("liblease (default options)", latencies.0.samples());
+    plot.add("liblease, portable wake-ups", portable_latencies.samples());
     plot.add("predecessor's lock", latencies.1.samples());
     plots.push(plot);
 
@@ -61,6 +74,47 @@ pub fn run(config: &Config, plots: &mut Vec<Plot>) -> Section {
             stats,
         ));
     }
+    section.figures.extend(distribution(
+        PREDECESSOR,
+        "release -> other holds, portable wake-ups",
+        "ms",
+        &portable_latencies.summary(),
+        Some(&latencies.1.summary()),
+        &[Stat::P50, Stat::P99, Stat::Max, Stat::Mean],
+    ));
+
+    let idle_for = config.pick(Duration::from_secs(5), Duration::from_millis(500));
+    let idle = |kind: LockKind, name: &str, env: &[(&str, &str)]| {
+        Side::of(idle_waiter_cpu(kind, &dir.path().join(format!("idle-{name}.db")), idle_for, env))
+    };
+    let predecessor_idle = idle(LockKind::Predecessor, "predecessor", &[]);
+    for (metric, ours) in [
+        ("an idle waiter's CPU, % of a core", idle(LockKind::Liblease, "liblease", &[])),
+        (
+            "an idle waiter's CPU, portable wake-ups, % of a core",
+            idle(LockKind::Liblease, "portable", PORTABLE),
+        ),
+    ] {
+        section.figures.push(
+            Figure::new(PREDECESSOR, metric, "%")
+                .liblease(ours.measure(|cpu| *cpu), ours.count(|_| 1))
+                .baseline(predecessor_idle.measure(|cpu| *cpu), predecessor_idle.count(|_| 1)),
+        );
+    }
+
+    let floor = Side::of(sleeping_thread_cpu(FLOOR_STEP, idle_for));
+    section.figures.push(
+        Figure::new(
+            "",
+            format!(
+                "the floor: a thread that only sleeps, waking every {} ms, % of a core",
+                FLOOR_STEP.as_millis()
+            ),
+            "%",
+        )
+        .liblease(floor.measure(|cpu| *cpu), floor.count(|_| 1)),
+    );
+
     section.note(format!(
         "two worker processes alternate on one key; the waiter is in acquire for {}..{} ms (uniformly \
          drawn) before the holder releases; release -> other holds is the waiter's CLOCK_MONOTONIC \
@@ -74,7 +128,56 @@ pub fn run(config: &Config, plots: &mut Vec<Plot>) -> Section {
         "liblease: Lock::acquire / Guard::release with the default options; baseline: the \
          predecessor's algorithm (bench/src/baselines/predecessor_lock.rs) on a database of its own.",
     );
+    section.note(format!(
+        "portable wake-ups: the same, with LIBLEASE_WAKEUPS=portable in both workers' environment: \
+         no inotify, pidfd, futex or eventfd; a waiter looks at the board's wake word and the \
+         holder's pid every millisecond and reads the database when the word moves. An idle \
+         waiter: one process holds the lease and does nothing, another waits in acquire; the \
+         waiter's CPU time (the scheduler's, of all its threads) over {} ms of waiting, as a \
+         share of one core.",
+        idle_for.as_millis()
+    ));
     section
+}
+
+/// The pause of a portable waiter that has waited long (`LONGEST_TICK` in src/wakeups.rs): the
+/// floor's thread wakes as often, so that the figure says what the wake-ups alone cost here.
+const FLOOR_STEP: Duration = Duration::from_millis(20);
+
+/// The CPU of a thread that sleeps in steps of `step` for `window` and does nothing else, in %
+/// of one core: what each wake-up of a sleeping thread costs on this machine.
+fn sleeping_thread_cpu(step: Duration, window: Duration) -> Result<f64> {
+    let thread_cpu = || -> Result<f64> { procfs::cpu_seconds_of_this_thread() };
+    std::thread::spawn(move || -> Result<f64> {
+        let start = std::time::Instant::now();
+        let before = thread_cpu()?;
+        while start.elapsed() < window {
+            std::thread::sleep(step);
+        }
+        Ok((thread_cpu()? - before) / start.elapsed().as_secs_f64() * 100.0)
+    })
+    .join()
+    .map_err(|_| "the sleeping thread panicked")?
+}
+
+/// The CPU a waiter uses while the lease it waits for stays held, in % of one core.
+fn idle_waiter_cpu(kind: LockKind, db: &Path, window: Duration, env: &[(&str, &str)]) -> Result<f64> {
+    let args = [("kind", kind.name().to_owned()), ("db", db.display().to_string()), ("key", "idle".into())];
+    let mut holder = Worker::spawn_with_env("idle holder", "hold", &args, env)?;
+    holder.expect("holding", STEP_TIMEOUT)?;
+    let mut waiter_args = args.to_vec();
+    waiter_args.push(("timeout_ms", (window + STEP_TIMEOUT).as_millis().to_string()));
+    let mut waiter = Worker::spawn_with_env("idle waiter", "wait", &waiter_args, env)?;
+    waiter.expect("waiting", STEP_TIMEOUT)?;
+    // Past its first looks and the runtime's start.
+    std::thread::sleep(Duration::from_millis(200));
+    let before = procfs::cpu_seconds_precise(waiter.pid())?;
+    std::thread::sleep(window);
+    let after = procfs::cpu_seconds_precise(waiter.pid())?;
+    holder.finish(STEP_TIMEOUT)?;
+    waiter.expect("acquired", STEP_TIMEOUT)?;
+    waiter.finish(STEP_TIMEOUT)?;
+    Ok((after - before) / window.as_secs_f64() * 100.0)
 }
 
 /// What was measured of each handover, in ms.
@@ -86,13 +189,13 @@ struct Handovers {
     release_calls: Vec<f64>,
 }
 
-fn measure(kind: LockKind, db: &Path, count: usize) -> Result<Handovers> {
+fn measure(kind: LockKind, db: &Path, count: usize, env: &[(&str, &str)]) -> Result<Handovers> {
     let args =
         [("kind", kind.name().to_owned()), ("db", db.display().to_string()), ("key", "handover".into())];
     // One after the other, so that they do not race to set up the database.
-    let mut first = Worker::spawn("handover A", "handover", &args)?;
+    let mut first = Worker::spawn_with_env("handover A", "handover", &args, env)?;
     first.expect("ready", STEP_TIMEOUT)?;
-    let mut second = Worker::spawn("handover B", "handover", &args)?;
+    let mut second = Worker::spawn_with_env("handover B", "handover", &args, env)?;
     second.expect("ready", STEP_TIMEOUT)?;
     let mut workers = [first, second];
     let mut rng = Rng::seeded();
