@@ -68,9 +68,9 @@ pub struct LeaseLockOptions {
     /// runs out.
     pub renew_every_ms: u32,
     /// The longest pause between two attempts of a waiting acquisition; above 0. A waiting
-    /// acquisition is woken when the lease may have changed hands (the database was written, or
-    /// the holder's process ended) where the system can tell (Linux and Android); elsewhere it
-    /// polls, and a release is noticed within about this time.
+    /// acquisition is woken when the lease may have changed hands: a liblease process wrote the
+    /// database (a release is a write), or the holder's process ended. This pause bounds how late
+    /// it notices what nothing announces, such as a write by a program that does not use liblease.
     pub max_backoff_ms: u32,
 }
 
@@ -139,7 +139,7 @@ pub type LeaseAcquireCallback =
 pub type LeaseLostCallback = Option<unsafe extern "C" fn(context: *mut c_void, key: *const c_char)>;
 
 /// Fills options with liblease's defaults: a 10000 ms lease renewed every 5000 ms, and waiters
-/// that pause at most 50 ms between attempts. A release, a suspension (lease_suspend) and, on
+/// that look again at least every 250 ms. A release, a suspension (lease_suspend) and, on
 /// Linux and Android, a crash hand the lease over at once, so its length only bounds how long
 /// others wait for a holder that stopped without warning; a renewal writes one page to the WAL,
 /// so an idle held lease costs under 1 KiB/s; and 5 s of slack keep a lease safe even when
@@ -256,8 +256,8 @@ pub extern "C" fn lease_lock_try_acquire(
 
 /// Takes the lease like lease_lock_try_acquire, waiting up to timeout_ms milliseconds while
 /// another process holds it. The calling thread sleeps until the lease may have changed hands:
-/// the holder released it, its process ended, or its lease ran out (see max_backoff_ms for
-/// systems that cannot tell). A timeout of 0 tries once.
+/// the holder released it, its process ended, or its lease ran out (max_backoff_ms bounds how
+/// late it notices what nothing announces). A timeout of 0 tries once.
 ///
 /// Blocks the calling thread: do not call it from a callback (use lease_lock_acquire_async or
 /// lease_lock_try_acquire there). On LEASE_OK, *out_guard is a new guard that the caller releases

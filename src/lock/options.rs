@@ -13,19 +13,22 @@ pub struct LockOptions {
     /// How often the heartbeat renews a held lease. At most half of `lease`, so that a renewal
     /// delayed by a busy database still has time to succeed before the lease runs out.
     pub renew_every: Duration,
-    /// The longest pause between two attempts of a waiting `acquire`.
+    /// The longest pause between two attempts of a waiting `acquire`. A waiter is woken when a
+    /// liblease process writes the database (a release is a write) or the holder's process ends;
+    /// this bounds how late it notices what nothing announces (a write by a program that does
+    /// not use liblease, say).
     pub max_backoff: Duration,
 }
 
 impl LockOptions {
-    /// The defaults: a 10 s lease renewed every 5 s; waiters poll at most every 50 ms. Planned
+    /// The defaults: a 10 s lease renewed every 5 s; waiters look at least every 250 ms. Planned
     /// events (a release, a suspension, a crash that the system can see) hand over at once, so
     /// the lease only bounds the unplanned ones; a renewal writes one WAL frame (a page and 24
     /// bytes), so every 5 s keeps an idle held lease under 1 KiB/s. See the README's "Defaults".
     pub const DEFAULT: LockOptions = LockOptions {
         lease: Duration::from_millis(10_000),
         renew_every: Duration::from_millis(5_000),
-        max_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(250),
     };
 
     /// `Err(InvalidArgument)` for zero or contradictory values.

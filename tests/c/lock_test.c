@@ -788,7 +788,7 @@ static void test_bad_arguments(void)
 
     /* Options: the defaults are the documented ones; zero and contradictory values are refused. */
     CHECK(defaults.size == sizeof defaults);
-    CHECK(defaults.lease_ms == 10000 && defaults.renew_every_ms == 5000 && defaults.max_backoff_ms == 50);
+    CHECK(defaults.lease_ms == 10000 && defaults.renew_every_ms == 5000 && defaults.max_backoff_ms == 250);
     CHECK_STATUS(lease_lock_options_init(NULL, sizeof options), LEASE_INVALID_ARGUMENT);
     CHECK(error_mentions("lease_lock_options_init") && error_mentions("options is NULL"));
     CHECK_STATUS(lease_lock_options_init(&options, sizeof options - 1), LEASE_INVALID_ARGUMENT);

@@ -63,8 +63,8 @@ public final class LeaseStore: @unchecked Sendable {
     }
 }
 
-/// The timing of a lock, in seconds; `LockOptions.default` is liblease's (a 6 s lease renewed
-/// every 2 s, waiters pausing at most 50 ms). Each value is rounded to whole milliseconds and must
+/// The timing of a lock, in seconds; `LockOptions.default` is liblease's (a 10 s lease renewed
+/// every 5 s, waiters looking again at least every 250 ms). Each value is rounded to whole milliseconds and must
 /// be at least one, `renewEvery` at most half of `lease`, and `lease` at most a day: the library
 /// refuses others with `LeaseError.invalidArgument` when the lock is made.
 public struct LockOptions: Sendable, Equatable {

@@ -8,7 +8,7 @@ final class LockTests: XCTestCase {
     }
 
     func testTheDefaultOptionsAreTheLibrarys() {
-        XCTAssertEqual(LockOptions.default, LockOptions(lease: 6, renewEvery: 2, maxBackoff: 0.05))
+        XCTAssertEqual(LockOptions.default, LockOptions(lease: 10, renewEvery: 5, maxBackoff: 0.25))
         XCTAssertEqual(LockOptions(), LockOptions.default)
     }
 

@@ -5,7 +5,7 @@ import kotlin.time.Duration.Companion.milliseconds
 
 /**
  * The timing of a lock; the defaults are liblease's (a 10 s lease renewed every 5 s, waiters
- * pausing at most 50 ms). Every value must be at least a millisecond, [renewEvery] at most half of
+ * looking again at least every 250 ms). Every value must be at least a millisecond, [renewEvery] at most half of
  * [lease], and [lease] at most a day: the library refuses others with
  * [LeaseException.InvalidArgument] when the lock is made.
  *

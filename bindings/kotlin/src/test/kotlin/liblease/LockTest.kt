@@ -21,7 +21,7 @@ class LockTest {
 
     @Test
     fun `the default options are the library's`() {
-        assertEquals(LockOptions(10.seconds, 5.seconds, 50.milliseconds), LockOptions())
+        assertEquals(LockOptions(10.seconds, 5.seconds, 250.milliseconds), LockOptions())
     }
 
     @Test
