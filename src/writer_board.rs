@@ -13,6 +13,14 @@
 //! write ends and wakes the sleepers (Linux: a futex on the shared page; elsewhere they look at
 //! the word between short sleeps, see [`wakeups`](crate::wakeups)).
 //!
+//! The board also orders the processes waiting for one lease ([`WriterBoard::post_lease_waiter`]):
+//! each waiting acquisition posts a notice with its key's hash and since when it waits; the
+//! oldest fresh notice of a key has the turn. Only it watches for a release and takes a lease it
+//! finds free; the others leave a free lease to it and sleep on their notice's own word, which
+//! the one before them bumps when it withdraws (it took the lease, or gave up). So a release
+//! wakes one waiter, not all of them, and the process that has waited longest goes next. As for
+//! writers, exclusion is not the board's: the lease row decides who holds.
+//!
 //! The board is also a bell: a writer that committed writes one byte of the file's last page
 //! with `pwrite` ([`WriterBoard::ring`]), which file-change notifications (Linux's inotify) see,
 //! whereas stores into the mapping are invisible to them. Observers of the database wait for it
@@ -51,6 +59,17 @@ pub(crate) const STALE: Duration = Duration::from_millis(100);
 pub(crate) const MAGIC: u64 = u64::from_be_bytes(*b"LEASEBD1");
 pub(crate) const SIZE: usize = 4096;
 const SLOTS: usize = 63;
+/// How many waiting acquisitions of leases the board orders; with every slot taken, a waiter
+/// goes without a turn (it takes a free lease only when no posted waiter is older).
+const LEASE_SLOTS: usize = 30;
+/// How often a lease waiter refreshes its notice, and past how long one not refreshed is
+/// ignored. Longer than a writer's: a lease waiter may wait for seconds, and each refresh wakes
+/// it; a waiter whose process is gone is passed over sooner (see `lease_notice_is_stale`).
+pub(crate) const LEASE_REFRESH: Duration = Duration::from_millis(100);
+const LEASE_STALE: Duration = Duration::from_millis(1000);
+/// Marks the `since` of a lease notice being written, with the writing process's pid in the low
+/// bits (boot-clock nanoseconds never reach this bit).
+const CLAIMING: u64 = 1 << 63;
 /// How many observing processes the board names; with every slot taken, writers record for all.
 const OBSERVER_SLOTS: usize = 8;
 /// The byte the bell writes: the page's last, beyond the layout.
@@ -66,6 +85,9 @@ pub(crate) struct Layout {
     observers: [AtomicU32; OBSERVER_SLOTS],
     _reserved: [u32; 13 - OBSERVER_SLOTS],
     pub(crate) slots: [Slot; SLOTS],
+    /// Waiting acquisitions of leases (a file made by an earlier version has zeros here, which
+    /// are free slots).
+    leases: [LeaseSlot; LEASE_SLOTS],
 }
 
 #[repr(C)]
@@ -78,6 +100,21 @@ pub(crate) struct Slot {
     _reserved: [u32; 3],
 }
 
+/// One waiting acquisition of a lease.
+#[repr(C)]
+struct LeaseSlot {
+    /// Boot-clock nanoseconds since when the acquisition waits; 0 for a free slot, [`CLAIMING`]
+    /// while the rest is written.
+    since: AtomicU64,
+    /// The hash of the key ([`key_hash`]).
+    key: AtomicU64,
+    /// When the waiter last refreshed the notice.
+    alive: AtomicU64,
+    pid: AtomicU32,
+    /// Bumped to wake the waiter; it sleeps on it (a futex word, on Linux).
+    wake: AtomicU32,
+}
+
 const _: () = assert!(std::mem::size_of::<Layout>() <= BELL as usize);
 
 /// Since when a writer waits, on the board's clock (the boot clock, which every process shares).
@@ -87,6 +124,11 @@ pub(crate) struct WaitingSince(u64);
 /// Now, for a writer that begins to wait.
 pub(crate) fn waiting_since() -> WaitingSince {
     WaitingSince(now_ns())
+}
+
+/// For a waiter that began to wait at `began` (an `Instant` of this process).
+pub(crate) fn waiting_since_for(began: std::time::Instant) -> WaitingSince {
+    WaitingSince(now_ns().saturating_sub(began.elapsed().as_nanos() as u64))
 }
 
 /// A posted notice: the slot this writer holds on the board.
@@ -272,36 +314,7 @@ impl WriterBoard {
 
     /// Sleeps until the wake word moves on from `seen`, or `timeout`.
     pub(crate) fn sleep(&self, seen: u32, timeout: Duration) {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        if wakeups::native() {
-            let timeout = libc::timespec {
-                tv_sec: timeout.as_secs() as libc::time_t,
-                tv_nsec: timeout.subsec_nanos() as libc::c_long,
-            };
-            // SAFETY: waits on a 4-byte aligned word of a live shared mapping; a shared (not
-            // private) futex, so that other processes' wakes reach it.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_futex,
-                    &self.layout().wake as *const AtomicU32,
-                    libc::FUTEX_WAIT,
-                    seen,
-                    &timeout,
-                )
-            };
-            return;
-        }
-        // The portable wake-ups: look at the word between short sleeps. (Apple platforms could
-        // wait with os_sync_wait_on_address(OS_SYNC_WAIT_ON_ADDRESS_SHARED) once that is built
-        // and tested there.)
-        let deadline = Instant::now() + timeout;
-        while self.wake_word() == seen {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return;
-            }
-            std::thread::sleep(left.min(wakeups::FIRST_TICK));
-        }
+        sleep_on(&self.layout().wake, seen, timeout, wakeups::FIRST_TICK);
     }
 
     /// A write ended: wake every process that waits for a turn.
@@ -315,6 +328,178 @@ impl WriterBoard {
                 libc::syscall(libc::SYS_futex, &layout.wake as *const AtomicU32, libc::FUTEX_WAKE, i32::MAX)
             };
         }
+    }
+}
+
+/// Waiting acquisitions of leases (see the module documentation).
+impl WriterBoard {
+    /// Posts a waiting acquisition of the lease whose key hashes to `key` ([`key_hash`]), which
+    /// waits since `since`. `None` with every slot taken.
+    pub(crate) fn post_lease_waiter(&self, key: u64, since: WaitingSince) -> Option<LeaseNotice> {
+        let now = now_ns();
+        let since = since.0.clamp(1, now);
+        let me = std::process::id();
+        for (index, slot) in self.layout().leases.iter().enumerate() {
+            let held = slot.since.load(Ordering::Acquire);
+            let free = held == 0 || lease_notice_is_stale(slot, held, now);
+            // Claimed under this process's mark first, so that nobody reads a half-written
+            // notice (or claims it too) before `since` says it is whole.
+            if free
+                && slot
+                    .since
+                    .compare_exchange(held, CLAIMING | u64::from(me), Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            {
+                slot.key.store(key, Ordering::Relaxed);
+                slot.pid.store(me, Ordering::Relaxed);
+                slot.alive.store(now, Ordering::Relaxed);
+                slot.since.store(since, Ordering::Release);
+                return Some(LeaseNotice { slot: index, key, since });
+            }
+        }
+        None
+    }
+
+    /// Keeps the notice fresh.
+    pub(crate) fn refresh_lease_waiter(&self, notice: LeaseNotice) {
+        let slot = &self.layout().leases[notice.slot];
+        if slot.since.load(Ordering::Acquire) == notice.since {
+            slot.alive.store(now_ns(), Ordering::Release);
+        }
+    }
+
+    /// Takes the notice down (the acquisition took the lease, or gave up), and wakes the waiter
+    /// that is now first in line for the key.
+    pub(crate) fn withdraw_lease_waiter(&self, notice: LeaseNotice) {
+        let slot = &self.layout().leases[notice.slot];
+        let _ = slot.since.compare_exchange(notice.since, 0, Ordering::AcqRel, Ordering::Acquire);
+        let now = now_ns();
+        let first = self
+            .lease_waiters(notice.key, now)
+            .min_by_key(|(index, slot)| (slot.since.load(Ordering::Acquire), *index));
+        if let Some((_, first)) = first {
+            wake_one(&first.wake);
+        }
+    }
+
+    /// True when no waiter of another process has waited longer for the lease whose key hashes
+    /// to `key` than `mine` (than anyone, for `None`). Waiters of this process are not counted:
+    /// whichever of them takes the lease, the others join its hold.
+    pub(crate) fn has_lease_turn(&self, key: u64, mine: Option<LeaseNotice>) -> bool {
+        let me = std::process::id();
+        let now = now_ns();
+        !self.lease_waiters(key, now).any(|(index, slot)| {
+            slot.pid.load(Ordering::Relaxed) != me
+                && mine
+                    .is_none_or(|mine| (slot.since.load(Ordering::Acquire), index) < (mine.since, mine.slot))
+        })
+    }
+
+    /// The word that the waiter before `notice` bumps when it withdraws.
+    pub(crate) fn lease_wake_word(&self, notice: LeaseNotice) -> u32 {
+        self.layout().leases[notice.slot].wake.load(Ordering::Acquire)
+    }
+
+    /// Sleeps until the word of `notice` moves on from `seen`, or `timeout`; a portable sleep
+    /// looks at it every `tick`. Returns true when it moved.
+    pub(crate) fn sleep_as_lease_waiter(
+        &self,
+        notice: LeaseNotice,
+        seen: u32,
+        timeout: Duration,
+        tick: Duration,
+    ) -> bool {
+        let word = &self.layout().leases[notice.slot].wake;
+        sleep_on(word, seen, timeout, tick);
+        word.load(Ordering::Acquire) != seen
+    }
+
+    /// Wakes every lease waiter of this process (at a suspension, which ends their waits).
+    pub(crate) fn wake_lease_waiters_of_this_process(&self) {
+        let me = std::process::id();
+        for slot in &self.layout().leases {
+            if slot.pid.load(Ordering::Relaxed) == me && slot.since.load(Ordering::Acquire) != 0 {
+                wake_one(&slot.wake);
+            }
+        }
+    }
+
+    /// The fresh, whole notices of waiters for `key`, with their slots.
+    fn lease_waiters(&self, key: u64, now: u64) -> impl Iterator<Item = (usize, &LeaseSlot)> {
+        self.layout().leases.iter().enumerate().filter(move |(_, slot)| {
+            let since = slot.since.load(Ordering::Acquire);
+            since != 0
+                && since & CLAIMING == 0
+                && slot.key.load(Ordering::Relaxed) == key
+                && !lease_notice_is_stale(slot, since, now)
+        })
+    }
+}
+
+/// A waiting acquisition's notice on the board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LeaseNotice {
+    slot: usize,
+    key: u64,
+    since: u64,
+}
+
+/// The hash by which lease waiters name their key on the board: the same in every process
+/// (FNV-1a), never 0.
+pub(crate) fn key_hash(key: &str) -> u64 {
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    hash.max(1)
+}
+
+/// A lease notice (whose `since` is `since`) that its waiter stopped refreshing: for
+/// [`LEASE_STALE`], or for two refreshes if its process is gone (killed while it waited). A
+/// claim that never finished is stale once its process is gone.
+fn lease_notice_is_stale(slot: &LeaseSlot, since: u64, now: u64) -> bool {
+    if since & CLAIMING != 0 {
+        return liveness::is_gone((since & !CLAIMING) as u32);
+    }
+    let quiet = now.saturating_sub(slot.alive.load(Ordering::Acquire));
+    quiet > LEASE_STALE.as_nanos() as u64
+        || (quiet > 2 * LEASE_REFRESH.as_nanos() as u64
+            && liveness::is_gone(slot.pid.load(Ordering::Relaxed)))
+}
+
+/// Sleeps until `word` (in the board's mapping) moves on from `seen`, or `timeout`: on a futex
+/// with the system's wake-ups, else looking at it every `tick`.
+fn sleep_on(word: &AtomicU32, seen: u32, timeout: Duration, tick: Duration) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if wakeups::native() {
+        let timeout = libc::timespec {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: waits on a 4-byte aligned word of a live shared mapping; a shared (not
+        // private) futex, so that other processes' wakes reach it.
+        unsafe { libc::syscall(libc::SYS_futex, word as *const AtomicU32, libc::FUTEX_WAIT, seen, &timeout) };
+        return;
+    }
+    // The portable wake-ups: look at the word between short sleeps. (Apple platforms could
+    // wait with os_sync_wait_on_address(OS_SYNC_WAIT_ON_ADDRESS_SHARED) once that is built and
+    // tested there.)
+    let deadline = Instant::now() + timeout;
+    while word.load(Ordering::Acquire) == seen {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(tick));
+    }
+}
+
+/// Bumps `word` and wakes one sleeper on it.
+fn wake_one(word: &AtomicU32) {
+    word.fetch_add(1, Ordering::AcqRel);
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if wakeups::native() {
+        // SAFETY: wakes a sleeper on a word of a live shared mapping.
+        unsafe { libc::syscall(libc::SYS_futex, word as *const AtomicU32, libc::FUTEX_WAKE, 1) };
     }
 }
 
@@ -426,6 +611,56 @@ mod tests {
         });
         assert_ne!(b.wake_word(), seen, "woken by the wake, not the timeout");
         b.withdraw(notice);
+    }
+
+    #[test]
+    fn the_oldest_lease_waiter_of_another_process_has_the_turn_and_its_withdrawal_wakes_the_next() {
+        let (_dir, a, b) = board();
+        let key = key_hash("sync");
+        let first = a.post_lease_waiter(key, waiting_since()).unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+        let second = b.post_lease_waiter(key, waiting_since()).unwrap();
+        let other_key = b.post_lease_waiter(key_hash("other"), waiting_since()).unwrap();
+        // Both mappings are this process's: seen from it, its own waiters do not queue.
+        assert!(a.has_lease_turn(key, None) && b.has_lease_turn(key, Some(second)));
+        // As another process sees them: the oldest notice of a key is ahead of everyone else.
+        let other_process =
+            |slot: LeaseNotice| b.layout().leases[slot.slot].pid.store(u32::MAX, Ordering::Relaxed);
+        other_process(first);
+        assert!(!b.has_lease_turn(key, Some(second)), "the first waiter is ahead");
+        assert!(!b.has_lease_turn(key, None), "and ahead of one that has not waited");
+        assert!(b.has_lease_turn(key_hash("other"), Some(other_key)), "keys queue apart");
+        let seen = b.lease_wake_word(second);
+        a.withdraw_lease_waiter(first);
+        assert!(b.has_lease_turn(key, Some(second)));
+        assert_ne!(b.lease_wake_word(second), seen, "the withdrawal woke the next in line");
+        assert!(b.sleep_as_lease_waiter(second, seen, Duration::from_secs(30), wakeups::FIRST_TICK));
+        b.withdraw_lease_waiter(second);
+        b.withdraw_lease_waiter(other_key);
+    }
+
+    #[test]
+    fn a_lease_waiter_that_stops_refreshing_is_passed_over() {
+        let (_dir, a, b) = board();
+        let key = key_hash("sync");
+        let stopped = a.post_lease_waiter(key, waiting_since()).unwrap();
+        a.layout().leases[stopped.slot].pid.store(std::process::id() + 1_000_000, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(1));
+        let waiting = b.post_lease_waiter(key, waiting_since()).unwrap();
+        assert!(!b.has_lease_turn(key, Some(waiting)));
+        // Its process is gone (no such pid): passed over after two refreshes' time.
+        std::thread::sleep(2 * LEASE_REFRESH + Duration::from_millis(20));
+        assert!(b.has_lease_turn(key, Some(waiting)));
+        let reused = b.post_lease_waiter(key, waiting_since()).unwrap();
+        assert_eq!(reused.slot, stopped.slot, "its slot is free again");
+    }
+
+    #[test]
+    fn keys_hash_alike_in_every_process() {
+        // FNV-1a, which any build computes the same: no per-process seed.
+        assert_eq!(key_hash(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(key_hash("a"), 0xaf63_dc4c_8601_ec8c);
+        assert_ne!(key_hash("sync"), key_hash("sync2"));
     }
 
     #[test]

@@ -315,7 +315,6 @@ impl WriterQueue {
         }
     }
 
-    /// Wakes every writer waiting in this queue, so that it looks again (at a suspension).
     /// A writer of this process committed: rings the board's bell for the file's observers
     /// (see [`WriterBoard::ring`]).
     pub(crate) fn committed(&self) {
@@ -346,12 +345,15 @@ impl WriterQueue {
         self.board.as_ref().map(WriterBoard::register_observer)
     }
 
+    /// Wakes every writer waiting in this queue, and every lease waiter of this process asleep
+    /// on the board, so that each looks again (at a suspension).
     pub(crate) fn wake_waiters(&self) {
         let _state = self.lock();
         self.changed.notify_all();
         drop(_state);
         if let Some(board) = &self.board {
             board.wake_all();
+            board.wake_lease_waiters_of_this_process();
         }
     }
 

@@ -1,5 +1,12 @@
 //! Waiting for a lease: the steps that the blocking and the asynchronous acquisitions share.
-//! Each only supplies its own way of sleeping until a wake-up.
+//! Each only supplies its own way of sleeping ([`Acquisition::sleep`], `sleep_async`).
+//!
+//! A waiting acquisition posts a notice on the file's board (see
+//! [`WriterBoard::post_lease_waiter`]) and keeps it fresh while it waits. The one whose
+//! notice is oldest has the turn: it sleeps on the wake-ups that tell of a release
+//! ([`ChangeWait`]) and takes the lease when it finds it free. The others leave a free lease
+//! to it (the attempt checks) and sleep on their notice's word, which the waiter before them
+//! bumps when it withdraws; so a release wakes one process, not every waiting one.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,6 +18,8 @@ use crate::error::{Error, Result};
 use crate::log::log;
 use crate::sync::MutexExt;
 use crate::wait::ChangeWait;
+use crate::wakeups;
+use crate::writer_board::{self, LeaseNotice, WriterBoard, LEASE_REFRESH};
 
 /// The first pause of a waiting acquisition; it doubles up to `max_backoff` while no wake-up
 /// comes, and starts again from here after one.
@@ -18,8 +27,16 @@ const FIRST_BACKOFF: Duration = Duration::from_micros(250);
 
 pub(super) enum Step {
     Done(Result<Guard>),
-    /// Sleep on [`Acquisition::change_wait`] at most this long, then step again.
-    Wait(Duration),
+    /// Sleep at most this long ([`Acquisition::sleep`]), then step again.
+    Wait(Wait),
+}
+
+/// How to sleep until the next step.
+pub(super) struct Wait {
+    at_most: Duration,
+    /// The word of this acquisition's notice when it found a waiter of another process ahead
+    /// of it: it sleeps on that word rather than on the wake-ups of a release.
+    behind: Option<u32>,
 }
 
 pub(super) struct Acquisition {
@@ -32,6 +49,9 @@ pub(super) struct Acquisition {
     queue_stay: Option<Duration>,
     backoff: Duration,
     wait: Option<ChangeWait>,
+    /// The file's board, and this acquisition's notice on it once it waits.
+    board: Option<Arc<WriterBoard>>,
+    notice: Option<LeaseNotice>,
 }
 
 impl Acquisition {
@@ -41,6 +61,7 @@ impl Acquisition {
         if let Some(wait) = &mut wait {
             wait.begin();
         }
+        let board = inner.store.inner.file.queue().board().cloned();
         Acquisition {
             inner,
             timeout,
@@ -49,6 +70,8 @@ impl Acquisition {
             queue_stay,
             backoff: FIRST_BACKOFF,
             wait,
+            board,
+            notice: None,
         }
     }
 
@@ -61,8 +84,12 @@ impl Acquisition {
                 None => self.deadline,
                 Some(stay) => (Instant::now() + stay).min(self.deadline),
             };
-            let held = match self.inner.attempt(Some(write_deadline), self.asked) {
-                Ok(Attempt::Taken(guard)) => return Step::Done(Ok(guard)),
+            let held = match self.inner.attempt(Some(write_deadline), self.asked, self.notice) {
+                Ok(Attempt::Taken(guard)) => {
+                    // At once, so that the next in line starts to watch for this hold's release.
+                    self.withdraw();
+                    return Step::Done(Ok(guard));
+                }
                 Ok(Attempt::Held(held)) => held,
                 Err(e) => return Step::Done(Err(e)),
             };
@@ -78,20 +105,113 @@ impl Acquisition {
             let Some(wait) = self.wait.as_mut() else {
                 // Watch first, then look again: a release between the first look and the watch
                 // would otherwise go unnoticed. (A reused watch has been watching all along.)
-                let board = self.inner.store.inner.file.queue().board().cloned();
+                let board = self.board.clone();
                 self.wait = Some(ChangeWait::new(self.inner.store.path(), board));
                 continue;
             };
             if let Some(holder) = &held.holder {
                 wait.watch_holder(holder, self.inner.store.inner.holder.identity());
             }
+            if self.notice.is_none() {
+                if let Some(board) = &self.board {
+                    // In line since the acquisition was asked for; then look again, as above.
+                    let since = writer_board::waiting_since_for(self.asked);
+                    self.notice = board.post_lease_waiter(writer_board::key_hash(&self.inner.key), since);
+                    if self.notice.is_some() {
+                        continue;
+                    }
+                }
+            }
             // Never sleep past the holder's expiry or the deadline.
-            return Step::Wait(self.backoff.min(held.retry_in).min(self.deadline - now));
+            let at_most = self.backoff.min(held.retry_in).min(self.deadline - now);
+            return Step::Wait(Wait { at_most, behind: self.behind() });
         }
     }
 
-    /// What to sleep on after [`Step::Wait`].
-    pub(super) fn change_wait(&mut self) -> &mut ChangeWait {
+    /// The word of this acquisition's notice, when a waiter of another process is ahead of it.
+    /// Read before the turn is judged, so that a withdrawal in between is not missed.
+    fn behind(&self) -> Option<u32> {
+        let (board, notice) = (self.board.as_ref()?, self.notice?);
+        let seen = board.lease_wake_word(notice);
+        (!board.has_lease_turn(writer_board::key_hash(&self.inner.key), Some(notice))).then_some(seen)
+    }
+
+    /// Sleeps as `wait` says, refreshing the notice at least every [`LEASE_REFRESH`]. Returns
+    /// true when woken by an event rather than by the time running out.
+    pub(super) fn sleep(&mut self, wait: Wait) -> bool {
+        let until = Instant::now() + wait.at_most;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let segment = if self.notice.is_some() { left.min(LEASE_REFRESH) } else { left };
+            let woken = match self.behind_of(&wait) {
+                Some((seen, board, notice)) => {
+                    board.sleep_as_lease_waiter(notice, seen, segment, self.tick())
+                }
+                None => self.change_wait().wait(segment),
+            };
+            if woken || self.refreshed_into_turn(wait.behind) {
+                return true;
+            }
+        }
+    }
+
+    /// Like [`Acquisition::sleep`], on the library's runtime, without blocking its thread.
+    pub(super) async fn sleep_async(&mut self, wait: Wait) -> bool {
+        let until = Instant::now() + wait.at_most;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let segment = if self.notice.is_some() { left.min(LEASE_REFRESH) } else { left };
+            let woken = match self.behind_of(&wait) {
+                // The runtime's thread must not block on the word: look at it between sleeps.
+                Some((seen, board, notice)) => {
+                    let end = Instant::now() + segment;
+                    loop {
+                        if board.lease_wake_word(notice) != seen {
+                            break true;
+                        }
+                        let left = end.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break false;
+                        }
+                        tokio::time::sleep(left.min(self.tick())).await;
+                    }
+                }
+                None => self.change_wait().wait_async(segment).await,
+            };
+            if woken || self.refreshed_into_turn(wait.behind) {
+                return true;
+            }
+        }
+    }
+
+    /// What a sleep behind another waiter sleeps on: the word it saw, the board and the notice.
+    fn behind_of(&self, wait: &Wait) -> Option<(u32, Arc<WriterBoard>, LeaseNotice)> {
+        Some((wait.behind?, self.board.clone()?, self.notice?))
+    }
+
+    /// Refreshes the notice after a quiet stretch of sleep; true when this acquisition, which
+    /// slept behind another waiter, now has the turn (that waiter's notice went stale) or the
+    /// process was suspended (the next attempt says so).
+    fn refreshed_into_turn(&self, behind: Option<u32>) -> bool {
+        let (Some(board), Some(notice)) = (&self.board, self.notice) else { return false };
+        board.refresh_lease_waiter(notice);
+        behind.is_some()
+            && (crate::suspension::is_suspended()
+                || board.has_lease_turn(writer_board::key_hash(&self.inner.key), Some(notice)))
+    }
+
+    /// How often a portable sleep looks, as [`wakeups::tick`] says for this acquisition.
+    fn tick(&self) -> Duration {
+        wakeups::tick(self.asked.elapsed())
+    }
+
+    fn change_wait(&mut self) -> &mut ChangeWait {
         self.wait.as_mut().expect("made before the first Step::Wait")
     }
 
@@ -105,13 +225,20 @@ impl Acquisition {
         self.backoff =
             if woken { FIRST_BACKOFF } else { (self.backoff * 2).min(self.inner.options.max_backoff) };
     }
+
+    fn withdraw(&mut self) {
+        if let (Some(board), Some(notice)) = (&self.board, self.notice.take()) {
+            board.withdraw_lease_waiter(notice);
+        }
+    }
 }
 
 impl Drop for Acquisition {
-    /// Keeps the wake-up sources with the lock for its next acquisition: closing an inotify
-    /// descriptor waits for the kernel (an RCU grace period, milliseconds), which would delay
-    /// every acquisition that had to wait.
+    /// Takes the notice down, and keeps the wake-up sources with the lock for its next
+    /// acquisition: closing an inotify descriptor waits for the kernel (an RCU grace period,
+    /// milliseconds), which would delay every acquisition that had to wait.
     fn drop(&mut self) {
+        self.withdraw();
         if let Some(wait) = self.wait.take() {
             let mut idle = self.inner.idle_wait.locked();
             if idle.is_none() {

@@ -14,6 +14,7 @@ use crate::liveness::Identity;
 use crate::log::log;
 use crate::store::lease_table::{self, Claim, DeadHold, HoldName};
 use crate::suspension;
+use crate::writer_board::{self, LeaseNotice};
 
 /// The outcome of one attempt to take the lease.
 pub(super) enum Attempt {
@@ -51,10 +52,13 @@ impl LockInner {
     /// One attempt; waits for the database's write lock until `write_deadline` (`None`: not at
     /// all), never for another holder's lease.
     /// `asked` is when the acquisition began, for the log.
+    /// `notice` is the acquisition's place among the processes waiting for the lease, if it
+    /// has one: a free lease is left to a waiter of another process that has waited longer.
     pub(super) fn attempt(
         self: &Arc<Self>,
         write_deadline: Option<Instant>,
         asked: Instant,
+        notice: Option<LeaseNotice>,
     ) -> Result<Attempt> {
         let store = &self.store.inner;
         store.check_fork()?;
@@ -73,6 +77,9 @@ impl LockInner {
             }
             Look::Held(held) => return Ok(Attempt::Held(held)),
         };
+        if let Some(held) = self.waited_longer_by_another(notice) {
+            return Ok(Attempt::Held(held));
+        }
         let dead = dead.as_ref().map(|(holder_id, hold)| DeadHold { holder_id, hold: *hold });
         match self.take(write_deadline, dead.as_ref())? {
             Ok(taken) => {
@@ -106,6 +113,20 @@ impl LockInner {
         state.hold = None;
         state.last_generation = None;
         None
+    }
+
+    /// `Some` when a waiter of another process has waited longer than `notice` (than anyone,
+    /// for an acquisition that has not waited): the lease is its to take.
+    fn waited_longer_by_another(&self, notice: Option<LeaseNotice>) -> Option<Held> {
+        let board = self.store.inner.file.queue().board()?;
+        if board.has_lease_turn(writer_board::key_hash(&self.key), notice) {
+            return None;
+        }
+        Some(Held {
+            retry_in: Duration::MAX,
+            holder: None,
+            why: format!("'{}' is left to a process that has waited longer for it", self.key),
+        })
     }
 
     /// Reads the lease row: a lease that a live holder keeps is not worth the write lock.

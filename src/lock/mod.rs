@@ -76,7 +76,7 @@ impl Lock {
     /// Takes the lease if it is free, expired, or already held by this process; never waits.
     /// `Err(Busy)` when another process holds it or the database's write lock is taken.
     pub fn try_acquire(&self) -> Result<Guard> {
-        match self.inner.attempt(None, std::time::Instant::now())? {
+        match self.inner.attempt(None, std::time::Instant::now(), None)? {
             Attempt::Taken(guard) => Ok(guard),
             Attempt::Held(held) => Err(Error::Busy(held.why)),
         }
@@ -93,8 +93,8 @@ impl Lock {
         loop {
             match acquisition.step() {
                 Step::Done(result) => return result,
-                Step::Wait(at_most) => {
-                    let woken = acquisition.change_wait().wait(at_most);
+                Step::Wait(wait) => {
+                    let woken = acquisition.sleep(wait);
                     acquisition.waited(woken);
                 }
             }
@@ -120,8 +120,8 @@ impl Lock {
                 loop {
                     match acquisition.step() {
                         Step::Done(result) => return result,
-                        Step::Wait(at_most) => {
-                            let woken = acquisition.change_wait().wait_async(at_most).await;
+                        Step::Wait(wait) => {
+                            let woken = acquisition.sleep_async(wait).await;
                             acquisition.waited(woken);
                         }
                     }

@@ -1,0 +1,147 @@
+//! The processes waiting for one lease take it in the order they began to wait (the board's
+//! lease waiters, see `src/writer_board.rs`), with real processes: one that releases and asks
+//! again goes to the back, and a waiter that stops or dies while first in line is passed over.
+
+#![cfg(unix)]
+
+mod support;
+
+use std::io::BufRead;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lease::{Lock, LockOptions, Store};
+use support::child::{run_role, say, Child, PATIENCE};
+
+const KEY: &str = "turns";
+
+/// A lease long enough that no test waits one out.
+const OPTIONS: LockOptions = LockOptions {
+    lease: Duration::from_secs(60),
+    renew_every: Duration::from_secs(20),
+    max_backoff: Duration::from_millis(250),
+};
+
+#[test]
+#[ignore = "not a test: the other process of the tests in this file, which run it with --ignored"]
+fn child_process() {
+    run_role(&[("waiter", waiter)]);
+}
+
+/// `waiter <path>`: finds the lease held, says `WAITING`, waits for it, says `HELD`, and gives
+/// it back when told `release`, saying `RELEASED`.
+fn waiter(args: &[String]) {
+    let store = Store::open(Path::new(&args[0])).unwrap();
+    let lock = Lock::new(&store, KEY, "waiter", OPTIONS).unwrap();
+    assert!(lock.try_acquire().is_err(), "the lease is held when the waiter starts");
+    say("WAITING");
+    let guard = lock.acquire(PATIENCE).expect("the waiter's turn comes");
+    say("HELD");
+    let mut commands = std::io::stdin().lock().lines();
+    assert_eq!(commands.next().unwrap().unwrap(), "release");
+    guard.release().unwrap();
+    say("RELEASED");
+    for _ in commands {}
+}
+
+/// Starts waiters one after the other, each once the one before it is surely in line.
+fn waiters_in_line(path: &Path, count: usize) -> Vec<Child> {
+    (0..count)
+        .map(|index| {
+            let mut child = Child::spawn(&format!("waiter {index}"), "waiter", &[path.to_str().unwrap()]);
+            child.expect("WAITING");
+            // It posts its notice right after its first look.
+            std::thread::sleep(Duration::from_millis(150));
+            child
+        })
+        .collect()
+}
+
+/// Waits until one of `children` says `HELD` and returns its index; fails if several did.
+fn next_holder(children: &mut [Child]) -> usize {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let held: Vec<usize> = (0..children.len())
+            .filter(|&index| children[index].drain().iter().any(|line| line == "HELD"))
+            .collect();
+        match held.as_slice() {
+            [] => {}
+            [one] => return *one,
+            several => panic!("several waiters said HELD at once: {several:?}"),
+        }
+        assert!(std::time::Instant::now() < deadline, "no waiter took the lease in {PATIENCE:?}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn waiters_take_the_lease_in_the_order_they_began_to_wait_and_a_returning_holder_goes_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let store = Store::open(&path).unwrap();
+    let lock = Lock::new(&store, KEY, "parent", OPTIONS).unwrap();
+    let guard = lock.acquire(PATIENCE).unwrap();
+    let mut children = waiters_in_line(&path, 4);
+
+    guard.release().unwrap();
+    // A try at once, before the first waiter has woken, finds the lease free: it is left to
+    // the waiters all the same.
+    let barged = lock.try_acquire();
+    assert!(barged.is_err(), "a try went before the waiters: {barged:?}");
+    // The parent asks again: it is the youngest waiter now.
+    let parent_held = Arc::new(AtomicBool::new(false));
+    let again = {
+        let (lock, parent_held) = (lock, parent_held.clone());
+        std::thread::spawn(move || {
+            let guard = lock.acquire(PATIENCE).unwrap();
+            parent_held.store(true, Ordering::SeqCst);
+            guard
+        })
+    };
+    let mut order = Vec::new();
+    for _ in 0..children.len() {
+        let holder = next_holder(&mut children);
+        assert!(!parent_held.load(Ordering::SeqCst), "the parent went before waiter {holder}");
+        order.push(holder);
+        children[holder].send("release");
+        children[holder].expect("RELEASED");
+    }
+    assert_eq!(order, [0, 1, 2, 3], "the waiters took the lease in this order");
+    drop(again.join().unwrap());
+    assert!(parent_held.load(Ordering::SeqCst));
+    for child in &mut children {
+        child.finish();
+    }
+}
+
+#[test]
+fn a_waiter_stopped_or_killed_while_first_in_line_is_passed_over() {
+    for signal in [libc::SIGSTOP, libc::SIGKILL] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.db");
+        let store = Store::open(&path).unwrap();
+        let guard = Lock::new(&store, KEY, "parent", OPTIONS).unwrap().acquire(PATIENCE).unwrap();
+        let mut children = waiters_in_line(&path, 2);
+        children[0].signal(signal);
+        // Stopped or dead before the release, not holding the lease it took just after it.
+        if signal == libc::SIGSTOP {
+            children[0].wait_until_stopped();
+        } else {
+            children[0].wait();
+        }
+        guard.release().unwrap();
+        // The second waiter takes the lease once the first one's notice is no longer fresh.
+        children[1].expect("HELD");
+        children[1].send("release");
+        children[1].expect("RELEASED");
+        children[1].finish();
+        if signal == libc::SIGSTOP {
+            children[0].signal(libc::SIGCONT);
+            children[0].expect("HELD");
+            children[0].send("release");
+            children[0].finish();
+        }
+    }
+}
