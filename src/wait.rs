@@ -3,11 +3,11 @@
 //!
 //! A waiter sleeps until one of these happens, or its timeout (the polling fallback) passes.
 //! With the system's wake-ups (Linux and Android, see [`wakeups`](crate::wakeups)):
-//! - the database's WAL file is written: every commit appends to it, a release included
-//!   (inotify on `<database>-wal`). Its first write comes before the commit is visible, so the
-//!   waiter may look too early: it is also woken by the board's bell, which a liblease writer
-//!   rings once its commit is visible (see
-//!   [`WriterBoard::ring`](crate::writer_board::WriterBoard::ring));
+//! - a liblease writer committed: it rings the board's bell once its commit is visible (see
+//!   [`WriterBoard::ring`](crate::writer_board::WriterBoard::ring); inotify on the bell). Only
+//!   where the file has no board of this process's does the waiter watch the WAL instead, which
+//!   every commit appends to, but before the commit is visible and several times per commit;
+//!   the lease row is written by liblease alone, so the bell is the one event a release makes;
 //! - the holder's process ends (Linux 5.3+: a pidfd becomes readable when the process exits);
 //! - this process is suspended (an eventfd of `suspension`, readable while it is).
 //!
@@ -46,7 +46,7 @@ impl ChangeWait {
         let seen = board.as_ref().map(|board| board.wake_word());
         ChangeWait {
             #[cfg(any(target_os = "linux", target_os = "android"))]
-            native: wakeups::native().then(|| linux::Sources::new(path)),
+            native: wakeups::native().then(|| linux::Sources::new(path, board.is_some())),
             portable: Portable { board, seen, holder: None, since: Instant::now() },
         }
     }
@@ -163,14 +163,14 @@ mod linux {
     }
 
     impl Sources {
-        pub(super) fn new(path: Option<&Path>) -> Sources {
+        pub(super) fn new(path: Option<&Path>, has_board: bool) -> Sources {
             let suspended = crate::suspension::wake_fd().and_then(|fd| {
                 // SAFETY: duplicates a descriptor that lives for the process's life.
                 let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
                 // SAFETY: the kernel just returned this descriptor to us alone.
                 (copy >= 0).then(|| unsafe { OwnedFd::from_raw_fd(copy) })
             });
-            Sources { wal: path.and_then(watch_wal), holder: None, suspended }
+            Sources { wal: path.and_then(|path| watch_wal(path, has_board)), holder: None, suspended }
         }
 
         pub(super) fn watch_holder(&mut self, holder: &Identity, me: &Identity) {
@@ -280,9 +280,10 @@ mod linux {
         }
     }
 
-    /// An inotify descriptor that becomes readable when `<database>-wal` is written, or the bell
-    /// of the database's board is rung.
-    fn watch_wal(database: &Path) -> Option<OwnedFd> {
+    /// An inotify descriptor that becomes readable when the bell of the database's board is
+    /// rung, and, unless this process maps the board (`has_board`), when `<database>-wal` is
+    /// written.
+    fn watch_wal(database: &Path, has_board: bool) -> Option<OwnedFd> {
         let mut wal = database.as_os_str().as_bytes().to_vec();
         wal.extend_from_slice(b"-wal");
         let wal = CString::new(wal).ok()?;
@@ -299,10 +300,14 @@ mod linux {
             // SAFETY: a live inotify descriptor and a NUL-terminated path.
             unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), mask) >= 0 }
         };
-        let wal_watched = add(&wal, libc::IN_MODIFY);
-        // Without the bell (no board, or a foreign one) the WAL's event still wakes the waiter.
+        // The bell is rung once a liblease writer's commit is visible. The WAL is written by
+        // every writer, but before its commit is visible (and several times in one commit): a
+        // waiter whose file has a board (`has_board`: the lease row is written by liblease
+        // alone) does not watch it, so that it wakes once, to a visible commit.
         let bell_watched = add(&bell, libc::IN_MODIFY);
-        if !wal_watched {
+        let rung = has_board && bell_watched;
+        let wal_watched = !rung && add(&wal, libc::IN_MODIFY);
+        if !wal_watched && !rung {
             // No WAL yet (nobody has the database open): its making, in the directory, wakes too.
             let directory = database.parent().filter(|parent| !parent.as_os_str().is_empty());
             let directory = CString::new(directory.unwrap_or(Path::new(".")).as_os_str().as_bytes()).ok()?;
@@ -321,7 +326,7 @@ mod tests {
     /// The system's wake-ups, whatever the switch says.
     fn native(path: Option<&Path>) -> ChangeWait {
         ChangeWait {
-            native: Some(linux::Sources::new(path)),
+            native: Some(linux::Sources::new(path, false)),
             portable: Portable { board: None, seen: None, holder: None, since: Instant::now() },
         }
     }

@@ -94,6 +94,11 @@ fn descriptors(pid: impl std::fmt::Display, kind: &str) -> usize {
 /// Holds the lease while a waiter of the given kind waits, releases it, and returns what the
 /// waiter said when it held the lease.
 fn hand_over_to(wakeups: &str) -> String {
+    hand_over_after(wakeups, |_| {})
+}
+
+/// Like [`hand_over_to`], doing `meanwhile` to the database while the waiter waits.
+fn hand_over_after(wakeups: &str, meanwhile: impl FnOnce(&Path)) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.db");
     let store = Store::open(&path).unwrap();
@@ -107,6 +112,7 @@ fn hand_over_to(wakeups: &str) -> String {
     waiter.expect("WAITING");
     // The waiter is asleep in its wait by now (it only has to read the row once more).
     std::thread::sleep(Duration::from_millis(300));
+    meanwhile(&path);
     guard.release().unwrap();
     let held = waiter.expect("HELD");
     waiter.finish();
@@ -170,4 +176,19 @@ fn a_lock_waits_again_on_the_wake_ups_of_its_last_wait() {
     drop(guard);
     waiter.finish();
     assert_eq!(most, [1, 1], "inotify descriptors of the waiter during its first and second wait");
+}
+
+#[test]
+fn a_waiter_wakes_to_liblease_commits_not_to_every_write_of_the_wal() {
+    // A waiter on a file with a board is rung once a liblease commit is visible; other writes
+    // of the WAL (a program without liblease, or the several writes of one commit) would only
+    // wake it too early. The lease row is written by liblease alone.
+    let held = hand_over_after("native", |path| {
+        let other = rusqlite::Connection::open(path).unwrap();
+        other.execute_batch("CREATE TABLE notes (text)").unwrap();
+        for _ in 0..20 {
+            other.execute("INSERT INTO notes VALUES ('not liblease')", []).unwrap();
+        }
+    });
+    assert!(field(&held, "woken") <= 2, "the release woke the waiter, the 21 other commits did not: {held}");
 }

@@ -131,7 +131,8 @@ pub fn run(config: &Config, plots: &mut Vec<Plot>) -> Section {
     section.note(format!(
         "portable wake-ups: the same, with LIBLEASE_WAKEUPS=portable in both workers' environment: \
          no inotify, pidfd, futex or eventfd; a waiter looks at the board's wake word and the \
-         holder's pid every millisecond and reads the database when the word moves. An idle \
+         holder's pid between sleeps of 1 ms, growing to 20 ms with the time waited (a sixteenth \
+         of it), and reads the database when the word moves. An idle \
          waiter: one process holds the lease and does nothing, another waits in acquire; the \
          waiter's CPU time (the scheduler's, of all its threads) over {} ms of waiting, as a \
          share of one core.",
