@@ -140,12 +140,7 @@ impl Acquisition {
     /// true when woken by an event rather than by the time running out.
     pub(super) fn sleep(&mut self, wait: Wait) -> bool {
         let until = Instant::now() + wait.at_most;
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            let segment = if self.notice.is_some() { left.min(LEASE_REFRESH) } else { left };
+        while let Some(segment) = self.next_segment(until) {
             let woken = match self.behind_of(&wait) {
                 Some((seen, board, notice)) => {
                     board.sleep_as_lease_waiter(notice, seen, segment, self.tick())
@@ -156,17 +151,13 @@ impl Acquisition {
                 return true;
             }
         }
+        false
     }
 
     /// Like [`Acquisition::sleep`], on the library's runtime, without blocking its thread.
     pub(super) async fn sleep_async(&mut self, wait: Wait) -> bool {
         let until = Instant::now() + wait.at_most;
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            let segment = if self.notice.is_some() { left.min(LEASE_REFRESH) } else { left };
+        while let Some(segment) = self.next_segment(until) {
             let woken = match self.behind_of(&wait) {
                 // The runtime's thread must not block on the word: look at it between sleeps.
                 Some((seen, board, notice)) => {
@@ -187,6 +178,20 @@ impl Acquisition {
             if woken || self.refreshed_into_turn(wait.behind) {
                 return true;
             }
+        }
+        false
+    }
+
+    /// The next stretch of a sleep that ends at `until`: at most [`LEASE_REFRESH`] while the
+    /// acquisition has a notice to keep fresh; `None` once the time is up.
+    fn next_segment(&self, until: Instant) -> Option<Duration> {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            None
+        } else if self.notice.is_some() {
+            Some(left.min(LEASE_REFRESH))
+        } else {
+            Some(left)
         }
     }
 
