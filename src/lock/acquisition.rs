@@ -49,8 +49,7 @@ pub(super) struct Acquisition {
     queue_stay: Option<Duration>,
     backoff: Duration,
     wait: Option<ChangeWait>,
-    /// The file's board, and this acquisition's notice on it once it waits.
-    board: Option<Arc<WriterBoard>>,
+    /// This acquisition's notice on the file's board, once it waits.
     notice: Option<LeaseNotice>,
 }
 
@@ -61,7 +60,6 @@ impl Acquisition {
         if let Some(wait) = &mut wait {
             wait.begin();
         }
-        let board = inner.store.inner.file.queue().board().cloned();
         Acquisition {
             inner,
             timeout,
@@ -70,7 +68,6 @@ impl Acquisition {
             queue_stay,
             backoff: FIRST_BACKOFF,
             wait,
-            board,
             notice: None,
         }
     }
@@ -105,7 +102,7 @@ impl Acquisition {
             let Some(wait) = self.wait.as_mut() else {
                 // Watch first, then look again: a release between the first look and the watch
                 // would otherwise go unnoticed. (A reused watch has been watching all along.)
-                let board = self.board.clone();
+                let board = self.board().cloned();
                 self.wait = Some(ChangeWait::new(self.inner.store.path(), board));
                 continue;
             };
@@ -113,13 +110,12 @@ impl Acquisition {
                 wait.watch_holder(holder, self.inner.store.inner.holder.identity());
             }
             if self.notice.is_none() {
-                if let Some(board) = &self.board {
-                    // In line since the acquisition was asked for; then look again, as above.
-                    let since = writer_board::waiting_since_for(self.asked);
-                    self.notice = board.post_lease_waiter(writer_board::key_hash(&self.inner.key), since);
-                    if self.notice.is_some() {
-                        continue;
-                    }
+                // In line since the acquisition was asked for; then look again, as above.
+                let since = writer_board::waiting_since_for(self.asked);
+                self.notice =
+                    self.board().and_then(|board| board.post_lease_waiter(self.inner.key_hash, since));
+                if self.notice.is_some() {
+                    continue;
                 }
             }
             // Never sleep past the holder's expiry or the deadline.
@@ -131,9 +127,9 @@ impl Acquisition {
     /// The word of this acquisition's notice, when a waiter of another process is ahead of it.
     /// Read before the turn is judged, so that a withdrawal in between is not missed.
     fn behind(&self) -> Option<u32> {
-        let (board, notice) = (self.board.as_ref()?, self.notice?);
+        let (board, notice) = (self.board()?, self.notice?);
         let seen = board.lease_wake_word(notice);
-        (!board.has_lease_turn(writer_board::key_hash(&self.inner.key), Some(notice))).then_some(seen)
+        (!board.has_lease_turn(self.inner.key_hash, Some(notice))).then_some(seen)
     }
 
     /// Sleeps as `wait` says, refreshing the notice at least every [`LEASE_REFRESH`]. Returns
@@ -197,23 +193,27 @@ impl Acquisition {
 
     /// What a sleep behind another waiter sleeps on: the word it saw, the board and the notice.
     fn behind_of(&self, wait: &Wait) -> Option<(u32, Arc<WriterBoard>, LeaseNotice)> {
-        Some((wait.behind?, self.board.clone()?, self.notice?))
+        Some((wait.behind?, self.board()?.clone(), self.notice?))
     }
 
     /// Refreshes the notice after a quiet stretch of sleep; true when this acquisition, which
     /// slept behind another waiter, now has the turn (that waiter's notice went stale) or the
     /// process was suspended (the next attempt says so).
     fn refreshed_into_turn(&self, behind: Option<u32>) -> bool {
-        let (Some(board), Some(notice)) = (&self.board, self.notice) else { return false };
+        let (Some(board), Some(notice)) = (self.board(), self.notice) else { return false };
         board.refresh_lease_waiter(notice);
         behind.is_some()
-            && (crate::suspension::is_suspended()
-                || board.has_lease_turn(writer_board::key_hash(&self.inner.key), Some(notice)))
+            && (crate::suspension::is_suspended() || board.has_lease_turn(self.inner.key_hash, Some(notice)))
     }
 
     /// How often a portable sleep looks, as [`wakeups::tick`] says for this acquisition.
     fn tick(&self) -> Duration {
         wakeups::tick(self.asked.elapsed())
+    }
+
+    /// The file's board, where the acquisition queues.
+    fn board(&self) -> Option<&Arc<WriterBoard>> {
+        self.inner.store.inner.file.queue().board()
     }
 
     fn change_wait(&mut self) -> &mut ChangeWait {
@@ -232,8 +232,10 @@ impl Acquisition {
     }
 
     fn withdraw(&mut self) {
-        if let (Some(board), Some(notice)) = (&self.board, self.notice.take()) {
-            board.withdraw_lease_waiter(notice);
+        if let Some(notice) = self.notice.take() {
+            if let Some(board) = self.board() {
+                board.withdraw_lease_waiter(notice);
+            }
         }
     }
 }

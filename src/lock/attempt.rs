@@ -14,7 +14,7 @@ use crate::liveness::Identity;
 use crate::log::log;
 use crate::store::lease_table::{self, Claim, DeadHold, HoldName};
 use crate::suspension;
-use crate::writer_board::{self, LeaseNotice};
+use crate::writer_board::LeaseNotice;
 
 /// The outcome of one attempt to take the lease.
 pub(super) enum Attempt {
@@ -119,7 +119,7 @@ impl LockInner {
     /// for an acquisition that has not waited): the lease is its to take.
     fn waited_longer_by_another(&self, notice: Option<LeaseNotice>) -> Option<Held> {
         let board = self.store.inner.file.queue().board()?;
-        if board.has_lease_turn(writer_board::key_hash(&self.key), notice) {
+        if board.has_lease_turn(self.key_hash, notice) {
             return None;
         }
         Some(Held {

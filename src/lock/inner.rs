@@ -6,11 +6,14 @@ use super::lost::LostSlot;
 use super::options::LockOptions;
 use crate::store::Store;
 use crate::wait::ChangeWait;
+use crate::writer_board;
 
 /// What a lock is, shared with its acquisitions under way.
 pub(crate) struct LockInner {
     pub(super) store: Store,
     pub(super) key: String,
+    /// How the board names the key (see `writer_board::key_hash`).
+    pub(super) key_hash: u64,
     pub(super) label: String,
     pub(super) options: LockOptions,
     pub(super) lost: Arc<LostSlot>,
@@ -23,6 +26,7 @@ impl LockInner {
         LockInner {
             store,
             key: key.to_owned(),
+            key_hash: writer_board::key_hash(key),
             label: label.to_owned(),
             options,
             lost: Arc::default(),

@@ -148,14 +148,13 @@ const FLOOR_STEP: Duration = Duration::from_millis(20);
 /// The CPU of a thread that sleeps in steps of `step` for `window` and does nothing else, in %
 /// of one core: what each wake-up of a sleeping thread costs on this machine.
 fn sleeping_thread_cpu(step: Duration, window: Duration) -> Result<f64> {
-    let thread_cpu = || -> Result<f64> { procfs::cpu_seconds_of_this_thread() };
     std::thread::spawn(move || -> Result<f64> {
         let start = std::time::Instant::now();
-        let before = thread_cpu()?;
+        let before = procfs::cpu_seconds_of_this_thread()?;
         while start.elapsed() < window {
             std::thread::sleep(step);
         }
-        Ok((thread_cpu()? - before) / start.elapsed().as_secs_f64() * 100.0)
+        Ok((procfs::cpu_seconds_of_this_thread()? - before) / start.elapsed().as_secs_f64() * 100.0)
     })
     .join()
     .map_err(|_| "the sleeping thread panicked")?
