@@ -390,8 +390,8 @@ typedef void (*LeaseLostCallback)(void *context, const char *key);
  * the others are ignored in parameters and zero in columns.
  *
  * As a parameter: data may be NULL only when len is 0 (an empty TEXT or BLOB, which is not
- * SQL NULL). TEXT must be valid UTF-8. The bytes are copied by SQLite, so they need only stay
- * valid for the call.
+ * SQL NULL). TEXT must be valid UTF-8. The bytes need only stay valid for the call: liblease
+ * is done with them when it returns.
  *
  * As a column (see LeaseRowCallback): TEXT and BLOB data is never NULL, even when len is 0,
  * and stays valid only during the callback. A TEXT column that is not valid UTF-8 (written by

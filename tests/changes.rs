@@ -193,6 +193,27 @@ fn a_commit_of_this_process_is_told_too() {
 }
 
 #[test]
+fn a_statement_prepared_again_after_many_others_is_told_with_its_tables() {
+    let watched = Watched::new();
+    let db = Database::open(&watched.path).unwrap();
+    let put = "INSERT INTO a VALUES (1)";
+    db.execute(put, &[]).unwrap();
+    watched.wait_for("a told", |_| watched.tables_told().contains("a"));
+    // More statements than a handle keeps, the last one writing b: the first is prepared again.
+    for n in 0..40 {
+        db.execute(&format!("SELECT {n}"), &[]).unwrap();
+    }
+    db.execute("INSERT INTO b VALUES (1)", &[]).unwrap();
+    watched.wait_for("b told", |_| watched.tables_told().contains("b"));
+    watched.calls.lock().unwrap().clear();
+    let mut tx = db.begin().unwrap();
+    tx.execute(put, &[]).unwrap();
+    tx.commit().unwrap();
+    let calls = watched.wait_for("a told again", |_| watched.tables_told().contains("a"));
+    assert_eq!(watched.tables_told(), set(&["a"]), "{calls:?}");
+}
+
+#[test]
 fn after_a_burst_of_commits_a_call_comes_that_sees_the_last() {
     const BURST: i64 = 2000;
     let dir = tempfile::tempdir().unwrap();

@@ -97,6 +97,9 @@ fn bad_sql_and_parameters_say_what_is_wrong() {
     let invalid = |r: lease::Result<u64>| matches!(r, Err(Error::InvalidArgument(_)));
     assert!(invalid(db.execute("INSERT INTO item (name) VALUES (?)", &[])));
     assert!(invalid(db.execute("INSERT INTO item (name) VALUES ('a'); DELETE FROM item", &[])));
+    assert!(invalid(db.execute("INSERT INTO item (name) VALUES ('a')\0; DELETE FROM item", &[])));
+    // Blanks and comments after the one statement are no second statement.
+    assert_eq!(db.execute("INSERT INTO item (name) VALUES ('a'); -- one row", &[]).unwrap(), 1);
     assert!(invalid(db.execute("BEGIN", &[])), "execute may not open a transaction");
     match db.execute("INSERT INTO nowhere VALUES (1)", &[]) {
         Err(Error::Database(message)) => assert!(message.contains("no such table: nowhere"), "{message}"),
@@ -468,6 +471,97 @@ fn the_change_count_is_the_statements_own() {
     assert_eq!(tx.execute("UPDATE item SET name = 'c'", &[]).unwrap(), 2);
     assert_eq!(tx.execute("SELECT 1", &[]).unwrap(), 0);
     tx.commit().unwrap();
+}
+
+/// A handle keeps its statements prepared between calls (see `db::statements`): each call must
+/// still see a statement as fresh as a new one would be.
+#[test]
+fn kept_statements_start_afresh_after_failures_early_stops_schema_changes_and_many_others() {
+    let fixture = Fixture::new();
+    let db = fixture.db();
+    db.execute("CREATE TABLE u (k TEXT UNIQUE)", &[]).unwrap();
+    let put = "INSERT INTO u (k) VALUES (?)";
+    db.execute(put, &[Value::Text("a")]).unwrap();
+    match db.execute(put, &[Value::Text("a")]) {
+        Err(Error::Database(message)) => assert!(message.contains("UNIQUE constraint failed"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(db.execute(put, &[Value::Text("b")]).unwrap(), 1, "a failed run leaves it ready");
+
+    let first = |db: &Database| {
+        let mut first = None;
+        db.query("SELECT k FROM u ORDER BY k", &[], |row| {
+            first = Some(format!("{:?}", row[0]));
+            false
+        })
+        .unwrap();
+        first
+    };
+    assert_eq!(first(&db).as_deref(), Some("Text(\"a\")"));
+    assert_eq!(first(&db).as_deref(), Some("Text(\"a\")"), "a query stopped early starts again");
+
+    let columns = |db: &Database| {
+        let mut columns = 0;
+        db.query("SELECT * FROM u", &[], |row| {
+            columns = row.len();
+            false
+        })
+        .unwrap();
+        columns
+    };
+    assert_eq!(columns(&db), 1);
+    db.execute("ALTER TABLE u ADD COLUMN v", &[]).unwrap();
+    assert_eq!(columns(&db), 2, "the kept statement follows the schema");
+
+    // More statements than a handle keeps: the first ones are prepared again, and still right.
+    for n in 0..40i64 {
+        let mut got = None;
+        db.query(&format!("SELECT {n}"), &[], |row| {
+            got = Some(format!("{:?}", row[0]));
+            true
+        })
+        .unwrap();
+        assert_eq!(got, Some(format!("Integer({n})")));
+        let mut tx = db.begin().unwrap();
+        assert_eq!(tx.execute(&format!("INSERT INTO u (k) VALUES ('{n}')"), &[]).unwrap(), 1);
+        tx.commit().unwrap();
+    }
+    // The caller's bytes need to live only during the call.
+    for name in ["c", "d"] {
+        let owned = name.repeat(3);
+        assert_eq!(db.execute(put, &[Value::Text(&owned)]).unwrap(), 1);
+    }
+    assert_eq!(first(&db).as_deref(), Some("Text(\"0\")"));
+    let mut kept = Vec::new();
+    db.query("SELECT k FROM u WHERE k > '9' ORDER BY k", &[], |row| {
+        kept.push(format!("{:?}", row[0]));
+        true
+    })
+    .unwrap();
+    assert_eq!(kept, ["Text(\"a\")", "Text(\"b\")", "Text(\"ccc\")", "Text(\"ddd\")"]);
+}
+
+/// Dropping a handle closes its connections, statements kept and all: SQLite leaves a connection
+/// open, silently, when it is closed with statements left.
+#[cfg(target_os = "linux")]
+#[test]
+fn dropping_a_handle_closes_its_descriptors_of_the_file() {
+    let fixture = Fixture::new();
+    let open = || {
+        let descriptors = std::fs::read_dir("/proc/self/fd").unwrap();
+        let targets = descriptors.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok());
+        targets.filter(|target| target.starts_with(fixture.dir.path())).count()
+    };
+    let before = open();
+    let db = fixture.db();
+    db.execute("INSERT INTO item (name) VALUES (?)", &[Value::Text("a")]).unwrap();
+    assert_eq!(fixture.count(&db), 1);
+    let mut tx = db.begin().unwrap();
+    tx.query("SELECT name FROM item", &[], |_| true).unwrap();
+    tx.commit().unwrap();
+    assert!(open() > before, "the handle's connections are open");
+    drop(db);
+    assert_eq!(open(), before);
 }
 
 #[test]

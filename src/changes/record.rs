@@ -1,11 +1,11 @@
 //! The writers' side of the change record: which tables a connection's statements write
 //! (SQLite's authorizer), what its open transaction changed, and the rows that record a commit.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::ffi::{c_char, c_int, c_void, CStr};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use rusqlite::{CachedStatement, Connection};
+use rusqlite::Connection;
 
 use crate::sync::MutexExt;
 
@@ -52,18 +52,12 @@ pub(crate) fn is_application_table(name: &str) -> bool {
     !name.starts_with("sqlite_") && !name.starts_with("liblease_")
 }
 
-/// The most SQL texts whose written tables a connection remembers; past it the connection's
-/// statement cache is emptied too, so that each statement is prepared (and authorized) again.
-const MAX_REMEMBERED: usize = 512;
-
-/// What a writer connection knows of the tables its statements write, and of those its open
-/// transaction changed. Lives with the connection, under its mutex.
+/// What a writer connection learns from SQLite's authorizer of the tables a statement writes
+/// (when it is prepared: see `db::statements`, which keeps that with the statement), and the
+/// tables its open transaction changed. Lives with the connection, under its mutex.
 pub(crate) struct ChangeLog {
     /// Filled by the authorizer while a statement is prepared. Boxed: SQLite keeps its address.
     captured: Box<Captured>,
-    /// The tables each statement prepared on the connection writes, by SQL text (SQLite calls
-    /// the authorizer only when it prepares, not when a cached statement is reused).
-    writes: HashMap<String, Arc<[String]>>,
     /// The tables the open transaction changed.
     changed: BTreeSet<String>,
     /// Whether the open transaction records what it changes: some process observes the file.
@@ -92,7 +86,6 @@ impl ChangeLog {
     pub(crate) fn detached() -> ChangeLog {
         ChangeLog {
             captured: Box::default(),
-            writes: HashMap::new(),
             changed: BTreeSet::new(),
             recording: false,
             wrote: false,
@@ -100,41 +93,16 @@ impl ChangeLog {
         }
     }
 
-    /// Prepares `sql` with `prepare` (on the connection this log was installed on) and returns
-    /// the statement with the tables it writes: `None` for a read-only statement.
-    #[allow(clippy::type_complexity)]
-    pub(crate) fn prepare<'c, E>(
-        &mut self,
-        sql: &str,
-        prepare: impl FnOnce() -> Result<CachedStatement<'c>, E>,
-    ) -> Result<(CachedStatement<'c>, Option<Arc<[String]>>), E> {
+    /// A statement is about to be prepared: what the authorizer noted before is not its.
+    pub(crate) fn start_capture(&mut self) {
         self.captured.0.locked().clear();
-        let statement = prepare()?;
-        let fresh = std::mem::take(&mut *self.captured.0.locked());
-        if statement.readonly() {
-            return Ok((statement, None));
-        }
-        // Freshly prepared, the authorizer named what it writes (perhaps nothing: a PRAGMA);
-        // reused from the cache, it was remembered when it was prepared.
-        let tables = match self.writes.get(sql) {
-            Some(tables) if fresh.is_empty() => tables.clone(),
-            _ => {
-                let tables: Arc<[String]> = dedup(fresh).into();
-                self.writes.insert(sql.to_owned(), tables.clone());
-                tables
-            }
-        };
-        Ok((statement, Some(tables)))
     }
 
-    /// Forgets what it remembers if it remembers too much; the caller then empties the
-    /// connection's statement cache, so that nothing cached is left unremembered.
-    pub(crate) fn must_flush_statements(&mut self) -> bool {
-        if self.writes.len() < MAX_REMEMBERED {
-            return false;
-        }
-        self.writes.clear();
-        true
+    /// The tables the statement prepared since [`ChangeLog::start_capture`] may write, each
+    /// once (SQLite calls the authorizer only when it prepares, not when a kept statement runs
+    /// again).
+    pub(crate) fn take_captured(&mut self) -> Vec<String> {
+        dedup(std::mem::take(&mut *self.captured.0.locked()))
     }
 
     /// A transaction begins; it records what it changes if `observed` (decided once, at its
@@ -149,15 +117,17 @@ impl ChangeLog {
     /// A statement that writes `tables` ran in the transaction.
     pub(crate) fn wrote(&mut self, tables: &[String]) {
         self.wrote = true;
+        if !self.recording {
+            // What a statement prepared again noted is cleared before the next preparation.
+            return;
+        }
         // SQLite prepares a statement again when the schema changed, authorizing it again.
         let again = std::mem::take(&mut *self.captured.0.locked());
-        if self.recording {
-            if tables.is_empty() && again.is_empty() {
-                self.changed.insert(UNKNOWN_TABLES.to_owned());
-            }
-            self.changed.extend(tables.iter().cloned());
-            self.changed.extend(again);
+        if tables.is_empty() && again.is_empty() {
+            self.changed.insert(UNKNOWN_TABLES.to_owned());
         }
+        self.changed.extend(tables.iter().cloned());
+        self.changed.extend(again);
     }
 
     /// Whether the open transaction must be recorded: it records, and ran a statement that

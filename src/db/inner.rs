@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, InterruptHandle};
 
-use super::value::{self, Value};
+use super::statements::Statements;
 use crate::changes::ChangeLog;
 use crate::error::{Error, Result};
 use crate::file::{self, FileId, OpenFile};
@@ -29,7 +29,7 @@ pub(crate) struct DbInner {
     /// Interrupts the statement the writer connection runs, from another thread.
     interrupt: InterruptHandle,
     /// Opened on the first read.
-    pub(super) reader: Mutex<Option<Connection>>,
+    pub(super) reader: Mutex<Option<Reader>>,
     pub(super) path: PathBuf,
     busy_timeout_ms: AtomicU64,
     next_transaction: AtomicU64,
@@ -38,6 +38,9 @@ pub(crate) struct DbInner {
 
 /// The writer connection, and the write transaction open on it, if any.
 pub(crate) struct WriterConnection {
+    /// The application's statements on the connection; declared before it, and so dropped
+    /// (finalized) before it is closed.
+    pub(crate) statements: Statements,
     /// Declared before `changes`, and so dropped before it: SQLite calls into the log.
     pub(crate) connection: Connection,
     pub(crate) open: OpenTransaction,
@@ -48,18 +51,11 @@ pub(crate) struct WriterConnection {
     pub(crate) changes: ChangeLog,
 }
 
-/// Prepares one of the application's statements on the writer connection, and says which
-/// tables it writes: `None` for a read-only statement.
-pub(crate) fn prepare_writing<'c>(
-    connection: &'c Connection,
-    changes: &mut ChangeLog,
-    sql: &str,
-    params: &[Value],
-) -> Result<(rusqlite::CachedStatement<'c>, Option<Arc<[String]>>)> {
-    if changes.must_flush_statements() {
-        connection.flush_prepared_statement_cache();
-    }
-    changes.prepare(sql, || value::prepare(connection, sql, params))
+/// The connection a database handle reads with, and its statements (declared first, and so
+/// finalized before it closes).
+pub(crate) struct Reader {
+    pub(crate) statements: Statements,
+    pub(crate) connection: Connection,
 }
 
 /// Commits the open transaction, recording its changes in it first; rolls back if either
@@ -100,6 +96,7 @@ impl DbInner {
         DbInner {
             interrupt: writer.get_interrupt_handle(),
             writer: Mutex::new(WriterConnection {
+                statements: Statements::new(),
                 changes: ChangeLog::install(&writer),
                 connection: writer,
                 open: OpenTransaction::None,
@@ -245,6 +242,9 @@ impl Drop for DbInner {
             // The parent's: its connections must not be closed here, nor its queue touched.
             let writer = self.writer.get_mut().unwrap_or_else(|p| p.into_inner());
             std::mem::forget(std::mem::take(&mut writer.open));
+            // Finalizing a statement would take its connection's mutex, which a thread of the
+            // parent may have held at the fork.
+            std::mem::forget(std::mem::replace(&mut writer.statements, Statements::new()));
             fork::leak_connection(&mut writer.connection);
             // The leaked connection keeps the log's address as its authorizer's.
             std::mem::forget(std::mem::replace(&mut writer.changes, ChangeLog::detached()));

@@ -7,6 +7,7 @@
 
 mod inner;
 mod migrate;
+mod statements;
 mod transaction;
 mod value;
 
@@ -14,7 +15,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use inner::{prepare_writing, roll_back, DbInner, WriterConnection};
+use inner::{roll_back, DbInner, Reader, WriterConnection};
+use statements::Statements;
 use transaction::Kind;
 pub use transaction::{ChunkOptions, Transaction};
 pub use value::Value;
@@ -84,7 +86,7 @@ impl Database {
         self.inner.check_fork()?;
         self.inner.set_busy_timeout(timeout);
         if let Some(reader) = self.inner.reader.locked().as_ref() {
-            file::set_busy_timeout(reader, timeout)?;
+            file::set_busy_timeout(&reader.connection, timeout)?;
         }
         Ok(())
     }
@@ -104,32 +106,41 @@ impl Database {
         let run = |outside_the_queue: bool| -> Result<u64> {
             let mut writer =
                 if outside_the_queue { inner.idle_writer_by(inner.busy_deadline())? } else { inner.writer() };
-            let WriterConnection { connection, changes, .. } = &mut *writer;
-            let (mut statement, writes) = prepare_writing(connection, changes, sql, params)?;
+            let WriterConnection { statements, connection, changes, .. } = &mut *writer;
+            let statement = statements.get(connection, sql, Some(changes))?;
             // Asked under the connection's mutex, which a suspension takes after setting the flag.
-            if writes.is_some() {
+            if !statement.readonly() {
                 suspension::check()?;
             }
             let observed = || inner.queue().is_observed();
-            if let Some(tables) = writes.as_ref().filter(|tables| !tables.is_empty() && observed()) {
+            let before = connection.total_changes();
+            let changed = |connection: &rusqlite::Connection| {
+                if connection.total_changes() == before {
+                    0
+                } else {
+                    connection.changes()
+                }
+            };
+            if statement.writes().is_some_and(|tables| !tables.is_empty()) && observed() {
                 // A write to tables is recorded in its own transaction: begun (`Busy` goes back to
                 // the queue, which tries again in turn), run, recorded, committed.
                 connection.execute_batch("BEGIN IMMEDIATE")?;
                 changes.begin(true);
-                let ran = value::execute(connection, &mut statement);
-                drop(statement);
-                changes.wrote(tables);
+                let ran = statement.run(params, &mut |_| true);
+                changes.wrote(statement.writes().unwrap_or_default());
                 return match ran {
-                    Ok(changed) => inner::commit(connection, changes, inner.queue()).map(|()| changed),
+                    Ok(()) => {
+                        let changed = changed(connection);
+                        inner::commit(connection, changes, inner.queue()).map(|()| changed)
+                    }
                     Err(e) => {
                         roll_back(connection);
                         Err(e)
                     }
                 };
             }
-            let ran = value::execute(connection, &mut statement);
-            drop(statement);
-            if writes.is_some() && ran.is_ok() && observed() {
+            let ran = statement.run(params, &mut |_| true).map(|()| changed(connection));
+            if !statement.readonly() && ran.is_ok() && observed() {
                 // A write that names no table (a PRAGMA): observers look, and find it unrecorded.
                 inner.queue().committed();
             }
@@ -162,18 +173,18 @@ impl Database {
         self.inner.check_fork()?;
         let mut reader = self.inner.reader.locked();
         if reader.is_none() {
-            *reader =
-                Some(file::connect_reader(&self.inner.path, Cache::Application, self.inner.busy_timeout())?);
+            let connection =
+                file::connect_reader(&self.inner.path, Cache::Application, self.inner.busy_timeout())?;
+            *reader = Some(Reader { statements: Statements::new(), connection });
         }
-        let connection = reader.as_ref().expect("opened above");
-        let mut statement = value::prepare(connection, sql, params).map_err(|e| self.inner.named(e))?;
+        let Reader { statements, connection } = reader.as_mut().expect("opened above");
+        let statement = statements.get(connection, sql, None).map_err(|e| self.inner.named(e))?;
         if !statement.readonly() {
             return Err(Error::InvalidArgument(
                 "query runs read-only statements; write with execute or in a transaction".into(),
             ));
         }
-        let ran = value::run(&mut statement, &mut on_row).map_err(|e| self.inner.named(e));
-        drop(statement);
+        let ran = statement.run(params, &mut on_row).map_err(|e| self.inner.named(e));
         // SQLite counts BEGIN and SAVEPOINT as read-only: left open, they would keep every
         // later query of this handle on one old snapshot.
         if !connection.is_autocommit() {

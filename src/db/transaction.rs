@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::inner::{self, prepare_writing, roll_back, DbInner, OpenTransaction, WriterConnection};
-use super::value::{self, Value};
+use super::inner::{self, roll_back, DbInner, OpenTransaction, WriterConnection};
+use super::value::Value;
 use crate::error::{Error, Result};
 use crate::lock::Fence;
 use crate::log::log;
@@ -208,21 +208,18 @@ impl Transaction {
         on_row: &mut dyn FnMut(&[Value]) -> bool,
         count: bool,
     ) -> Result<Option<u64>> {
-        let db = self.db.clone();
         let mut why_ended = None;
         let result = self.with_open(|writer| {
-            let WriterConnection { connection, changes, .. } = writer;
+            let WriterConnection { statements, connection, changes, .. } = writer;
             let before = connection.total_changes();
-            let result =
-                prepare_writing(connection, changes, sql, params).and_then(|(mut statement, writes)| {
-                    let ran = value::run(&mut statement, on_row);
-                    // Even a statement that failed may have changed rows (ON CONFLICT FAIL).
-                    if let Some(tables) = writes {
-                        drop(statement);
-                        changes.wrote(&tables);
-                    }
-                    ran
-                });
+            let result = statements.get(connection, sql, Some(changes)).and_then(|statement| {
+                let ran = statement.run(params, on_row);
+                // Even a statement that failed may have changed rows (ON CONFLICT FAIL).
+                if let Some(tables) = statement.writes() {
+                    changes.wrote(tables);
+                }
+                ran
+            });
             let result = result.map(|()| {
                 let changed = connection.total_changes() != before;
                 count.then(|| if changed { connection.changes() } else { 0 })
@@ -238,15 +235,15 @@ impl Transaction {
                 why_ended = Some(why.clone());
                 return Err(match result {
                     Ok(_) => Error::Misuse(why),
-                    Err(e) => db.named(e),
+                    Err(e) => e,
                 });
             }
-            result.map_err(|e| db.named(e))
+            result
         });
         if why_ended.is_some() {
             self.ended = why_ended;
         }
-        result
+        result.map_err(|e| self.db.named(e))
     }
 
     /// For a chunked transaction: commits and begins again, through the writer queue, when the

@@ -24,8 +24,8 @@ pub const LEASE_VALUE_BLOB: u32 = 4;
 /// the others are ignored in parameters and zero in columns.
 ///
 /// As a parameter: data may be NULL only when len is 0 (an empty TEXT or BLOB, which is not
-/// SQL NULL). TEXT must be valid UTF-8. The bytes are copied by SQLite, so they need only stay
-/// valid for the call.
+/// SQL NULL). TEXT must be valid UTF-8. The bytes need only stay valid for the call: liblease
+/// is done with them when it returns.
 ///
 /// As a column (see LeaseRowCallback): TEXT and BLOB data is never NULL, even when len is 0,
 /// and stays valid only during the callback. A TEXT column that is not valid UTF-8 (written by
@@ -75,7 +75,8 @@ pub(crate) unsafe fn execute(
 ) -> Result<()> {
     // SAFETY: by the caller's promise.
     let sql = unsafe { handle::str_arg(sql, "sql") }?;
-    let params = unsafe { self::params(params, n_params) }?;
+    let mut inline = [Value::Null; INLINE_PARAMS];
+    let params = unsafe { self::params(params, n_params, &mut inline) }?;
     let changes = run(sql, &params)?;
     if let Some(out) = unsafe { out_changes.as_mut() } {
         *out = changes;
@@ -98,19 +99,46 @@ pub(crate) unsafe fn query(
 ) -> Result<()> {
     // SAFETY: by the caller's promise.
     let sql = unsafe { handle::str_arg(sql, "sql") }?;
-    let params = unsafe { self::params(params, n_params) }?;
+    let mut inline = [Value::Null; INLINE_PARAMS];
+    let params = unsafe { self::params(params, n_params, &mut inline) }?;
     let mut sink = RowSink::new(on_row, context)?;
     run(sql, &params, &mut sink)
 }
 
-/// The parameters of a statement; `InvalidArgument` naming the bad one.
+/// How many parameters [`params`] converts into the caller's storage, without an allocation.
+const INLINE_PARAMS: usize = 8;
+
+/// A statement's parameters, converted: into the caller's storage on the stack when they are
+/// few, as they usually are (a bulk insert converts them for every row).
+pub(crate) enum Params<'s, 'a> {
+    Inline(&'s [Value<'a>]),
+    Allocated(Vec<Value<'a>>),
+}
+
+impl<'a> std::ops::Deref for Params<'_, 'a> {
+    type Target = [Value<'a>];
+
+    fn deref(&self) -> &[Value<'a>] {
+        match self {
+            Params::Inline(values) => values,
+            Params::Allocated(values) => values,
+        }
+    }
+}
+
+/// The parameters of a statement, converted into `inline` when they fit; `InvalidArgument`
+/// naming the bad one.
 ///
 /// # Safety
 /// When `count` is above zero, `params` is NULL or points at `count` values whose data pointers
 /// are NULL or valid for their `len` bytes, for as long as the returned values live.
-pub(crate) unsafe fn params<'a>(params: *const LeaseValue, count: usize) -> Result<Vec<Value<'a>>> {
+pub(crate) unsafe fn params<'s, 'a>(
+    params: *const LeaseValue,
+    count: usize,
+    inline: &'s mut [Value<'a>; INLINE_PARAMS],
+) -> Result<Params<'s, 'a>> {
     if count == 0 {
-        return Ok(Vec::new());
+        return Ok(Params::Inline(&[]));
     }
     if params.is_null() {
         return Err(Error::InvalidArgument(format!("params is NULL but n_params is {count}")));
@@ -120,12 +148,15 @@ pub(crate) unsafe fn params<'a>(params: *const LeaseValue, count: usize) -> Resu
     }
     // SAFETY: non-NULL, with `count` values by the caller's promise, and not too many to address.
     let params = unsafe { std::slice::from_raw_parts(params, count) };
-    params
-        .iter()
-        .enumerate()
-        // SAFETY: each value's data is valid for its len, by the caller's promise.
-        .map(|(index, param)| unsafe { param_value(param, index) })
-        .collect()
+    // SAFETY: each value's data is valid for its len, by the caller's promise.
+    let converted = params.iter().enumerate().map(|(index, param)| unsafe { param_value(param, index) });
+    if count > INLINE_PARAMS {
+        return converted.collect::<Result<Vec<_>>>().map(Params::Allocated);
+    }
+    for (slot, value) in inline.iter_mut().zip(converted) {
+        *slot = value?;
+    }
+    Ok(Params::Inline(&inline[..count]))
 }
 
 /// # Safety

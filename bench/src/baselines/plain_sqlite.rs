@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lease::Value;
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::Connection;
 
 use crate::writers::Writer;
@@ -65,6 +66,15 @@ impl Writer for PlainWriter {
     }
 
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<()> {
+        let params = params.iter().map(|value| {
+            ToSqlOutput::Borrowed(match *value {
+                Value::Null => ValueRef::Null,
+                Value::Integer(integer) => ValueRef::Integer(integer),
+                Value::Real(real) => ValueRef::Real(real),
+                Value::Text(text) => ValueRef::Text(text.as_bytes()),
+                Value::Blob(blob) => ValueRef::Blob(blob),
+            })
+        });
         self.connection.prepare_cached(sql)?.execute(rusqlite::params_from_iter(params))?;
         Ok(())
     }
