@@ -474,6 +474,17 @@ mod tests {
         }
     }
 
+    /// .cargo/config.toml compiles the bundled SQLite so that a connection's page cache grows a
+    /// page at a time; by default SQLite writes 20 pages' worth at a connection's first read.
+    #[cfg(feature = "bundled")]
+    #[test]
+    fn the_bundled_sqlite_allocates_no_page_cache_ahead() {
+        let connection = Connection::open_in_memory().unwrap();
+        let option = "SELECT sqlite_compileoption_used('DEFAULT_PCACHE_INITSZ=0')";
+        let used: bool = connection.query_row(option, [], |row| row.get(0)).unwrap();
+        assert!(used, "the bundled SQLite was built without LIBSQLITE3_FLAGS (.cargo/config.toml)");
+    }
+
     #[test]
     fn closed_files_leave_nothing_behind() {
         let holder = Holder::new().unwrap();
