@@ -35,11 +35,115 @@ impl Identity {
     /// True only when the process this identity names has certainly ended, as seen from a
     /// process whose identity is `me`.
     pub(crate) fn is_certainly_dead(&self, me: &Identity) -> bool {
-        let comparable = self.pid != 0
+        self.is_judged_by(me) && start_time(self.pid) != Some(self.started)
+    }
+
+    /// Whether a process whose identity is `me` can judge this one's liveness at all.
+    fn is_judged_by(&self, me: &Identity) -> bool {
+        self.pid != 0
             && self.started != 0
             && !self.pid_namespace.is_empty()
-            && self.pid_namespace == me.pid_namespace;
-        comparable && start_time(self.pid) != Some(self.started)
+            && self.pid_namespace == me.pid_namespace
+    }
+}
+
+/// The last holder a lock found alive, with a pidfd on its process (Linux 5.3 and later).
+///
+/// A waiter judges the holder at every look, and a look comes with every wake-up: reading
+/// `/proc/<pid>/stat` each time (an open, a read of text the kernel formats, a close) was a fifth
+/// of the CPU of 32 processes contending for one key. A pidfd opened before the start time was
+/// checked refers to that very process (a pid reused before it was opened shows another start
+/// time), and it becomes readable once the whole process has ended: so the same holder is judged
+/// again with one `poll`, and its pidfd also serves the waiter's wake-up ([`KnownAlive::pidfd`]).
+pub(crate) struct KnownAlive {
+    known: std::sync::Mutex<Option<Verified>>,
+    /// False with the portable wake-ups (`LIBLEASE_WAKEUPS=portable`), which run as Apple
+    /// platforms do, with no pidfd: then every judgement reads `/proc`.
+    pidfds: bool,
+}
+
+struct Verified {
+    pid: u32,
+    started: u64,
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pidfd: std::os::fd::OwnedFd,
+}
+
+impl KnownAlive {
+    pub(crate) fn new() -> KnownAlive {
+        KnownAlive::using_pidfds(crate::wakeups::native())
+    }
+
+    pub(crate) fn using_pidfds(pidfds: bool) -> KnownAlive {
+        KnownAlive { known: std::sync::Mutex::new(None), pidfds }
+    }
+
+    /// As [`Identity::is_certainly_dead`], remembering a holder found alive.
+    pub(crate) fn is_certainly_dead(&self, holder: &Identity, me: &Identity) -> bool {
+        use crate::sync::MutexExt;
+        if !holder.is_judged_by(me) {
+            return false;
+        }
+        let mut known = self.known.locked();
+        if let Some(verified) = known.as_ref().filter(|known| known.names(holder)) {
+            if !verified.has_ended() {
+                return false;
+            }
+            *known = None;
+            return true;
+        }
+        let verified = if self.pidfds { Verified::open(holder) } else { None };
+        let dead = start_time(holder.pid) != Some(holder.started);
+        if !dead {
+            *known = verified;
+        }
+        dead
+    }
+
+    /// A descriptor that becomes readable when `holder`'s process ends: a copy of the one kept
+    /// since [`KnownAlive::is_certainly_dead`] last found it alive.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(crate) fn pidfd(&self, holder: &Identity) -> Option<std::os::fd::OwnedFd> {
+        use crate::sync::MutexExt;
+        let known = self.known.locked();
+        known.as_ref().filter(|known| known.names(holder))?.pidfd.try_clone().ok()
+    }
+}
+
+impl Verified {
+    fn names(&self, holder: &Identity) -> bool {
+        self.pid == holder.pid && self.started == holder.started
+    }
+
+    /// A pidfd on the process with `holder`'s pid, whoever it is: the caller checks the start
+    /// time after this.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn open(holder: &Identity) -> Option<Verified> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, holder.pid as libc::pid_t, 0) };
+        // SAFETY: the kernel just returned this descriptor to us alone.
+        let pidfd = (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })?;
+        Some(Verified { pid: holder.pid, started: holder.started, pidfd })
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn open(_holder: &Identity) -> Option<Verified> {
+        None
+    }
+
+    /// True once every thread of the process has ended (its pidfd is readable).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn has_ended(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let mut polled = libc::pollfd { fd: self.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd; zero timeout.
+        unsafe { libc::poll(&mut polled, 1, 0) > 0 }
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn has_ended(&self) -> bool {
+        true
     }
 }
 
@@ -169,9 +273,45 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         assert!(!holder.is_certainly_dead(&me), "its other thread still runs");
+        let known = KnownAlive::using_pidfds(true);
+        assert!(!known.is_certainly_dead(&holder, &me));
+        assert!(!known.is_certainly_dead(&holder, &me), "nor by its pidfd");
         unsafe {
             libc::kill(pid, libc::SIGKILL);
             libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+    }
+
+    #[test]
+    fn a_holder_known_alive_is_known_dead_once_it_ends_and_its_pidfd_tells_so() {
+        for pidfds in [true, false] {
+            let me = Identity::of_this_process();
+            let mut child = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+            let pid = child.id();
+            let started = start_time(pid).unwrap();
+            let holder = Identity { pid, started, pid_namespace: me.pid_namespace.clone() };
+            let known = KnownAlive::using_pidfds(pidfds);
+            assert!(!known.is_certainly_dead(&holder, &me));
+            assert!(!known.is_certainly_dead(&holder, &me), "judged again from what is known");
+            let pidfd = known.pidfd(&holder);
+            assert_eq!(pidfd.is_some(), pidfds, "a pidfd on the holder found alive, if pidfds are used");
+            let other = Identity { started: holder.started + 1, ..holder.clone() };
+            assert!(known.pidfd(&other).is_none(), "another identity on the same pid is not known");
+            child.kill().unwrap();
+            // Not reaped: a zombie, which is dead too.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !known.is_certainly_dead(&holder, &me) {
+                assert!(std::time::Instant::now() < deadline, "the killed holder never looked dead");
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            if let Some(pidfd) = pidfd {
+                use std::os::fd::AsRawFd;
+                let mut polled = libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                // SAFETY: one valid pollfd; zero timeout.
+                assert_eq!(unsafe { libc::poll(&mut polled, 1, 0) }, 1, "the copy of the pidfd is readable");
+            }
+            child.wait().unwrap();
+            assert!(known.is_certainly_dead(&holder, &me), "and dead once reaped");
         }
     }
 
@@ -182,5 +322,7 @@ mod tests {
         assert!(!elsewhere.is_certainly_dead(&me));
         let unnamed = Identity { pid: 999_999, started: 0, pid_namespace: me.pid_namespace.clone() };
         assert!(!unnamed.is_certainly_dead(&me));
+        let known = KnownAlive::new();
+        assert!(!known.is_certainly_dead(&elsewhere, &me) && !known.is_certainly_dead(&unnamed, &me));
     }
 }

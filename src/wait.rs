@@ -25,7 +25,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::liveness::{self, Identity};
+use crate::liveness::{self, Identity, KnownAlive};
 use crate::wakeups;
 use crate::writer_board::WriterBoard;
 
@@ -56,12 +56,15 @@ impl ChangeWait {
         self.portable.since = Instant::now();
     }
 
-    /// Also wake when the process named by `holder` ends.
-    pub(crate) fn watch_holder(&mut self, holder: &Identity, me: &Identity) {
+    /// Also wake when the process named by `holder` ends; `known` is where the look that named
+    /// it found it alive, and holds a pidfd on it.
+    pub(crate) fn watch_holder(&mut self, holder: &Identity, me: &Identity, known: &KnownAlive) {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         if let Some(native) = &mut self.native {
-            return native.watch_holder(holder, me);
+            return native.watch_holder(holder, me, known);
         }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let _ = known;
         self.portable.holder = (holder.pid != 0 && holder.pid != me.pid).then_some(holder.pid);
     }
 
@@ -152,7 +155,7 @@ mod linux {
     use tokio::io::unix::AsyncFd;
     use tokio::io::Interest;
 
-    use crate::liveness::Identity;
+    use crate::liveness::{Identity, KnownAlive};
 
     pub(super) struct Sources {
         wal: Option<OwnedFd>,
@@ -173,27 +176,14 @@ mod linux {
             Sources { wal: path.and_then(|path| watch_wal(path, has_board)), holder: None, suspended }
         }
 
-        pub(super) fn watch_holder(&mut self, holder: &Identity, me: &Identity) {
+        pub(super) fn watch_holder(&mut self, holder: &Identity, me: &Identity, known: &KnownAlive) {
             if self.holder.as_ref().is_some_and(|(pid, _)| *pid == holder.pid) {
                 return;
             }
-            self.holder = None;
-            if holder.pid == 0 || holder.pid_namespace != me.pid_namespace || holder.pid == me.pid {
-                return;
-            }
-            // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, holder.pid as libc::pid_t, 0) };
-            if fd < 0 {
-                return; // no such process (it may be gone already), or no pidfd on this kernel
-            }
-            // SAFETY: the kernel just returned this descriptor to us alone.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-            // The pid may have been reused before the pidfd was opened: then this descriptor
-            // watches a stranger. If the holder was already gone, the reader's liveness check
-            // (next look) finds it dead anyway.
-            if !holder.is_certainly_dead(me) {
-                self.holder = Some((holder.pid, fd));
-            }
+            // No pidfd when the holder could not be judged (another PID namespace, this process,
+            // or a kernel without pidfds): then only the lease's expiry tells of its end.
+            let watched = holder.pid != me.pid;
+            self.holder = known.pidfd(holder).filter(|_| watched).map(|fd| (holder.pid, fd));
         }
 
         fn fds(&self) -> Vec<RawFd> {
@@ -375,7 +365,10 @@ mod tests {
     fn the_end_of_the_holders_process_wakes_the_waiter() {
         let (mut child, holder, me) = holder_process();
         let mut wait = native(None);
-        wait.watch_holder(&holder, &me);
+        // As a waiter does: a look finds the holder alive, then the wait watches it.
+        let known = KnownAlive::using_pidfds(true);
+        assert!(!known.is_certainly_dead(&holder, &me));
+        wait.watch_holder(&holder, &me, &known);
         child.kill().unwrap();
         assert!(wait.wait(LONG), "woken by the death, not by the timeout");
         child.wait().unwrap();
@@ -425,7 +418,7 @@ mod tests {
     fn a_portable_waiter_is_woken_when_the_holders_process_is_gone() {
         let (mut child, holder, me) = holder_process();
         let mut wait = portable(None);
-        wait.watch_holder(&holder, &me);
+        wait.watch_holder(&holder, &me, &KnownAlive::new());
         assert!(!wait.wait(Duration::from_millis(20)), "the holder runs");
         child.kill().unwrap();
         child.wait().unwrap();

@@ -145,7 +145,7 @@ impl LockInner {
             return Ok(Look::Free { from: Some(described()) });
         }
         let holder = row.identity();
-        if holder.is_certainly_dead(store.holder.identity()) {
+        if self.known_alive.is_certainly_dead(&holder, store.holder.identity()) {
             // The holder crashed: its lease may be taken now rather than when it expires.
             return Ok(Look::Dead { from: described(), holder_id: row.holder_id, hold: row.hold });
         }

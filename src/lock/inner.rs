@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use super::lost::LostSlot;
 use super::options::LockOptions;
+use crate::liveness::KnownAlive;
 use crate::store::Store;
 use crate::wait::ChangeWait;
 use crate::writer_board;
@@ -19,6 +20,8 @@ pub(crate) struct LockInner {
     pub(super) lost: Arc<LostSlot>,
     /// The wake-up sources of the last acquisition that had to wait, kept for the next one.
     pub(super) idle_wait: Mutex<Option<ChangeWait>>,
+    /// The holder a look last found alive (see [`KnownAlive`]).
+    pub(super) known_alive: KnownAlive,
 }
 
 impl LockInner {
@@ -31,6 +34,7 @@ impl LockInner {
             options,
             lost: Arc::default(),
             idle_wait: Mutex::new(None),
+            known_alive: KnownAlive::new(),
         }
     }
 }
