@@ -6,7 +6,9 @@
 //! notice is oldest has the turn: it sleeps on the wake-ups that tell of a release
 //! ([`ChangeWait`]) and takes the lease when it finds it free. The others leave a free lease
 //! to it (the attempt checks) and sleep on their notice's word, which the waiter before them
-//! bumps when it withdraws; so a release wakes one process, not every waiting one.
+//! bumps when it withdraws, without reading the database meanwhile; so a release wakes one
+//! process, not every waiting one, and a long line costs each handover little more than a short
+//! one.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -75,6 +77,16 @@ impl Acquisition {
     /// Looks until the lease is taken, something fails, or there is nothing to do but wait.
     pub(super) fn step(&mut self) -> Step {
         loop {
+            // Behind a waiter of another process there is nothing to look at (a free lease is
+            // left to that waiter): sleep on the notice's word until the turn comes, without
+            // reading the database. With 32 processes in line, their looks at the lease row and
+            // its holder were most of the CPU that each handover cost.
+            if let Some(seen) = self.behind().filter(|_| !crate::suspension::is_suspended()) {
+                let left = self.deadline.saturating_duration_since(Instant::now());
+                if !left.is_zero() && self.wait.is_some() {
+                    return Step::Wait(Wait { at_most: left, behind: Some(seen) });
+                }
+            }
             // Waiting in the writer queue (not polling it) is what makes a long job of this
             // process let the acquisition in.
             let write_deadline = match self.queue_stay {
@@ -107,7 +119,7 @@ impl Acquisition {
                 continue;
             };
             if let Some(holder) = &held.holder {
-                wait.watch_holder(holder, self.inner.store.inner.holder.identity());
+                wait.watch_holder(holder, self.inner.store.inner.holder.identity(), &self.inner.known_alive);
             }
             if self.notice.is_none() {
                 // In line since the acquisition was asked for; then look again, as above.
