@@ -30,11 +30,13 @@ fn child_process() {
     run_role(&[("waiter", waiter)]);
 }
 
-/// `waiter <path>`: finds the lease held, says `WAITING`, waits for it, says `HELD`, and gives
-/// it back when told `release`, saying `RELEASED`.
+/// `waiter <path> [<max_backoff_ms>]`: finds the lease held, says `WAITING`, waits for it, says
+/// `HELD`, and gives it back when told `release`, saying `RELEASED`.
 fn waiter(args: &[String]) {
     let store = Store::open(Path::new(&args[0])).unwrap();
-    let lock = Lock::new(&store, KEY, "waiter", OPTIONS).unwrap();
+    let max_backoff =
+        args.get(1).map_or(OPTIONS.max_backoff, |ms| Duration::from_millis(ms.parse().unwrap()));
+    let lock = Lock::new(&store, KEY, "waiter", LockOptions { max_backoff, ..OPTIONS }).unwrap();
     assert!(lock.try_acquire().is_err(), "the lease is held when the waiter starts");
     say("WAITING");
     let guard = lock.acquire(PATIENCE).expect("the waiter's turn comes");
@@ -48,9 +50,15 @@ fn waiter(args: &[String]) {
 
 /// Starts waiters one after the other, each once the one before it is surely in line.
 fn waiters_in_line(path: &Path, count: usize) -> Vec<Child> {
+    waiters_in_line_with(path, count, &[])
+}
+
+/// The same, with `extra` after each waiter's path.
+fn waiters_in_line_with(path: &Path, count: usize, extra: &[&str]) -> Vec<Child> {
+    let args: Vec<&str> = [path.to_str().unwrap()].into_iter().chain(extra.iter().copied()).collect();
     (0..count)
         .map(|index| {
-            let mut child = Child::spawn(&format!("waiter {index}"), "waiter", &[path.to_str().unwrap()]);
+            let mut child = Child::spawn(&format!("waiter {index}"), "waiter", &args);
             child.expect("WAITING");
             // It posts its notice right after its first look.
             std::thread::sleep(Duration::from_millis(150));
@@ -111,6 +119,41 @@ fn waiters_take_the_lease_in_the_order_they_began_to_wait_and_a_returning_holder
     assert_eq!(order, [0, 1, 2, 3], "the waiters took the lease in this order");
     drop(again.join().unwrap());
     assert!(parent_held.load(Ordering::SeqCst));
+    for child in &mut children {
+        child.finish();
+    }
+}
+
+/// The CPU time of all of process `pid`'s threads so far, in ns (the scheduler's count).
+fn cpu_ns(pid: u32) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok())
+        .filter_map(|line| line.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The first in line looks at the lease at every backoff (a release it did not hear of would
+/// otherwise wait for the holder's expiry); the one behind it has nothing to look at until its
+/// turn, and sleeps. Both back off at most 1 ms here, so the first looks about a thousand times
+/// a second; their CPU over the same second is compared, not timed.
+#[test]
+fn a_waiter_behind_another_sleeps_until_its_turn_instead_of_looking() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let store = Store::open(&path).unwrap();
+    let guard = Lock::new(&store, KEY, "parent", OPTIONS).unwrap().acquire(PATIENCE).unwrap();
+    let mut children = waiters_in_line_with(&path, 2, &["1"]);
+    let before = [cpu_ns(children[0].pid()), cpu_ns(children[1].pid())];
+    std::thread::sleep(Duration::from_secs(1));
+    let spent = [cpu_ns(children[0].pid()) - before[0], cpu_ns(children[1].pid()) - before[1]];
+    assert!(spent[1] * 5 < spent[0], "CPU (ns) of the first in line and of the one behind: {spent:?}");
+    guard.release().unwrap();
+    for index in [0, 1] {
+        assert_eq!(next_holder(&mut children), index);
+        children[index].send("release");
+        children[index].expect("RELEASED");
+    }
     for child in &mut children {
         child.finish();
     }
