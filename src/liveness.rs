@@ -132,19 +132,25 @@ impl Verified {
         None
     }
 
-    /// True once every thread of the process has ended (its pidfd is readable).
     #[cfg(any(target_os = "linux", target_os = "android"))]
     fn has_ended(&self) -> bool {
-        use std::os::fd::AsRawFd;
-        let mut polled = libc::pollfd { fd: self.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd; zero timeout.
-        unsafe { libc::poll(&mut polled, 1, 0) > 0 }
+        has_ended(&self.pidfd)
     }
 
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     fn has_ended(&self) -> bool {
         true
     }
+}
+
+/// True once every thread of the process behind `pidfd` has ended: a pidfd becomes readable
+/// then, and stays so.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn has_ended(pidfd: &std::os::fd::OwnedFd) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut polled = libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd; zero timeout.
+    unsafe { libc::poll(&mut polled, 1, 0) > 0 }
 }
 
 /// True when no process has the pid `pid` (in this PID namespace): `kill(pid, 0)` says so. A
@@ -305,10 +311,7 @@ mod tests {
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
             if let Some(pidfd) = pidfd {
-                use std::os::fd::AsRawFd;
-                let mut polled = libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-                // SAFETY: one valid pollfd; zero timeout.
-                assert_eq!(unsafe { libc::poll(&mut polled, 1, 0) }, 1, "the copy of the pidfd is readable");
+                assert!(has_ended(&pidfd), "the copy of the pidfd is readable");
             }
             child.wait().unwrap();
             assert!(known.is_certainly_dead(&holder, &me), "and dead once reaped");

@@ -155,7 +155,7 @@ mod linux {
     use tokio::io::unix::AsyncFd;
     use tokio::io::Interest;
 
-    use crate::liveness::{Identity, KnownAlive};
+    use crate::liveness::{self, Identity, KnownAlive};
 
     pub(super) struct Sources {
         wal: Option<OwnedFd>,
@@ -260,12 +260,8 @@ mod linux {
             }
             // A pidfd stays readable once its process has ended: stop watching it, so that the
             // next wait is not woken again by the same death.
-            if let Some((_, fd)) = &self.holder {
-                let mut polled = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-                // SAFETY: one valid pollfd; zero timeout.
-                if unsafe { libc::poll(&mut polled, 1, 0) } > 0 {
-                    self.holder = None;
-                }
+            if self.holder.as_ref().is_some_and(|(_, fd)| liveness::has_ended(fd)) {
+                self.holder = None;
             }
         }
     }

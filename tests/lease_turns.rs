@@ -147,6 +147,7 @@ fn a_waiter_behind_another_sleeps_until_its_turn_instead_of_looking() {
     let before = [cpu_ns(children[0].pid()), cpu_ns(children[1].pid())];
     std::thread::sleep(Duration::from_secs(1));
     let spent = [cpu_ns(children[0].pid()) - before[0], cpu_ns(children[1].pid()) - before[1]];
+    eprintln!("CPU (ns) over one second, the first in line and the one behind it: {spent:?}");
     assert!(spent[1] * 5 < spent[0], "CPU (ns) of the first in line and of the one behind: {spent:?}");
     guard.release().unwrap();
     for index in [0, 1] {

@@ -80,10 +80,11 @@ impl Acquisition {
             // Behind a waiter of another process there is nothing to look at (a free lease is
             // left to that waiter): sleep on the notice's word until the turn comes, without
             // reading the database. With 32 processes in line, their looks at the lease row and
-            // its holder were most of the CPU that each handover cost.
+            // its holder were most of the CPU that each handover cost. (A notice is posted only
+            // once the wake-up sources are made.)
             if let Some(seen) = self.behind().filter(|_| !crate::suspension::is_suspended()) {
                 let left = self.deadline.saturating_duration_since(Instant::now());
-                if !left.is_zero() && self.wait.is_some() {
+                if !left.is_zero() {
                     return Step::Wait(Wait { at_most: left, behind: Some(seen) });
                 }
             }
