@@ -42,8 +42,10 @@
  * Exclusion is between processes. Within one process the lock is re-entrant: while the process
  * holds a lease, every acquisition of the same key in the same database file succeeds at once,
  * whichever thread and whichever LeaseLock asks. The lease is held while any of the process's
- * guards of it is alive, and is given back to the database when the last one is released, so a
- * waiting process takes over at once.
+ * guards of it is alive, and is given back when the last one is released, so a waiting process
+ * takes over at once: the lease row is released, or, when another process waits for the lease,
+ * the release is said on the board beside the database and that process takes the lease over in
+ * its own write (the release is written into the database 50 ms later if nobody took it).
  *
  * Every time a different process takes a lease its generation increases. A guard is "dirty" when
  * another process may have held the lease since this process last held it: whatever this process
@@ -821,8 +823,9 @@ enum LeaseStatus lease_guard_check(const struct LeaseGuard *guard);
 
 /**
  * Releases a guard and frees it. When it is this process's last guard of the lease, the lease is
- * given back to the database at once, so that a waiting process takes over without waiting for
- * it to run out (if giving it back fails, it runs out by itself). Releasing a lost guard is
+ * given back at once (in the database, or on the board to a process that waits for it), so that
+ * a waiting process takes over without waiting for it to run out (if giving it back fails, it
+ * runs out by itself). Releasing a lost guard is
  * harmless. NULL is a no-op. Any thread, callbacks included, but no other thread may be using
  * this guard handle; in a forked child it frees the handle and gives back nothing.
  */

@@ -37,7 +37,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::file::{self, OPEN_BUSY_LIMIT};
 use crate::liveness::{self, Identity};
-use crate::store::lease_table::{self, Claim, DeadHold, HoldName};
+use crate::store::lease_table::{self, Claim, EndedHold, HoldName};
 use crate::store::{schema, LeaseRow, Store};
 use crate::vfs;
 use crate::writer_board::{self, Layout, MAGIC, SIZE};
@@ -307,7 +307,7 @@ pub fn break_lease(path: &Path, key: &str, seen: &LeaseRow) -> Result<Option<u64
         // Given back as it is taken.
         expires_ms: 0,
     };
-    let dead = DeadHold { holder_id: &seen.holder_id, hold: seen.hold };
+    let dead = EndedHold { holder_id: &seen.holder_id, hold: seen.hold };
     store.write(Some(Instant::now() + OPEN_BUSY_LIMIT), |connection| {
         lease_table::take(connection, &claim, store.holder.identity(), Some(&dead))
     })

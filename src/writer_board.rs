@@ -26,6 +26,13 @@
 //! whereas stores into the mapping are invisible to them. Observers of the database wait for it
 //! (see [`changes`](crate::changes)).
 //!
+//! A holder that gives a lease back while a process waits for it may say so on the board alone
+//! ([`WriterBoard::hand_back`]) rather than in the database: the waiter, woken at once, takes
+//! the lease over from that exact hold in its own statement, so that a handover costs one commit
+//! instead of two. The holder writes the release into the database a little later unless the
+//! lease was taken meanwhile. Here too the lease row decides: the board only says which hold is
+//! over, as a holder's ended process does.
+//!
 //! A notice stays fresh while its writer refreshes it, at least every [`REFRESH`]; a notice older
 //! than [`STALE`] belongs to a process that died or was suspended and is ignored, so nobody
 //! waits on it for long. The board only orders attempts: exclusion is still SQLite's write lock.
@@ -70,6 +77,12 @@ const LEASE_STALE: Duration = Duration::from_millis(1000);
 /// Marks the `since` of a lease notice being written, with the writing process's pid in the low
 /// bits (boot-clock nanoseconds never reach this bit).
 const CLAIMING: u64 = 1 << 63;
+/// How many leases given back on the board alone it keeps; with every slot taken, a holder
+/// gives its lease back in the database.
+const HANDED_SLOTS: usize = 16;
+/// Past this age a hand-back's slot may be reused: by then its holder has written the release
+/// into the database, or its process ended (which waiters see for themselves).
+const HANDED_STALE: Duration = Duration::from_secs(10);
 /// How many observing processes the board names; with every slot taken, writers record for all.
 const OBSERVER_SLOTS: usize = 8;
 /// The byte the bell writes: the page's last, beyond the layout.
@@ -88,6 +101,9 @@ pub(crate) struct Layout {
     /// Waiting acquisitions of leases (a file made by an earlier version has zeros here, which
     /// are free slots).
     leases: [LeaseSlot; LEASE_SLOTS],
+    /// Holds given back on the board alone (see [`WriterBoard::hand_back`]); zeros, free slots,
+    /// in a file made by an earlier version, which neither reads nor writes them.
+    handed: [HandedSlot; HANDED_SLOTS],
 }
 
 #[repr(C)]
@@ -113,6 +129,16 @@ struct LeaseSlot {
     pid: AtomicU32,
     /// Bumped to wake the waiter; it sleeps on it (a futex word, on Linux).
     wake: AtomicU32,
+}
+
+/// One hold given back on the board alone.
+#[repr(C)]
+struct HandedSlot {
+    /// The hold's hash ([`hold_hash`]); 0 for a free slot, [`CLAIMING`] with the writing
+    /// process's pid while `at` is written.
+    hold: AtomicU64,
+    /// Boot-clock nanoseconds when it was given back.
+    at: AtomicU64,
 }
 
 const _: () = assert!(std::mem::size_of::<Layout>() <= BELL as usize);
@@ -436,6 +462,67 @@ impl WriterBoard {
     }
 }
 
+/// Holds given back on the board alone (see the module documentation).
+impl WriterBoard {
+    /// Says that the hold whose hash is `hold` ([`hold_hash`]) is over: its holder has stopped
+    /// using it and gives the lease back. False with every slot taken; the holder then gives it
+    /// back in the database.
+    pub(crate) fn hand_back(&self, hold: u64) -> bool {
+        let now = now_ns();
+        let me = u64::from(std::process::id());
+        for slot in &self.layout().handed {
+            let held = slot.hold.load(Ordering::Acquire);
+            let free = held == 0
+                || if held & CLAIMING != 0 {
+                    liveness::is_gone((held & !CLAIMING) as u32)
+                } else {
+                    now.saturating_sub(slot.at.load(Ordering::Acquire)) > HANDED_STALE.as_nanos() as u64
+                };
+            // Claimed under this process's mark first, so that a slot being written is not
+            // taken as stale by another process meanwhile.
+            if free
+                && slot
+                    .hold
+                    .compare_exchange(held, CLAIMING | me, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            {
+                slot.at.store(now, Ordering::Release);
+                slot.hold.store(hold, Ordering::Release);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// True when the hold whose hash is `hold` was given back on the board (and not yet
+    /// unmarked: taken over, or its release written into the database).
+    pub(crate) fn was_handed_back(&self, hold: u64) -> bool {
+        self.layout().handed.iter().any(|slot| slot.hold.load(Ordering::Acquire) == hold)
+    }
+
+    /// Takes the hand-back of `hold` off the board. True when it was there: nobody had taken it
+    /// off yet.
+    pub(crate) fn unmark_handed_back(&self, hold: u64) -> bool {
+        self.layout()
+            .handed
+            .iter()
+            .any(|slot| slot.hold.compare_exchange(hold, 0, Ordering::AcqRel, Ordering::Acquire).is_ok())
+    }
+}
+
+/// The hash by which a hold given back is named on the board: of its key, holder, number and
+/// boot, the same in every process (FNV-1a); never 0, never with [`CLAIMING`]'s bit.
+pub(crate) fn hold_hash(key: &str, holder_id: &str, hold: u64, boot: &str) -> u64 {
+    let parts: [&[u8]; 4] = [key.as_bytes(), holder_id.as_bytes(), &hold.to_le_bytes(), boot.as_bytes()];
+    let hash = parts.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, part| {
+        // A separator after each part, so that ("ab", "c") and ("a", "bc") differ.
+        part.iter()
+            .chain(&[0xff])
+            .fold(hash, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3))
+    });
+    (hash & !CLAIMING).max(1)
+}
+
 /// A waiting acquisition's notice on the board.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct LeaseNotice {
@@ -661,6 +748,44 @@ mod tests {
         assert_eq!(key_hash(""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(key_hash("a"), 0xaf63_dc4c_8601_ec8c);
         assert_ne!(key_hash("sync"), key_hash("sync2"));
+    }
+
+    #[test]
+    fn a_hold_handed_back_is_seen_from_every_mapping_until_taken_off() {
+        let (_dir, a, b) = board();
+        let hold = hold_hash("sync", "holder", 7, "boot");
+        assert!(!b.was_handed_back(hold));
+        assert!(a.hand_back(hold));
+        assert!(b.was_handed_back(hold));
+        assert!(!b.was_handed_back(hold_hash("sync", "holder", 8, "boot")), "the holder's next hold");
+        assert!(b.unmark_handed_back(hold));
+        assert!(!a.unmark_handed_back(hold), "taken off once");
+        assert!(!a.was_handed_back(hold));
+        // A full board refuses; a hand-back past its age gives up its slot.
+        for number in 0..HANDED_SLOTS as u64 {
+            assert!(a.hand_back(hold_hash("sync", "holder", 100 + number, "boot")));
+        }
+        assert!(!a.hand_back(hold), "every slot is taken");
+        let old = now_ns() - HANDED_STALE.as_nanos() as u64 - 1;
+        a.layout().handed[3].at.store(old, Ordering::Release);
+        assert!(a.hand_back(hold));
+        assert!(b.was_handed_back(hold) && !b.was_handed_back(hold_hash("sync", "holder", 103, "boot")));
+    }
+
+    #[test]
+    fn holds_hash_alike_in_every_process_and_apart_in_each_part() {
+        // FNV-1a over the parts, each followed by 0xff (no UTF-8 byte), without the top bit.
+        assert_eq!(hold_hash("sync", "holder", 7, "boot"), 0x4b40_e6ab_0892_4417);
+        let hashes = [
+            hold_hash("ab", "c", 1, "boot"),
+            hold_hash("a", "bc", 1, "boot"),
+            hold_hash("a", "bc", 2, "boot"),
+            hold_hash("a", "bc", 2, "boot2"),
+        ];
+        for (index, hash) in hashes.iter().enumerate() {
+            assert!(hash & CLAIMING == 0 && *hash != 0);
+            assert!(!hashes[index + 1..].contains(hash), "{hashes:x?}");
+        }
     }
 
     #[test]

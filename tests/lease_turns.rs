@@ -1,6 +1,9 @@
 //! The processes waiting for one lease take it in the order they began to wait (the board's
 //! lease waiters, see `src/writer_board.rs`), with real processes: one that releases and asks
 //! again goes to the back, and a waiter that stops or dies while first in line is passed over.
+//! A release to a waiting process is said on the board alone: the waiter takes the lease over in
+//! one commit, and a release nobody takes over is written into the database soon after, or at
+//! once when the process is suspended.
 
 #![cfg(unix)]
 
@@ -27,7 +30,30 @@ const OPTIONS: LockOptions = LockOptions {
 #[test]
 #[ignore = "not a test: the other process of the tests in this file, which run it with --ignored"]
 fn child_process() {
-    run_role(&[("waiter", waiter)]);
+    run_role(&[("waiter", waiter), ("holder", holder)]);
+}
+
+/// `holder <path>`: takes the lease and says `HOLDING`; then, told `release`, gives it back and
+/// says `RELEASED`, or told `release-and-suspend`, gives it back, suspends the process at once
+/// and says `SUSPENDED`.
+fn holder(args: &[String]) {
+    let store = Store::open(Path::new(&args[0])).unwrap();
+    let guard = Lock::new(&store, KEY, "holder", OPTIONS).unwrap().acquire(PATIENCE).unwrap();
+    say("HOLDING");
+    let mut commands = std::io::stdin().lock().lines();
+    match commands.next().unwrap().unwrap().as_str() {
+        "release" => {
+            guard.release().unwrap();
+            say("RELEASED");
+        }
+        "release-and-suspend" => {
+            guard.release().unwrap();
+            lease::lifecycle::suspend(PATIENCE).unwrap();
+            say("SUSPENDED");
+        }
+        other => panic!("unknown command {other}"),
+    }
+    for _ in commands {}
 }
 
 /// `waiter <path> [<max_backoff_ms>]`: finds the lease held, says `WAITING`, waits for it, says
@@ -188,4 +214,111 @@ fn a_waiter_stopped_or_killed_while_first_in_line_is_passed_over() {
             children[0].finish();
         }
     }
+}
+
+/// The frames in the database's WAL: each commit appends one per page it changed.
+fn wal_frames(path: &Path) -> u64 {
+    let page_size: i64 = rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row("PRAGMA page_size", [], |row| row.get(0))
+        .unwrap();
+    let wal = std::fs::metadata(format!("{}-wal", path.display())).map_or(0, |m| m.len());
+    wal.saturating_sub(32) / (24 + page_size as u64)
+}
+
+/// The lease row's holder label and expiry, read with a plain connection (not the board).
+fn lease_row(path: &Path) -> (String, u64) {
+    let connection = rusqlite::Connection::open(path).unwrap();
+    connection
+        .query_row("SELECT label, expires_ms FROM liblease_lease WHERE key = ?1", [KEY], |row| {
+            Ok((row.get(0)?, row.get::<_, i64>(1)? as u64))
+        })
+        .unwrap()
+}
+
+/// Polls `done` every 5 ms until it is true or `within` has passed; says whether it came true.
+fn comes_true(within: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while !done() {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
+#[test]
+fn a_release_to_a_waiting_process_is_one_commit_the_waiters_take() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let store = Store::open(&path).unwrap();
+    let lock = Lock::new(&store, KEY, "parent", OPTIONS).unwrap();
+    // What one commit on the lease row appends: a release with nobody waiting, which is written.
+    let guard = lock.acquire(PATIENCE).unwrap();
+    let before = wal_frames(&path);
+    guard.release().unwrap();
+    let one_commit = wal_frames(&path) - before;
+    assert!(one_commit > 0, "a release nobody waits for is written into the database");
+
+    let guard = lock.acquire(PATIENCE).unwrap();
+    let mut children = waiters_in_line(&path, 1);
+    let before = wal_frames(&path);
+    guard.release().unwrap();
+    children[0].expect("HELD");
+    // Past the time after which the parent would write a release nobody took over.
+    std::thread::sleep(Duration::from_millis(500));
+    let handover = wal_frames(&path) - before;
+    assert_eq!(
+        handover, one_commit,
+        "the handover appended the waiter's take alone ({one_commit} frames a commit)"
+    );
+    assert_eq!(lease_row(&path).0, "waiter");
+    children[0].send("release");
+    children[0].expect("RELEASED");
+    children[0].finish();
+}
+
+#[test]
+fn a_release_handed_to_a_waiter_that_does_not_take_it_is_written_into_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let store = Store::open(&path).unwrap();
+    let guard = Lock::new(&store, KEY, "parent", OPTIONS).unwrap().acquire(PATIENCE).unwrap();
+    let mut children = waiters_in_line(&path, 1);
+    // Stopped with its notice still fresh: the release is handed to it, and it cannot take it.
+    children[0].signal(libc::SIGSTOP);
+    children[0].wait_until_stopped();
+    guard.release().unwrap();
+    // The lease would otherwise stay held in the database for its minute; well before the
+    // waiter's notice goes stale (a second), the parent writes the release.
+    let released = comes_true(Duration::from_secs(5), || lease_row(&path) == ("parent".into(), 0));
+    assert!(released, "the lease row still says {:?}", lease_row(&path));
+    children[0].signal(libc::SIGCONT);
+    children[0].expect("HELD");
+    children[0].send("release");
+    children[0].expect("RELEASED");
+    children[0].finish();
+}
+
+#[test]
+fn a_suspension_writes_at_once_the_releases_handed_over_on_the_board() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    Store::open(&path).unwrap();
+    let mut holder = Child::spawn("holder", "holder", &[path.to_str().unwrap()]);
+    holder.expect("HOLDING");
+    let mut children = waiters_in_line(&path, 1);
+    children[0].signal(libc::SIGSTOP);
+    children[0].wait_until_stopped();
+    holder.send("release-and-suspend");
+    holder.expect("SUSPENDED");
+    // Right after the suspension, before the holder's thread would have written it.
+    assert_eq!(lease_row(&path), ("holder".into(), 0), "released in the database by the suspension");
+    children[0].signal(libc::SIGCONT);
+    children[0].expect("HELD");
+    children[0].send("release");
+    children[0].expect("RELEASED");
+    children[0].finish();
+    holder.finish();
 }

@@ -66,8 +66,9 @@ pub extern "C" fn lease_guard_check(guard: *const LeaseGuard) -> LeaseStatus {
 }
 
 /// Releases a guard and frees it. When it is this process's last guard of the lease, the lease is
-/// given back to the database at once, so that a waiting process takes over without waiting for
-/// it to run out (if giving it back fails, it runs out by itself). Releasing a lost guard is
+/// given back at once (in the database, or on the board to a process that waits for it), so that
+/// a waiting process takes over without waiting for it to run out (if giving it back fails, it
+/// runs out by itself). Releasing a lost guard is
 /// harmless. NULL is a no-op. Any thread, callbacks included, but no other thread may be using
 /// this guard handle; in a forked child it frees the handle and gives back nothing.
 #[no_mangle]

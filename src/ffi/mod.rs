@@ -41,8 +41,10 @@
 //! Exclusion is between processes. Within one process the lock is re-entrant: while the process
 //! holds a lease, every acquisition of the same key in the same database file succeeds at once,
 //! whichever thread and whichever LeaseLock asks. The lease is held while any of the process's
-//! guards of it is alive, and is given back to the database when the last one is released, so a
-//! waiting process takes over at once.
+//! guards of it is alive, and is given back when the last one is released, so a waiting process
+//! takes over at once: the lease row is released, or, when another process waits for the lease,
+//! the release is said on the board beside the database and that process takes the lease over in
+//! its own write (the release is written into the database 50 ms later if nobody took it).
 //!
 //! Every time a different process takes a lease its generation increases. A guard is "dirty" when
 //! another process may have held the lease since this process last held it: whatever this process

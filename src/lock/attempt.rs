@@ -12,9 +12,9 @@ use super::inner::LockInner;
 use crate::error::{Error, Result};
 use crate::liveness::Identity;
 use crate::log::log;
-use crate::store::lease_table::{self, Claim, DeadHold, HoldName};
+use crate::store::lease_table::{self, Claim, EndedHold, HoldName};
 use crate::suspension;
-use crate::writer_board::LeaseNotice;
+use crate::writer_board::{LeaseNotice, WriterBoard};
 
 /// The outcome of one attempt to take the lease.
 pub(super) enum Attempt {
@@ -39,11 +39,13 @@ enum Look {
     Free {
         from: Option<String>,
     },
-    /// Held by a holder that is certainly dead: take that exact hold over.
-    Dead {
+    /// Held by a hold that is over before its lease expires: its process is certainly dead, or
+    /// it was given back on the board (`handed`). Take that exact hold over.
+    Ended {
         from: String,
         holder_id: String,
         hold: u64,
+        handed: Option<u64>,
     },
     Held(Held),
 }
@@ -70,19 +72,24 @@ impl LockInner {
         if let Some(guard) = self.join(&mut state) {
             return Ok(Attempt::Taken(guard));
         }
-        let (dead, from) = match self.look()? {
-            Look::Free { from } => (None, from.map(|from| format!("from {from}, whose lease ran out"))),
-            Look::Dead { from, holder_id, hold } => {
-                (Some((holder_id, hold)), Some(format!("from {from}, whose process ended")))
+        let (ended, handed, from) = match self.look()? {
+            Look::Free { from } => (None, None, from.map(|from| format!("from {from}, whose lease ran out"))),
+            Look::Ended { from, holder_id, hold, handed } => {
+                let how = if handed.is_some() { "which handed it over" } else { "whose process ended" };
+                (Some((holder_id, hold)), handed, Some(format!("from {from}, {how}")))
             }
             Look::Held(held) => return Ok(Attempt::Held(held)),
         };
         if let Some(held) = self.waited_longer_by_another(notice) {
             return Ok(Attempt::Held(held));
         }
-        let dead = dead.as_ref().map(|(holder_id, hold)| DeadHold { holder_id, hold: *hold });
-        match self.take(write_deadline, dead.as_ref())? {
+        let ended = ended.as_ref().map(|(holder_id, hold)| EndedHold { holder_id, hold: *hold });
+        match self.take(write_deadline, ended.as_ref())? {
             Ok(taken) => {
+                if let (Some(board), Some(handed)) = (self.board(), handed) {
+                    // Taken over: its holder need not write the release.
+                    board.unmark_handed_back(handed);
+                }
                 let generation = taken.generation;
                 let guard = self.install(&slot, state, taken)?;
                 log!(
@@ -118,7 +125,7 @@ impl LockInner {
     /// `Some` when a waiter of another process has waited longer than `notice` (than anyone,
     /// for an acquisition that has not waited): the lease is its to take.
     fn waited_longer_by_another(&self, notice: Option<LeaseNotice>) -> Option<Held> {
-        let board = self.store.inner.file.queue().board()?;
+        let board = self.board()?;
         if board.has_lease_turn(self.key_hash, notice) {
             return None;
         }
@@ -127,6 +134,10 @@ impl LockInner {
             holder: None,
             why: format!("'{}' is left to a process that has waited longer for it", self.key),
         })
+    }
+
+    fn board(&self) -> Option<&Arc<WriterBoard>> {
+        self.store.inner.file.queue().board()
     }
 
     /// Reads the lease row: a lease that a live holder keeps is not worth the write lock.
@@ -144,10 +155,22 @@ impl LockInner {
         if row.expires_ms <= now_ms {
             return Ok(Look::Free { from: Some(described()) });
         }
+        let name = HoldName { key: &self.key, holder_id: &row.holder_id, hold: row.hold, boot: &row.boot };
+        let handed = name.board_hash();
+        if self.board().is_some_and(|board| board.was_handed_back(handed)) {
+            // Given back on the board, to the waiter whose turn it is (the attempt checks).
+            let from = described();
+            return Ok(Look::Ended { from, holder_id: row.holder_id, hold: row.hold, handed: Some(handed) });
+        }
         let holder = row.identity();
         if self.known_alive.is_certainly_dead(&holder, store.holder.identity()) {
             // The holder crashed: its lease may be taken now rather than when it expires.
-            return Ok(Look::Dead { from: described(), holder_id: row.holder_id, hold: row.hold });
+            return Ok(Look::Ended {
+                from: described(),
+                holder_id: row.holder_id,
+                hold: row.hold,
+                handed: None,
+            });
         }
         Ok(Look::Held(Held {
             retry_in: Duration::from_millis(row.expires_ms - now_ms + 1),
@@ -158,7 +181,7 @@ impl LockInner {
 
     /// Takes the lease in one statement, through the writer queue. `Err(Held)` inside `Ok` when
     /// it changed hands since the look, or the database stayed busy.
-    fn take(&self, write_deadline: Option<Instant>, dead: Option<&DeadHold>) -> Result<Result<Taken, Held>> {
+    fn take(&self, write_deadline: Option<Instant>, dead: Option<&EndedHold>) -> Result<Result<Taken, Held>> {
         let store = &self.store.inner;
         let now_ms = store.clock.now_ms();
         let boot = store.clock.boot_id();

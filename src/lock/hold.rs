@@ -28,6 +28,11 @@ use crate::writer_queue::Place;
 /// pause between attempts.
 const BACKGROUND_QUEUE_STAY: Duration = Duration::from_millis(20);
 const BACKGROUND_PAUSE: Duration = Duration::from_millis(2);
+/// How long after giving a lease back on the board alone its holder waits before writing the
+/// release into the database, should nobody have taken the lease over by then. The waiter it
+/// woke takes it within a millisecond or so; the release in the database is for those that do
+/// not read the board (the `lease` tool, a process that could not map it, an earlier version).
+const HANDED_BACK_GRACE: Duration = Duration::from_millis(50);
 
 /// The lease slots of one database file, kept with the file's entry (see `file::OpenFile`) and
 /// dropped with it.
@@ -36,6 +41,17 @@ pub(crate) struct LeaseSlots {
     // A BTreeMap, whose nodes are pointed at from their start, rather than a HashMap: leak
     // checkers then see these tables as reachable, not "possibly lost".
     slots: Mutex<BTreeMap<String, Arc<KeySlot>>>,
+    /// Holds given back on the board alone whose release is not yet written into the database
+    /// (see [`Hold::hand_over`]).
+    handed: Mutex<Handed>,
+}
+
+#[derive(Debug, Default)]
+struct Handed {
+    /// Oldest first: when each was handed over, and the hold.
+    pending: Vec<(Instant, Arc<Hold>)>,
+    /// True while a task on the library's thread sees to `pending`.
+    seen_to: bool,
 }
 
 impl LeaseSlots {
@@ -50,6 +66,23 @@ impl LeaseSlots {
     pub(crate) fn give_up_all(&self, deadline: Instant) -> Vec<String> {
         let slots: Vec<Arc<KeySlot>> = self.slots.locked().values().cloned().collect();
         let mut failures = Vec::new();
+        // Holds handed over on the board: their releases are written now, before the process may
+        // be frozen (the task that would write them is refused while it is suspended).
+        let handed = std::mem::take(&mut self.handed.locked().pending);
+        for (_, hold) in handed {
+            hold.stop.notify_one();
+            // Written before it is taken off the board (see `Hold::write_unclaimed_release`).
+            let written =
+                if hold.is_handed_back() { hold.write_release_suspending(deadline) } else { Ok(()) };
+            hold.unmark_handed_back();
+            if let Err(e) = written {
+                failures.push(format!(
+                    "the lease on '{}', handed over, could not be given back in the database ({e}); it \
+                     runs out by itself",
+                    hold.key
+                ));
+            }
+        }
         for slot in slots {
             // Under the slot's mutex: an acquisition under way installs its hold before this
             // looks, or finds the process suspended.
@@ -266,6 +299,10 @@ impl Hold {
             return Ok(());
         }
         self.stop.notify_one();
+        self.write_release_suspending(deadline)
+    }
+
+    fn write_release_suspending(&self, deadline: Instant) -> Result<()> {
         self.store
             .write_suspending(deadline, |connection| lease_table::release(connection, &self.name()))
             .map(|_| ())
@@ -292,6 +329,11 @@ impl Hold {
             // Given back already, by a suspension of the process.
             return Ok(());
         }
+        // Handed over, the heartbeat is ended by the task that sees to the hand-over, on the
+        // library's thread: waking that thread now would run it while the waiter wakes.
+        if self.hand_over() {
+            return Ok(());
+        }
         self.stop.notify_one();
         // Give the lease back now if the database lets us in at once. If another writer has it
         // (a long transaction of this process, say), do not keep the caller waiting: the library's
@@ -310,25 +352,83 @@ impl Hold {
         }
     }
 
+    /// Gives the lease back on the board alone when a process waits for it: the waiter, woken
+    /// at once, takes the lease over from this exact hold in its own statement, so that the
+    /// handover costs one commit (the take) rather than two, and the release none. The library's
+    /// thread writes the release into the database [`HANDED_BACK_GRACE`] later, unless the lease
+    /// was taken over meanwhile. False when the lease is to be given back in the database now:
+    /// nobody of another process waits, there is no board, or no slot on it, or no thread for the
+    /// release left to write.
+    fn hand_over(self: &Arc<Self>) -> bool {
+        let Some(board) = self.store.file.queue().board() else { return false };
+        if board.has_lease_turn(crate::writer_board::key_hash(&self.key), None)
+            || !board.hand_back(self.board_hash())
+        {
+            return false;
+        }
+        // The waiter first, as a commit would wake it: its inotify watch sees the bell, a
+        // portable waiter the wake word.
+        board.ring();
+        board.wake_all();
+        let leases = self.store.file.leases::<LeaseSlots>();
+        let mut handed = leases.handed.locked();
+        handed.pending.push((Instant::now(), self.clone()));
+        if !handed.seen_to {
+            // One task for every hold handed over meanwhile: a process that hands a lease over
+            // hundreds of times a second wakes its thread for them at most every grace period.
+            let store = self.store.clone();
+            if runtime::spawn(async move { write_unclaimed_releases(store).await }).is_err() {
+                handed.pending.pop();
+                drop(handed);
+                // The waiter finds the lease released in the database instead.
+                self.unmark_handed_back();
+                return false;
+            }
+            handed.seen_to = true;
+        }
+        log!(Info, "{}: '{}': released, handed over to a waiting process", self.store.name(), self.key);
+        true
+    }
+
+    fn board_hash(&self) -> u64 {
+        self.name().board_hash()
+    }
+
+    fn is_handed_back(&self) -> bool {
+        self.store.file.queue().board().is_some_and(|board| board.was_handed_back(self.board_hash()))
+    }
+
+    fn unmark_handed_back(&self) {
+        if let Some(board) = self.store.file.queue().board() {
+            board.unmark_handed_back(self.board_hash());
+        }
+    }
+
     fn give_back(&self, place: &Place, deadline: Option<Instant>) -> Result<()> {
         let given = self.give_back_once(place, deadline);
-        match &given {
-            Ok(true) => log!(Info, "{}: '{}': released", self.store.name(), self.key),
+        self.log_given_back(&given, false);
+        given.map(|_| ())
+    }
+
+    /// Logs how giving the lease back in the database went; `handed` for the release of a hold
+    /// handed over on the board that nobody took over.
+    fn log_given_back(&self, given: &Result<bool>, handed: bool) {
+        let (store, key) = (self.store.name(), &self.key);
+        match given {
+            Ok(true) if handed => log!(
+                Info,
+                "{store}: '{key}': nobody took the lease over within {} ms of its hand-over: released in the database",
+                HANDED_BACK_GRACE.as_millis()
+            ),
+            Ok(true) => log!(Info, "{store}: '{key}': released"),
+            Ok(false) if handed => {}
             Ok(false) => log!(
                 Info,
-                "{}: '{}': released a lost lease: another holder has had it since, nothing to give back",
-                self.store.name(),
-                self.key
+                "{store}: '{key}': released a lost lease: another holder has had it since, nothing to give back"
             ),
             Err(Error::Busy(_)) => {}
-            Err(e) => log!(
-                Error,
-                "{}: '{}': giving the lease back failed (it runs out instead): {e}",
-                self.store.name(),
-                self.key
-            ),
+            Err(e) => log!(Error, "{store}: '{key}': giving the lease back failed (it runs out instead): {e}"),
         }
-        given.map(|_| ())
     }
 
     /// Whether the row was still this hold's to give back.
@@ -345,13 +445,53 @@ impl Hold {
     fn give_back_in_background(self: &Arc<Self>, place: Place) {
         let hold = self.clone();
         // Without the thread the lease simply runs out: slower for waiters, still correct.
-        let _ = runtime::spawn(async move {
-            while hold.store.clock.now_ms() < hold.confirmed_until_ms() {
-                match hold.give_back(&place, Some(Instant::now() + BACKGROUND_QUEUE_STAY)) {
-                    Err(Error::Busy(_)) => tokio::time::sleep(BACKGROUND_PAUSE).await,
-                    _ => return,
-                }
+        let _ = runtime::spawn(async move { hold.give_back_later(place, false).await });
+    }
+
+    /// Like [`Hold::give_back_later`], for a hold handed over on the board, if nobody took it
+    /// over; then takes the hand-back off the board. In this order, so that nobody who reads the
+    /// board finds the lease held meanwhile (the release changes nothing if the lease was taken
+    /// over in between).
+    async fn write_unclaimed_release(&self) {
+        self.stop.notify_one();
+        if self.is_handed_back() {
+            self.give_back_later(self.store.take_place(), true).await;
+        }
+        self.unmark_handed_back();
+    }
+
+    /// Gives the lease back in the database from the library's thread; see
+    /// [`Hold::log_given_back`] for `handed`.
+    async fn give_back_later(&self, place: Place, handed: bool) {
+        while self.store.clock.now_ms() < self.confirmed_until_ms() {
+            match self.give_back_once(&place, Some(Instant::now() + BACKGROUND_QUEUE_STAY)) {
+                Err(Error::Busy(_)) => tokio::time::sleep(BACKGROUND_PAUSE).await,
+                given => return self.log_given_back(&given, handed),
             }
-        });
+        }
+    }
+}
+
+/// Sees to the holds of `store`'s file handed over on the board: each one's release is written
+/// into the database [`HANDED_BACK_GRACE`] after its hand-over, unless it was taken over by then.
+/// Ends when none is left.
+async fn write_unclaimed_releases(store: Arc<StoreInner>) {
+    let leases = store.file.leases::<LeaseSlots>();
+    loop {
+        let next = {
+            let mut handed = leases.handed.locked();
+            match handed.pending.first() {
+                None => {
+                    handed.seen_to = false;
+                    return;
+                }
+                Some((at, _)) if at.elapsed() < HANDED_BACK_GRACE => Err(*at + HANDED_BACK_GRACE),
+                Some(_) => Ok(handed.pending.remove(0).1),
+            }
+        };
+        match next {
+            Err(due) => tokio::time::sleep_until(due.into()).await,
+            Ok(hold) => hold.write_unclaimed_release().await,
+        }
     }
 }

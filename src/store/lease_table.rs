@@ -46,6 +46,14 @@ pub(crate) struct HoldName<'a> {
     pub boot: &'a str,
 }
 
+impl HoldName<'_> {
+    /// How the board names this hold once it is given back there (see
+    /// [`WriterBoard::hand_back`](crate::writer_board::WriterBoard::hand_back)).
+    pub(crate) fn board_hash(&self) -> u64 {
+        crate::writer_board::hold_hash(self.key, self.holder_id, self.hold, self.boot)
+    }
+}
+
 /// A request to take a lease: the hold it would be, the holder's label, and for how long.
 pub(crate) struct Claim<'a> {
     pub name: HoldName<'a>,
@@ -54,9 +62,9 @@ pub(crate) struct Claim<'a> {
     pub expires_ms: u64,
 }
 
-/// A crashed holder whose lease may be taken before it expires: named exactly (holder and hold
-/// number), so that only the hold that was judged dead is taken over.
-pub(crate) struct DeadHold<'a> {
+/// A hold that is over before its lease expires (its process crashed, or it was given back on
+/// the board): named exactly (holder and hold number), so that only that hold is taken over.
+pub(crate) struct EndedHold<'a> {
     pub holder_id: &'a str,
     pub hold: u64,
 }
@@ -81,7 +89,7 @@ pub const TAKE: &str = "INSERT INTO liblease_lease
          started = excluded.started,
          pid_namespace = excluded.pid_namespace
      WHERE holder = excluded.holder OR boot IS NOT excluded.boot OR expires_ms <= :now_ms
-        OR (holder = :dead_holder AND hold = :dead_hold)
+        OR (holder = :ended_holder AND hold = :ended_hold)
      RETURNING generation";
 
 /// The statement that gives a lease back (see [`release`]); public, hidden, for the benchmark.
@@ -89,13 +97,13 @@ pub const RELEASE: &str =
     "UPDATE liblease_lease SET expires_ms = 0 WHERE key = ?1 AND holder = ?2 AND hold = ?3";
 
 /// Takes the lease if it is free, expired, of another boot, already this holder's, or held by
-/// `dead` (a holder judged crashed). Returns the generation, or `None` when another holder has
+/// `ended` (a hold judged over). Returns the generation, or `None` when another holder has
 /// it.
 pub(crate) fn take(
     connection: &Connection,
     claim: &Claim,
     identity: &Identity,
-    dead: Option<&DeadHold>,
+    ended: Option<&EndedHold>,
 ) -> rusqlite::Result<Option<u64>> {
     let name = &claim.name;
     connection
@@ -106,7 +114,7 @@ pub(crate) fn take(
                 ":label": claim.label, ":boot": name.boot, ":expires_ms": claim.expires_ms as i64,
                 ":now_ms": claim.now_ms as i64, ":pid": identity.pid, ":started": identity.started as i64,
                 ":pid_namespace": identity.pid_namespace,
-                ":dead_holder": dead.map(|d| d.holder_id), ":dead_hold": dead.map(|d| d.hold as i64),
+                ":ended_holder": ended.map(|e| e.holder_id), ":ended_hold": ended.map(|e| e.hold as i64),
             },
             |row| row.get::<_, i64>(0),
         )

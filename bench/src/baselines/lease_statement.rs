@@ -38,7 +38,7 @@ impl BareLeaseTable {
                     ":key": key, ":holder": "bench-holder", ":hold": self.hold as i64,
                     ":label": "lease-bench", ":boot": "bench-boot", ":expires_ms": now_ms + 6_000,
                     ":now_ms": now_ms, ":pid": std::process::id(), ":started": 0, ":pid_namespace": "",
-                    ":dead_holder": None::<&str>, ":dead_hold": None::<i64>,
+                    ":ended_holder": None::<&str>, ":ended_hold": None::<i64>,
                 },
                 |row| row.get::<_, i64>(0),
             )

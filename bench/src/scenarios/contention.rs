@@ -77,8 +77,9 @@ pub fn run(config: &Config, _plots: &mut Vec<Plot>) -> Section {
          (10 s timeout), hold {} ms, release; the ceiling is one holder at a time, {ceiling:.0} \
          holds/s. CPU: each worker's utime + stime of all its threads (/proc/self/stat, 10 ms \
          ticks) over its loop. liblease at its default options: the waiter whose turn it is (the \
-         one that has waited longest) is woken by the release's commit (inotify on the board's \
-         bell) and looks at least every 250 ms; the others sleep on the board until their turn.",
+         one that has waited longest) is woken by the release, which is said on the board and \
+         rings its bell (inotify), takes the lease over in one commit, and looks at least every \
+         250 ms; the others sleep on the board until their turn.",
         duration.as_secs_f64(),
         HOLD.as_millis()
     ));

@@ -115,8 +115,9 @@ pub fn run(config: &Config, plots: &mut Vec<Plot>) -> Section {
         .liblease(floor.measure(|cpu| *cpu), floor.count(|_| 1)),
     );
 
-    // What a commit costs a process that has just slept as the holder did: the release is one,
-    // by a thread that wakes from a pause; the take is another, by a process that was asleep.
+    // What a commit costs a process that has just slept as the holder did: the take is one, by
+    // a process that was asleep (a release to a waiting process is said on the board, without
+    // one).
     let commits = config.pick(200, 10);
     let db = dir.path().join("floor.db");
     let (cold, warm) = (
@@ -156,8 +157,10 @@ pub fn run(config: &Config, plots: &mut Vec<Plot>) -> Section {
     section.note(format!(
         "the floor: {commits} commits of a one-row UPDATE (BEGIN IMMEDIATE, UPDATE, COMMIT) on a \
          bare rusqlite connection to a WAL file of its own, each after a sleep drawn as the \
-         holder's pause is, then {} back to back. A handover holds two such commits, the release \
-         and the take, each by a process that has just woken.",
+         holder's pause is, then {} back to back. A handover holds one such commit, the take, by \
+         a process that has just woken: a release to a waiting process is said on the board \
+         beside the database (src/writer_board.rs), and the waiter takes the lease over from \
+         that hold.",
         commits * 10
     ));
     section.note(
@@ -177,11 +180,11 @@ pub fn run(config: &Config, plots: &mut Vec<Plot>) -> Section {
     section
 }
 
-/// Times `count` commits of one row update (`BEGIN IMMEDIATE`, `UPDATE`, `COMMIT`, as a release
+/// Times `count` commits of one row update (`BEGIN IMMEDIATE`, `UPDATE`, `COMMIT`, as a take
 /// does) on a bare rusqlite connection to a WAL file of its own, each after a sleep drawn from
 /// `pause` when there is one; in ms. This VM runs a thread that has just woken several times
 /// slower for a while (a syscall as simple as getppid takes 15 µs instead of 0.5): a handover
-/// pays that twice, in the release and in the take.
+/// pays that in the take.
 fn bare_commits(db: &Path, count: usize, pause: Option<RangeInclusive<u64>>) -> Result<Vec<f64>> {
     let connection = rusqlite::Connection::open(db)?;
     connection.pragma_update(None, "journal_mode", "wal")?;
