@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use lease::{Lock, LockOptions, Store};
 use support::child::{run_role, say, Child, PATIENCE};
+use support::eventually;
 
 const KEY: &str = "turns";
 
@@ -91,6 +92,14 @@ fn waiters_in_line_with(path: &Path, count: usize, extra: &[&str]) -> Vec<Child>
             child
         })
         .collect()
+}
+
+/// Lets `waiter`, which is in line, take the lease, give it back and end.
+fn takes_it_and_gives_it_back(waiter: &mut Child) {
+    waiter.expect("HELD");
+    waiter.send("release");
+    waiter.expect("RELEASED");
+    waiter.finish();
 }
 
 /// Waits until one of `children` says `HELD` and returns its index; fails if several did.
@@ -203,10 +212,7 @@ fn a_waiter_stopped_or_killed_while_first_in_line_is_passed_over() {
         }
         guard.release().unwrap();
         // The second waiter takes the lease once the first one's notice is no longer fresh.
-        children[1].expect("HELD");
-        children[1].send("release");
-        children[1].expect("RELEASED");
-        children[1].finish();
+        takes_it_and_gives_it_back(&mut children[1]);
         if signal == libc::SIGSTOP {
             children[0].signal(libc::SIGCONT);
             children[0].expect("HELD");
@@ -234,18 +240,6 @@ fn lease_row(path: &Path) -> (String, u64) {
             Ok((row.get(0)?, row.get::<_, i64>(1)? as u64))
         })
         .unwrap()
-}
-
-/// Polls `done` every 5 ms until it is true or `within` has passed; says whether it came true.
-fn comes_true(within: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + within;
-    while !done() {
-        if std::time::Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    true
 }
 
 #[test]
@@ -292,13 +286,9 @@ fn a_release_handed_to_a_waiter_that_does_not_take_it_is_written_into_the_databa
     guard.release().unwrap();
     // The lease would otherwise stay held in the database for its minute; well before the
     // waiter's notice goes stale (a second), the parent writes the release.
-    let released = comes_true(Duration::from_secs(5), || lease_row(&path) == ("parent".into(), 0));
-    assert!(released, "the lease row still says {:?}", lease_row(&path));
+    eventually("the release written into the database", || lease_row(&path) == ("parent".into(), 0));
     children[0].signal(libc::SIGCONT);
-    children[0].expect("HELD");
-    children[0].send("release");
-    children[0].expect("RELEASED");
-    children[0].finish();
+    takes_it_and_gives_it_back(&mut children[0]);
 }
 
 #[test]
@@ -316,9 +306,6 @@ fn a_suspension_writes_at_once_the_releases_handed_over_on_the_board() {
     // Right after the suspension, before the holder's thread would have written it.
     assert_eq!(lease_row(&path), ("holder".into(), 0), "released in the database by the suspension");
     children[0].signal(libc::SIGCONT);
-    children[0].expect("HELD");
-    children[0].send("release");
-    children[0].expect("RELEASED");
-    children[0].finish();
+    takes_it_and_gives_it_back(&mut children[0]);
     holder.finish();
 }

@@ -2,11 +2,14 @@
 //! other processes are played by other `Holder` values (the real multi-process tests are in
 //! `multiprocess.rs`).
 
+mod support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use lease::{Error, Holder, Lock, LockOptions, ManualClock, Store, StoreOptions};
+use support::eventually;
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -49,15 +52,6 @@ impl World {
 
     fn raw(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.path()).unwrap()
-    }
-}
-
-/// Polls `condition` until it holds, for at most 10 s (a generous bound, not a timing claim).
-fn eventually(what: &str, condition: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
