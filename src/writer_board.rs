@@ -514,12 +514,8 @@ impl WriterBoard {
 /// boot, the same in every process (FNV-1a); never 0, never with [`CLAIMING`]'s bit.
 pub(crate) fn hold_hash(key: &str, holder_id: &str, hold: u64, boot: &str) -> u64 {
     let parts: [&[u8]; 4] = [key.as_bytes(), holder_id.as_bytes(), &hold.to_le_bytes(), boot.as_bytes()];
-    let hash = parts.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, part| {
-        // A separator after each part, so that ("ab", "c") and ("a", "bc") differ.
-        part.iter()
-            .chain(&[0xff])
-            .fold(hash, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3))
-    });
+    // A separator (no UTF-8 byte) after each part, so that ("ab", "c") and ("a", "bc") differ.
+    let hash = parts.iter().fold(FNV_OFFSET, |hash, part| fnv1a(hash, part.iter().chain(&[0xff])));
     (hash & !CLAIMING).max(1)
 }
 
@@ -534,10 +530,15 @@ pub(crate) struct LeaseNotice {
 /// The hash by which lease waiters name their key on the board: the same in every process
 /// (FNV-1a), never 0.
 pub(crate) fn key_hash(key: &str) -> u64 {
-    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    hash.max(1)
+    fnv1a(FNV_OFFSET, key.as_bytes()).max(1)
+}
+
+/// FNV-1a's starting value.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// `hash` continued over `bytes` by FNV-1a: no seed, so every process computes the same.
+fn fnv1a<'a>(hash: u64, bytes: impl IntoIterator<Item = &'a u8>) -> u64 {
+    bytes.into_iter().fold(hash, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 /// A lease notice (whose `since` is `since`) that its waiter stopped refreshing: for

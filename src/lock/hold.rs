@@ -478,20 +478,20 @@ impl Hold {
 async fn write_unclaimed_releases(store: Arc<StoreInner>) {
     let leases = store.file.leases::<LeaseSlots>();
     loop {
-        let next = {
+        // The oldest hand-over, once its grace is over; the list's mutex is not held across a
+        // sleep or a write.
+        let due = {
             let mut handed = leases.handed.locked();
-            match handed.pending.first() {
-                None => {
-                    handed.seen_to = false;
-                    return;
-                }
-                Some((at, _)) if at.elapsed() < HANDED_BACK_GRACE => Err(*at + HANDED_BACK_GRACE),
-                Some(_) => Ok(handed.pending.remove(0).1),
-            }
+            let Some((at, _)) = handed.pending.first() else {
+                handed.seen_to = false;
+                return;
+            };
+            let due = *at + HANDED_BACK_GRACE;
+            (due <= Instant::now()).then(|| handed.pending.remove(0).1).ok_or(due)
         };
-        match next {
-            Err(due) => tokio::time::sleep_until(due.into()).await,
+        match due {
             Ok(hold) => hold.write_unclaimed_release().await,
+            Err(due) => tokio::time::sleep_until(due.into()).await,
         }
     }
 }
