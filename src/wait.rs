@@ -51,6 +51,18 @@ impl ChangeWait {
         }
     }
 
+    /// True when every wake-up comes once the change it tells of is visible to a reader: the
+    /// board's bell or wake word, which liblease writers move after their commit, rather than
+    /// the WAL, which a commit writes before it is visible. A look after such a wake-up finds the
+    /// change, so the waiter need not look again soon in case it came too early.
+    pub(crate) fn wakes_once_visible(&self) -> bool {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Some(native) = &self.native {
+            return native.rung;
+        }
+        self.portable.board.is_some()
+    }
+
     /// A new acquisition begins to wait on these sources (made for an earlier one, perhaps).
     pub(crate) fn begin(&mut self) {
         self.portable.since = Instant::now();
@@ -159,6 +171,8 @@ mod linux {
 
     pub(super) struct Sources {
         wal: Option<OwnedFd>,
+        /// `wal` watches the board's bell alone (see [`watch_wal`]).
+        pub(super) rung: bool,
         holder: Option<(u32, OwnedFd)>,
         /// This waiter's own duplicate of the suspension's eventfd: the asynchronous waits
         /// register their descriptors with one reactor, which takes each descriptor once.
@@ -173,7 +187,8 @@ mod linux {
                 // SAFETY: the kernel just returned this descriptor to us alone.
                 (copy >= 0).then(|| unsafe { OwnedFd::from_raw_fd(copy) })
             });
-            Sources { wal: path.and_then(|path| watch_wal(path, has_board)), holder: None, suspended }
+            let (wal, rung) = path.and_then(|path| watch_wal(path, has_board)).unzip();
+            Sources { wal, rung: rung.unwrap_or(false), holder: None, suspended }
         }
 
         pub(super) fn watch_holder(&mut self, holder: &Identity, me: &Identity, known: &KnownAlive) {
@@ -269,7 +284,9 @@ mod linux {
     /// An inotify descriptor that becomes readable when the bell of the database's board is
     /// rung, and, unless this process maps the board (`has_board`), when `<database>-wal` is
     /// written.
-    fn watch_wal(database: &Path, has_board: bool) -> Option<OwnedFd> {
+    /// An inotify descriptor watching what a commit to `database` writes, and whether that is
+    /// the board's bell alone.
+    fn watch_wal(database: &Path, has_board: bool) -> Option<(OwnedFd, bool)> {
         let mut wal = database.as_os_str().as_bytes().to_vec();
         wal.extend_from_slice(b"-wal");
         let wal = CString::new(wal).ok()?;
@@ -299,7 +316,7 @@ mod linux {
             let directory = CString::new(directory.unwrap_or(Path::new(".")).as_os_str().as_bytes()).ok()?;
             add(&directory, libc::IN_CREATE | libc::IN_MOVED_TO);
         }
-        (wal_watched || bell_watched).then_some(fd)
+        (wal_watched || bell_watched).then_some((fd, rung))
     }
 }
 

@@ -23,8 +23,11 @@ use crate::wait::ChangeWait;
 use crate::wakeups;
 use crate::writer_board::{self, LeaseNotice, WriterBoard, LEASE_REFRESH};
 
-/// The first pause of a waiting acquisition; it doubles up to `max_backoff` while no wake-up
-/// comes, and starts again from here after one.
+/// The first pause of a waiting acquisition whose wake-ups may come before the change is
+/// visible (inotify on the WAL, for a file without a board); it doubles up to `max_backoff`
+/// while no wake-up comes, and starts again from here after one. A waiter whose wake-ups all
+/// come once the change is visible ([`ChangeWait::wakes_once_visible`]) sleeps `max_backoff`
+/// each time instead: there is nothing to look for sooner.
 const FIRST_BACKOFF: Duration = Duration::from_micros(250);
 
 pub(super) enum Step {
@@ -122,6 +125,8 @@ impl Acquisition {
             if let Some(holder) = &held.holder {
                 wait.watch_holder(holder, self.inner.store.inner.holder.identity(), &self.inner.known_alive);
             }
+            let backoff =
+                if wait.wakes_once_visible() { self.inner.options.max_backoff } else { self.backoff };
             if self.notice.is_none() {
                 // In line since the acquisition was asked for; then look again, as above.
                 let since = writer_board::waiting_since_for(self.asked);
@@ -132,7 +137,7 @@ impl Acquisition {
                 }
             }
             // Never sleep past the holder's expiry or the deadline.
-            let at_most = self.backoff.min(held.retry_in).min(self.deadline - now);
+            let at_most = backoff.min(held.retry_in).min(self.deadline - now);
             return Step::Wait(Wait { at_most, behind: self.behind() });
         }
     }
@@ -233,12 +238,15 @@ impl Acquisition {
         self.wait.as_mut().expect("made before the first Step::Wait")
     }
 
-    /// Records how the sleep ended. A wake-up comes with the first write of a commit, which may
-    /// not be visible yet when the waiter looks: so after one the next look comes soon, and
-    /// only quiet sleeps grow longer.
+    /// Records how the sleep ended. A wake-up on the WAL comes with the first write of a commit,
+    /// which may not be visible yet when the waiter looks: so after one the next look comes
+    /// soon, and only quiet sleeps grow longer.
     pub(super) fn waited(&mut self, woken: bool) {
+        let (name, key) = (self.inner.store.inner.name(), &self.inner.key);
         if woken {
-            log!(Debug, "{}: '{}': woken, looking again", self.inner.store.inner.name(), self.inner.key);
+            log!(Debug, "{name}: '{key}': woken, looking again");
+        } else {
+            log!(Debug, "{name}: '{key}': nothing woke the waiter, looking again");
         }
         self.backoff =
             if woken { FIRST_BACKOFF } else { (self.backoff * 2).min(self.inner.options.max_backoff) };
