@@ -283,9 +283,7 @@ mod linux {
 
     /// An inotify descriptor that becomes readable when the bell of the database's board is
     /// rung, and, unless this process maps the board (`has_board`), when `<database>-wal` is
-    /// written.
-    /// An inotify descriptor watching what a commit to `database` writes, and whether that is
-    /// the board's bell alone.
+    /// written; and whether it watches the bell alone.
     fn watch_wal(database: &Path, has_board: bool) -> Option<(OwnedFd, bool)> {
         let mut wal = database.as_os_str().as_bytes().to_vec();
         wal.extend_from_slice(b"-wal");
