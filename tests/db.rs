@@ -541,6 +541,47 @@ fn kept_statements_start_afresh_after_failures_early_stops_schema_changes_and_ma
     assert_eq!(kept, ["Text(\"a\")", "Text(\"b\")", "Text(\"ccc\")", "Text(\"ddd\")"]);
 }
 
+/// A kept statement stays bound to the last run's values, which are the caller's and gone after
+/// it (they are not copied, nor unbound): every run must bind all of its own before it steps.
+#[test]
+fn a_kept_statement_never_runs_with_the_values_of_an_earlier_run() {
+    let fixture = Fixture::new();
+    let db = fixture.db();
+    db.execute("CREATE TABLE pair (a TEXT, b TEXT)", &[]).unwrap();
+    let put = "INSERT INTO pair (a, b) VALUES (?, ?)";
+    let rows = |db: &Database| {
+        let mut rows = Vec::new();
+        db.query("SELECT a, b FROM pair ORDER BY rowid", &[], |row| {
+            rows.push(format!("{:?} {:?}", row[0], row[1]));
+            true
+        })
+        .unwrap();
+        rows
+    };
+    let run = |values: &[&str]| {
+        let owned: Vec<String> = values.iter().map(|value| value.repeat(2)).collect();
+        let values: Vec<Value> = owned.iter().map(|value| Value::Text(value)).collect();
+        db.execute(put, &values)
+    };
+    assert_eq!(run(&["first", "second"]).unwrap(), 1);
+    match run(&["third"]) {
+        Err(Error::InvalidArgument(message)) => assert!(message.contains("2 parameter(s) but 1"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    let mut tx = db.begin().unwrap();
+    match tx.execute(put, &[]) {
+        Err(Error::InvalidArgument(_)) => {}
+        other => panic!("{other:?}"),
+    }
+    tx.commit().unwrap();
+    assert_eq!(run(&["fourth", "fifth"]).unwrap(), 1);
+    assert_eq!(
+        rows(&db),
+        ["Text(\"firstfirst\") Text(\"secondsecond\")", "Text(\"fourthfourth\") Text(\"fifthfifth\")"],
+        "the refused runs wrote nothing"
+    );
+}
+
 /// Dropping a handle closes its connections, statements kept and all: SQLite leaves a connection
 /// open, silently, when it is closed with statements left.
 #[cfg(target_os = "linux")]

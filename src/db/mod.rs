@@ -19,6 +19,7 @@ use inner::{roll_back, DbInner, Reader, WriterConnection};
 use statements::Statements;
 use transaction::Kind;
 pub use transaction::{ChunkOptions, Transaction};
+pub(crate) use value::utf8;
 pub use value::Value;
 
 use crate::changes::{ChangeCallback, Observer};

@@ -73,8 +73,7 @@ pub(crate) unsafe fn str_arg<'a>(text: *const c_char, what: &str) -> Result<&'a 
         return Err(null(what));
     }
     // SAFETY: non-NULL, and NUL-terminated by the caller's promise.
-    unsafe { CStr::from_ptr(text) }
-        .to_str()
+    crate::db::utf8(unsafe { CStr::from_ptr(text) }.to_bytes())
         .map_err(|e| Error::InvalidArgument(format!("{what} is not valid UTF-8 ({e})")))
 }
 

@@ -179,7 +179,7 @@ unsafe fn param_value<'a>(param: &LeaseValue, index: usize) -> Result<Value<'a>>
         LEASE_VALUE_NULL => Value::Null,
         LEASE_VALUE_INTEGER => Value::Integer(param.integer),
         LEASE_VALUE_REAL => Value::Real(param.real),
-        LEASE_VALUE_TEXT => Value::Text(std::str::from_utf8(bytes()?).map_err(|e| {
+        LEASE_VALUE_TEXT => Value::Text(crate::db::utf8(bytes()?).map_err(|e| {
             Error::InvalidArgument(format!("params[{index}] is TEXT but not valid UTF-8 ({e})"))
         })?),
         LEASE_VALUE_BLOB => Value::Blob(bytes()?),
