@@ -1,14 +1,14 @@
-//! Scenario 8: footprint. The size of the stripped shared library; the resident memory that
-//! opening a store, taking a lock, holding it, and writing and reading a row add to a fresh
-//! process; and the threads the
-//! library starts.
+//! Scenario 8: footprint. The size of the stripped shared library, with SQLite bundled and built
+//! for the system's SQLite; the resident memory that opening a store, taking a lock, holding it,
+//! and writing and reading a row add to a fresh process; and the threads the library starts.
 //!
-//! The shared library is built first (`cargo build --release -p liblease --lib`, a no-op when it
-//! is current), since building this benchmark builds liblease only as a Rust library. It is built
-//! into a target directory of its own, `<target>/lease-bench-cdylib`: building the library's
-//! crate types in the shared one rewrites the rlib this benchmark links, so that the next `cargo
-//! run` would rebuild the benchmark. Memory and threads are read from /proc/self in a fresh
-//! worker process at each step.
+//! The shared libraries are built first (`cargo build --release -p liblease --lib`, and the same
+//! with `--no-default-features --features system-sqlite`, no-ops when they are current), since
+//! building this benchmark builds liblease only as a Rust library. Each is built into a target
+//! directory of its own, `<target>/lease-bench-cdylib` and `<target>/lease-bench-cdylib-system`:
+//! building the library's crate types in the shared one rewrites the rlib this benchmark links,
+//! so that the next `cargo run` would rebuild the benchmark. Memory and threads are read from
+//! /proc/self in a fresh worker process at each step.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -31,29 +31,32 @@ pub fn run(config: &Config, _plots: &mut Vec<Plot>) -> Section {
     section.parameter("hold_s", hold.as_secs_f64());
     let Some(dir) = scenario_dir(&mut section, "footprint") else { return section };
 
-    let library = shared_library(dir.path());
-    let (stripped, unstripped) = match &library {
-        Ok(sizes) => (
-            match &sizes.stripped {
-                Ok(bytes) => Measure::Value(*bytes as f64 / 1024.0),
-                Err(why) => Measure::Unavailable(why.clone()),
-            },
-            Measure::Value(sizes.unstripped as f64 / 1024.0),
-        ),
-        Err(why) => (why.clone(), why.clone()),
-    };
+    let libraries =
+        [SqliteBuild::Bundled, SqliteBuild::System].map(|build| (build, shared_library(dir.path(), build)));
     let against = "the predecessor's lock";
     let no_library = Measure::Text("none (Rust only)".into());
-    section.figures.push(
-        Figure::new(against, "liblease.so, stripped", "KiB")
-            .liblease(stripped, None)
-            .baseline(no_library.clone(), None),
-    );
-    section.figures.push(
-        Figure::new(against, "liblease.so, as built (not stripped)", "KiB")
-            .liblease(unstripped, None)
-            .baseline(no_library, None),
-    );
+    for (build, library) in &libraries {
+        let (stripped, unstripped) = match library {
+            Ok(sizes) => (
+                match &sizes.stripped {
+                    Ok(bytes) => Measure::Value(*bytes as f64 / 1024.0),
+                    Err(why) => Measure::Unavailable(why.clone()),
+                },
+                Measure::Value(sizes.unstripped as f64 / 1024.0),
+            ),
+            Err(why) => (why.clone(), why.clone()),
+        };
+        section.figures.push(
+            Figure::new(against, format!("liblease.so{}, stripped", build.label()), "KiB")
+                .liblease(stripped, None)
+                .baseline(no_library.clone(), None),
+        );
+        section.figures.push(
+            Figure::new(against, format!("liblease.so{}, as built (not stripped)", build.label()), "KiB")
+                .liblease(unstripped, None)
+                .baseline(no_library.clone(), None),
+        );
+    }
 
     let side = |kind: LockKind| {
         let db = dir.path().join(format!("{}.db", kind.name()));
@@ -80,8 +83,10 @@ pub fn run(config: &Config, _plots: &mut Vec<Plot>) -> Section {
                 .baseline(predecessor.measure(delta), predecessor.count(|_| 1)),
         );
     }
-    if let Ok(sizes) = &library {
-        section.note(format!("library: {}", sizes.path.display()));
+    for (build, library) in &libraries {
+        if let Ok(sizes) = library {
+            section.note(format!("library{}: {}", build.label(), sizes.path.display()));
+        }
     }
     section.note(
         "memory and threads: VmRSS and RssAnon of /proc/self/status and the entries of /proc/self/task, read by a \
@@ -117,9 +122,29 @@ struct Sizes {
     stripped: std::result::Result<u64, String>,
 }
 
+/// Which SQLite a build of the shared library uses.
+#[derive(Debug, Clone, Copy)]
+enum SqliteBuild {
+    /// Compiled in (the default feature, `bundled`).
+    Bundled,
+    /// The platform's libsqlite3 (`--no-default-features --features system-sqlite`).
+    System,
+}
+
+impl SqliteBuild {
+    /// How a figure names the build: nothing for the default.
+    fn label(self) -> &'static str {
+        match self {
+            SqliteBuild::Bundled => "",
+            SqliteBuild::System => " (system-SQLite build)",
+        }
+    }
+}
+
 /// Builds the shared library if cargo is at hand, then measures it and a stripped copy. The error
-/// is the figure to show instead (unavailable or failed).
-fn shared_library(scratch: &Path) -> std::result::Result<Sizes, Measure> {
+/// is the figure to show instead (unavailable or failed). Each build has a target directory of
+/// its own, so that neither rebuilds the other.
+fn shared_library(scratch: &Path, build: SqliteBuild) -> std::result::Result<Sizes, Measure> {
     let Some(cargo) = std::env::var_os("CARGO") else {
         return Err(Measure::Unavailable("run through cargo, which builds liblease.so first".into()));
     };
@@ -129,7 +154,13 @@ fn shared_library(scratch: &Path) -> std::result::Result<Sizes, Measure> {
     let (Some(profile_dir), Some(target)) = (exe.parent(), exe.parent().and_then(Path::parent)) else {
         return Err(Measure::Failed(format!("{} is not in a target directory", exe.display())));
     };
-    let target = target.join("lease-bench-cdylib");
+    let (target, features): (_, &[&str]) = match build {
+        SqliteBuild::Bundled => (target.join("lease-bench-cdylib"), &[]),
+        SqliteBuild::System => (
+            target.join("lease-bench-cdylib-system"),
+            &["--no-default-features", "--features", "system-sqlite"],
+        ),
+    };
     let path = target.join(profile_dir.file_name().unwrap_or_default()).join(&name);
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("bench/ is in the workspace");
     let profile = if cfg!(debug_assertions) { "dev" } else { "release" };
@@ -137,6 +168,7 @@ fn shared_library(scratch: &Path) -> std::result::Result<Sizes, Measure> {
         .current_dir(workspace)
         .env("CARGO_TARGET_DIR", &target)
         .args(["build", "--quiet", "--profile", profile, "-p", "liblease", "--lib"])
+        .args(features)
         .output()
         .map_err(|e| Measure::Failed(format!("cannot run cargo: {e}")))?;
     if !output.status.success() {
@@ -148,7 +180,7 @@ fn shared_library(scratch: &Path) -> std::result::Result<Sizes, Measure> {
     let unstripped = std::fs::metadata(&path)
         .map_err(|e| Measure::Failed(format!("cargo built no {}: {e}", path.display())))?
         .len();
-    let copy = scratch.join(&name);
+    let copy = scratch.join(format!("{build:?}-{name}"));
     let stripped = match Command::new("strip").arg("-o").arg(&copy).arg(&path).output() {
         Ok(output) if output.status.success() => std::fs::metadata(&copy)
             .map(|m| m.len())
