@@ -565,7 +565,9 @@ fn a_kept_statement_never_runs_with_the_values_of_an_earlier_run() {
     };
     assert_eq!(run(&["first", "second"]).unwrap(), 1);
     match run(&["third"]) {
-        Err(Error::InvalidArgument(message)) => assert!(message.contains("2 parameter(s) but 1"), "{message}"),
+        Err(Error::InvalidArgument(message)) => {
+            assert!(message.contains("2 parameter(s) but 1"), "{message}")
+        }
         other => panic!("{other:?}"),
     }
     let mut tx = db.begin().unwrap();
