@@ -20,7 +20,7 @@ use std::ptr::NonNull;
 
 use rusqlite::{ffi, Connection};
 
-use super::value::Value;
+use super::value::{utf8, Value};
 use crate::changes::ChangeLog;
 use crate::error::{Error, Result};
 
@@ -224,7 +224,7 @@ impl Running {
                         return Err(self.error(ffi::SQLITE_NOMEM));
                     }
                     let text = bytes(text)?;
-                    super::value::utf8(text).map_or(Value::Blob(text), Value::Text)
+                    utf8(text).map_or(Value::Blob(text), Value::Text)
                 }
                 ffi::SQLITE_BLOB => Value::Blob(bytes(ffi::sqlite3_column_blob(raw, index).cast())?),
                 _ => Value::Null,

@@ -9,6 +9,7 @@
 use std::ffi::{c_char, CStr};
 use std::ptr::NonNull;
 
+use crate::db::utf8;
 use crate::{Error, Result};
 
 /// An opaque handle type of the C face.
@@ -73,7 +74,7 @@ pub(crate) unsafe fn str_arg<'a>(text: *const c_char, what: &str) -> Result<&'a 
         return Err(null(what));
     }
     // SAFETY: non-NULL, and NUL-terminated by the caller's promise.
-    crate::db::utf8(unsafe { CStr::from_ptr(text) }.to_bytes())
+    utf8(unsafe { CStr::from_ptr(text) }.to_bytes())
         .map_err(|e| Error::InvalidArgument(format!("{what} is not valid UTF-8 ({e})")))
 }
 

@@ -5,6 +5,7 @@
 use std::ffi::{c_char, c_void};
 
 use super::handle;
+use crate::db::utf8;
 use crate::{Error, Result, Value};
 
 /// A NULL value (LeaseValue.kind).
@@ -179,7 +180,7 @@ unsafe fn param_value<'a>(param: &LeaseValue, index: usize) -> Result<Value<'a>>
         LEASE_VALUE_NULL => Value::Null,
         LEASE_VALUE_INTEGER => Value::Integer(param.integer),
         LEASE_VALUE_REAL => Value::Real(param.real),
-        LEASE_VALUE_TEXT => Value::Text(crate::db::utf8(bytes()?).map_err(|e| {
+        LEASE_VALUE_TEXT => Value::Text(utf8(bytes()?).map_err(|e| {
             Error::InvalidArgument(format!("params[{index}] is TEXT but not valid UTF-8 ({e})"))
         })?),
         LEASE_VALUE_BLOB => Value::Blob(bytes()?),
